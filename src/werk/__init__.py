@@ -1,0 +1,58 @@
+"""werk: the Python toolkit for Faktory.
+
+* :class:`Client` / :class:`AsyncClient`: every command of the Faktory work protocol.
+* :class:`App` and :class:`Worker`: run Python functions as Faktory jobs.
+* ``werk server``: an embedded Faktory-compatible server.
+
+Example::
+
+    import werk
+
+    with werk.Client() as client:          # FAKTORY_URL or tcp://localhost:7419
+        jid = client.push("SendEmail", "ann@example.com")
+"""
+
+from werk._version import __version__
+from werk.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    ConnectError,
+    ConnectionClosedError,
+    EnterpriseOnlyError,
+    FaktoryError,
+    JobNotFoundError,
+    JobValidationError,
+    LineTooLongError,
+    LocalProtocolError,
+    NetworkError,
+    NetworkTimeout,
+    ProtocolError,
+    RemoteProtocolError,
+    ServerError,
+    ShutdownInProgressError,
+    UnknownWorkerError,
+)
+from werk.job import Failure, Job
+
+__all__ = [
+    "AuthenticationError",
+    "ConfigurationError",
+    "ConnectError",
+    "ConnectionClosedError",
+    "EnterpriseOnlyError",
+    "Failure",
+    "FaktoryError",
+    "Job",
+    "JobNotFoundError",
+    "JobValidationError",
+    "LineTooLongError",
+    "LocalProtocolError",
+    "NetworkError",
+    "NetworkTimeout",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "ServerError",
+    "ShutdownInProgressError",
+    "UnknownWorkerError",
+    "__version__",
+]

@@ -1,0 +1,209 @@
+"""Every exception werk raises, under one root.
+
+The tree::
+
+    FaktoryError
+     ├─ ConfigurationError        bad URL, FAKTORY_PROVIDER or option (also a ValueError)
+     ├─ JobValidationError        a job the server would reject (also a ValueError)
+     ├─ ProtocolError
+     │   ├─ LocalProtocolError    we were asked to send something the protocol cannot carry
+     │   └─ RemoteProtocolError   the peer sent bytes that break the protocol
+     │       └─ LineTooLongError  a line or bulk string beyond the configured cap
+     ├─ NetworkError              the connection failed (the OSError is the ``__cause__``)
+     │   ├─ ConnectError          could not connect, or the TLS handshake failed
+     │   ├─ ConnectionClosedError the peer closed the connection mid-conversation
+     │   └─ NetworkTimeout        connecting, reading or writing took too long
+     └─ ServerError               the server answered ``-CODE message``
+         ├─ AuthenticationError   ``-ERR Invalid password``
+         ├─ JobNotFoundError      ``-ERR Job not found <jid>``
+         ├─ UnknownWorkerError    ``-ERR unknown worker <wid>``
+         ├─ EnterpriseOnlyError   the command needs Faktory Enterprise
+         └─ ShutdownInProgressError the server is stopping
+
+Example::
+
+    try:
+        client.push("Resize", 42)
+    except werk.ServerError as exc:
+        print(exc.code, exc.message)      # "ERR", "jobs must have a jobtype parameter"
+    except werk.NetworkError:
+        ...                               # retry later: the next call reconnects
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthenticationError",
+    "ConfigurationError",
+    "ConnectError",
+    "ConnectionClosedError",
+    "EnterpriseOnlyError",
+    "FaktoryError",
+    "JobNotFoundError",
+    "JobValidationError",
+    "LineTooLongError",
+    "LocalProtocolError",
+    "NetworkError",
+    "NetworkTimeout",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "ServerError",
+    "ShutdownInProgressError",
+    "UnknownWorkerError",
+    "server_error",
+]
+
+
+class FaktoryError(Exception):
+    """Root of every exception raised by werk.
+
+    Example::
+
+        try:
+            client.ack(jid)
+        except werk.FaktoryError:
+            log.exception("faktory said no")
+    """
+
+
+class ConfigurationError(FaktoryError, ValueError):
+    """A URL, environment variable or option that werk cannot use.
+
+    Example::
+
+        werk.Client("http://localhost")   # raises ConfigurationError: scheme must be tcp or tcp+tls
+    """
+
+
+class JobValidationError(FaktoryError, ValueError):
+    """A job that the server would reject, caught before it was sent.
+
+    ``field`` names the offending job field and ``message`` says what is wrong.
+
+    Example::
+
+        try:
+            werk.Job("Resize", args=[1], queue="bad queue!")
+        except werk.JobValidationError as exc:
+            assert exc.field == "queue"
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class ProtocolError(FaktoryError):
+    """The conversation broke the Faktory protocol (on either side).
+
+    Example::
+
+        except werk.ProtocolError:
+            ...  # the connection is dropped; the next call opens a new one
+    """
+
+
+class LocalProtocolError(ProtocolError):
+    """werk was asked to send something that the protocol cannot carry.
+
+    For example a FETCH without queues, or a MUTATE filter containing a space.
+    """
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer sent bytes that are not valid Faktory protocol.
+
+    For example a reply that does not start with ``+``, ``-``, ``$`` or ``:``, or a
+    greeting that is not ``+HI {...}``.
+    """
+
+
+class LineTooLongError(RemoteProtocolError):
+    """A line or bulk string exceeded the configured size cap."""
+
+
+class NetworkError(FaktoryError):
+    """The connection to the server failed; the next call reconnects.
+
+    The underlying ``OSError`` (if any) is chained as ``__cause__``.
+    Whether a command sent before the failure took effect is unknown.
+    """
+
+
+class ConnectError(NetworkError):
+    """Could not open a connection (refused, unreachable, DNS, TLS handshake)."""
+
+
+class ConnectionClosedError(NetworkError):
+    """The server closed the connection before answering."""
+
+
+class NetworkTimeout(NetworkError):
+    """Connecting, writing or reading took longer than the configured timeout."""
+
+
+class ServerError(FaktoryError):
+    """The server answered with an error line, ``-CODE message``.
+
+    ``code`` is the first word (``"ERR"`` for generic errors, others such as
+    ``"NOTUNIQUE"`` from Faktory Enterprise) and ``message`` the rest, both exactly
+    as the server sent them.
+
+    Example::
+
+        except werk.ServerError as exc:
+            if exc.code == "NOTUNIQUE":
+                ...
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code} {message}" if message else code)
+        self.code = code
+        self.message = message
+
+
+class AuthenticationError(ServerError):
+    """The server refused the password (``-ERR Invalid password``).
+
+    Check ``FAKTORY_URL`` (``tcp://:PASSWORD@host:7419``) or the ``password`` argument.
+    """
+
+
+class JobNotFoundError(ServerError):
+    """FAIL named a jid that is not reserved (already acknowledged, or its reservation expired)."""
+
+
+class UnknownWorkerError(ServerError):
+    """BEAT named a worker id the server does not know (it was reaped or never said HELLO)."""
+
+
+class EnterpriseOnlyError(ServerError):
+    """The command exists only in Faktory Enterprise (batches, tracking)."""
+
+
+class ShutdownInProgressError(ServerError):
+    """The server is shutting down and closed the connection."""
+
+
+def server_error(code: str, message: str) -> ServerError:
+    """Build the most specific :class:`ServerError` for an error reply.
+
+    Example::
+
+        >>> type(server_error("ERR", "Invalid password")).__name__
+        'AuthenticationError'
+    """
+    cls: type[ServerError] = ServerError
+    if code == "ERR":
+        if message == "Invalid password":
+            cls = AuthenticationError
+        elif message.startswith("Job not found"):
+            cls = JobNotFoundError
+        elif message.lower().startswith("unknown worker"):
+            cls = UnknownWorkerError
+        elif message.endswith("only available in Faktory Enterprise"):
+            cls = EnterpriseOnlyError
+        elif message == "shutdown in progress":
+            cls = ShutdownInProgressError
+    return cls(code, message)

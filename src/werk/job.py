@@ -1,0 +1,284 @@
+"""The job: a typed model of Faktory's job payload, validated as the server would.
+
+Example::
+
+    >>> job = Job("Resize", args=[42, "large"], queue="images", retry=5)
+    >>> job.to_dict()["queue"]
+    'images'
+    >>> Job("Resize", args=[1], queue="bad queue!")
+    Traceback (most recent call last):
+    ...
+    werk.errors.JobValidationError: queue: must match [a-zA-Z0-9._-]+, got 'bad queue!'
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Final
+
+from werk.errors import JobValidationError
+from werk.protocol.timefmt import format_time, parse_time
+
+__all__ = [
+    "DEFAULT_RESERVE_FOR",
+    "DEFAULT_RETRY",
+    "MAX_RESERVE_FOR",
+    "MIN_JID_BYTES",
+    "MIN_RESERVE_FOR",
+    "QUEUE_NAME_RE",
+    "Failure",
+    "Job",
+    "When",
+    "new_jid",
+    "validate_at",
+]
+
+QUEUE_NAME_RE: Final = re.compile(r"\A[a-zA-Z0-9._-]+\Z")
+MIN_JID_BYTES: Final = 8
+MAX_RESERVE_FOR: Final = 86400
+MIN_RESERVE_FOR: Final = 60
+DEFAULT_RESERVE_FOR: Final = 1800
+DEFAULT_RETRY: Final = 25
+
+When = datetime | timedelta | str
+"""What ``at`` accepts: an aware datetime, a delay from now, or an RFC3339 string with a zone."""
+
+_urandom = os.urandom
+_b64 = base64.urlsafe_b64encode
+
+
+def new_jid() -> str:
+    """A new unique job id: 12 random bytes, base64url, 16 characters (as the Go client).
+
+    Example::
+
+        >>> len(new_jid())
+        16
+    """
+    return _b64(_urandom(12)).decode("ascii")
+
+
+def validate_at(at: When | None) -> str | None:
+    """Normalise ``at`` to the RFC3339 string the server parses, or raise JobValidationError.
+
+    A naive datetime is taken as local time (Python's convention); a timedelta counts from now.
+    """
+    if at is None or at == "":
+        return None
+    if isinstance(at, timedelta):
+        return format_time(datetime.now(timezone.utc) + at)
+    if isinstance(at, datetime):
+        return format_time(at.astimezone(timezone.utc))
+    if isinstance(at, str):
+        try:
+            parse_time(at)
+        except ValueError:
+            raise JobValidationError(
+                "at", f"must be an RFC3339 timestamp with a zone (Z or +HH:MM), got {at!r}"
+            ) from None
+        return at
+    raise JobValidationError("at", f"must be a datetime, timedelta or str, got {type(at).__name__}")
+
+
+def _check_int(name: str, value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise JobValidationError(name, f"must be an int, got {type(value).__name__}")
+    return value
+
+
+def _check_json(name: str, value: object, depth: int = 0) -> None:
+    # The server re-encodes with Go's JSON: only JSON-native values survive the trip.
+    if value is None or isinstance(value, (str, bool, int)):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise JobValidationError(name, f"JSON cannot carry {value!r}")
+        return
+    if depth > 64:
+        raise JobValidationError(name, "nested too deeply")
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            _check_json(name, item, depth + 1)
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise JobValidationError(name, f"object keys must be strings, got {key!r}")
+            _check_json(name, item, depth + 1)
+        return
+    raise JobValidationError(name, f"{type(value).__name__} is not JSON-serialisable: {value!r}")
+
+
+@dataclass(frozen=True)
+class Failure:
+    """The server's record of a job's failures (read-only).
+
+    ``retry_count`` is 0 after the first failure; ``remaining`` is the retries left;
+    ``failed_at`` is the *first* failure; ``next_at`` the scheduled retry.
+    """
+
+    retry_count: int = 0
+    remaining: int = 0
+    failed_at: str | None = None
+    next_at: str | None = None
+    message: str | None = None
+    errtype: str | None = None
+    backtrace: tuple[str, ...] = field(default_factory=tuple)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Failure:
+        """Build from the ``failure`` object of a job payload."""
+        return cls(
+            retry_count=int(data.get("retry_count") or 0),
+            remaining=int(data.get("remaining") or 0),
+            failed_at=data.get("failed_at"),
+            next_at=data.get("next_at"),
+            message=data.get("message"),
+            errtype=data.get("errtype"),
+            backtrace=tuple(data.get("backtrace") or ()),
+        )
+
+
+class Job:
+    """One unit of work: a ``jobtype`` with JSON ``args``, and how the server should treat it.
+
+    ``retry=None`` leaves the retry count to the server default (25); ``0`` discards the job
+    on failure; a negative count sends it straight to the dead set. ``at`` schedules it (an
+    aware datetime, a timedelta from now, or an RFC3339 string). ``created_at``,
+    ``enqueued_at`` and ``failure`` are set by the server and read-only here.
+
+    Validation follows the server's own rules and raises
+    :class:`~werk.errors.JobValidationError` naming the field.
+
+    Example::
+
+        job = Job("SendEmail", args=["ann@example.com"], queue="mail", at=timedelta(minutes=5))
+        client.push(job)
+    """
+
+    __slots__ = (
+        "args",
+        "at",
+        "backtrace",
+        "created_at",
+        "custom",
+        "enqueued_at",
+        "failure",
+        "jid",
+        "jobtype",
+        "queue",
+        "reserve_for",
+        "retry",
+    )
+
+    def __init__(
+        self,
+        jobtype: str,
+        args: Sequence[Any] = (),
+        *,
+        jid: str | None = None,
+        queue: str = "default",
+        retry: int | None = None,
+        reserve_for: int | None = None,
+        at: When | None = None,
+        backtrace: int | None = None,
+        custom: Mapping[str, Any] | None = None,
+    ) -> None:
+        if not isinstance(jobtype, str) or not jobtype:
+            raise JobValidationError("jobtype", "must be a non-empty string")
+        if jid is None:
+            jid = new_jid()
+        elif not isinstance(jid, str) or len(jid.encode("utf-8")) < MIN_JID_BYTES:
+            raise JobValidationError("jid", f"must be a string of at least {MIN_JID_BYTES} bytes")
+        if not isinstance(args, (list, tuple)):
+            raise JobValidationError("args", f"must be a list or tuple, got {type(args).__name__}")
+        _check_json("args", args)
+        if not isinstance(queue, str) or QUEUE_NAME_RE.match(queue) is None:
+            raise JobValidationError("queue", f"must match [a-zA-Z0-9._-]+, got {queue!r}")
+        if retry is not None:
+            _check_int("retry", retry)
+        if reserve_for is not None and _check_int("reserve_for", reserve_for) > MAX_RESERVE_FOR:
+            raise JobValidationError(
+                "reserve_for", f"cannot be more than one day ({MAX_RESERVE_FOR} s)"
+            )
+        if backtrace is not None:
+            _check_int("backtrace", backtrace)
+        if custom is not None:
+            if not isinstance(custom, Mapping):
+                raise JobValidationError("custom", "must be a mapping")
+            custom = dict(custom)
+            _check_json("custom", custom)
+        self.jid = jid
+        self.jobtype = jobtype
+        self.args = list(args)
+        self.queue = queue
+        self.retry = retry
+        self.reserve_for = reserve_for
+        self.at = validate_at(at)
+        self.backtrace = backtrace
+        self.custom = custom
+        self.created_at: str | None = None
+        self.enqueued_at: str | None = None
+        self.failure: Failure | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Job:
+        """A job as the server sent it (FETCH, sets). Not re-validated: the server accepted it.
+
+        Example::
+
+            job = Job.from_dict(json.loads(payload))
+        """
+        job = cls.__new__(cls)
+        job.jid = data["jid"]
+        job.jobtype = data["jobtype"]
+        job.args = data.get("args") or []
+        job.queue = data.get("queue") or "default"
+        job.retry = data.get("retry")
+        job.reserve_for = data.get("reserve_for")
+        job.at = data.get("at")
+        job.backtrace = data.get("backtrace")
+        job.custom = data.get("custom")
+        job.created_at = data.get("created_at")
+        job.enqueued_at = data.get("enqueued_at")
+        failure = data.get("failure")
+        job.failure = Failure.from_dict(failure) if failure else None
+        return job
+
+    def to_dict(self) -> dict[str, Any]:
+        """The payload to send: ``jid``, ``jobtype`` and ``args`` always; the rest when set."""
+        d: dict[str, Any] = {"jid": self.jid, "jobtype": self.jobtype, "args": self.args}
+        if self.queue != "default":
+            d["queue"] = self.queue
+        if self.retry is not None:
+            d["retry"] = self.retry
+        if self.reserve_for is not None:
+            d["reserve_for"] = self.reserve_for
+        if self.at:
+            d["at"] = self.at
+        if self.backtrace is not None:
+            d["backtrace"] = self.backtrace
+        if self.custom:
+            d["custom"] = self.custom
+        if self.created_at:
+            d["created_at"] = self.created_at
+        return d
+
+    @property
+    def retry_count(self) -> int:
+        """How many times this job has failed before (0 on its first run)."""
+        return 0 if self.failure is None else self.failure.retry_count + 1
+
+    def __repr__(self) -> str:
+        return f"Job(jobtype={self.jobtype!r}, jid={self.jid!r}, queue={self.queue!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Job) and other.to_dict() == self.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]

@@ -1,0 +1,174 @@
+"""Client commands as bytes (client role): one line each, compact JSON, CRLF.
+
+Each function returns the complete line, ready to write. They check what the protocol
+cannot carry (a FETCH without queues, a queue name with a space, a MUTATE whose JSON
+contains a space) and raise :class:`~werk.errors.LocalProtocolError` instead of sending
+something the server would misread.
+
+Example::
+
+    >>> ack("f0e1d2c3b4a5")
+    b'ACK {"jid":"f0e1d2c3b4a5"}\\r\\n'
+    >>> fetch(["critical", "default"])
+    b'FETCH critical default\\r\\n'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from werk.errors import LocalProtocolError
+from werk.protocol.jsonc import dumps
+
+__all__ = [
+    "ack",
+    "batch_commit",
+    "batch_new",
+    "batch_open",
+    "batch_status",
+    "beat",
+    "end",
+    "fail",
+    "fetch",
+    "flush",
+    "hello",
+    "info",
+    "mutate",
+    "push",
+    "pushb",
+    "queue",
+    "track_get",
+    "track_set",
+]
+
+_CRLF = b"\r\n"
+_INFO = b"INFO\r\n"
+_FLUSH = b"FLUSH\r\n"
+_END = b"END\r\n"
+
+
+def _token(name: str, what: str) -> bytes:
+    # A token is a single space-separated word on the line: no whitespace, not empty.
+    if not name or any(c.isspace() for c in name):
+        raise LocalProtocolError(f"{what} must be a non-empty word without whitespace: {name!r}")
+    return name.encode("utf-8")
+
+
+def _json_line(verb: bytes, obj: Any) -> bytes:
+    return verb + dumps(obj) + _CRLF
+
+
+def hello(payload: Mapping[str, Any]) -> bytes:
+    """``HELLO {...}``."""
+    return _json_line(b"HELLO ", payload)
+
+
+def push(job: Mapping[str, Any]) -> bytes:
+    """``PUSH {job}``."""
+    return b"PUSH " + dumps(job) + _CRLF
+
+
+def pushb(jobs: Sequence[Mapping[str, Any]]) -> bytes:
+    """``PUSHB [job, ...]``."""
+    return _json_line(b"PUSHB ", list(jobs))
+
+
+def fetch(queues: Iterable[str]) -> bytes:
+    """``FETCH q1 q2 ...`` in priority order; at least one queue."""
+    names = [_token(q, "queue name") for q in queues]
+    if not names:
+        raise LocalProtocolError("FETCH needs at least one queue name")
+    return b"FETCH " + b" ".join(names) + _CRLF
+
+
+def ack(jid: str) -> bytes:
+    """``ACK {"jid":...}``."""
+    return _json_line(b"ACK ", {"jid": jid})
+
+
+def fail(
+    jid: str,
+    errtype: str,
+    message: str,
+    backtrace: Sequence[str] | None = None,
+) -> bytes:
+    """``FAIL {"jid","errtype","message","backtrace"}`` (backtrace omitted when empty)."""
+    payload: dict[str, Any] = {"jid": jid, "errtype": errtype, "message": message}
+    if backtrace:
+        payload["backtrace"] = list(backtrace)
+    return _json_line(b"FAIL ", payload)
+
+
+def beat(wid: str, current_state: str | None = None, rss_kb: int | None = None) -> bytes:
+    """``BEAT {"wid":...,"current_state":...,"rss_kb":...}``."""
+    payload: dict[str, Any] = {"wid": wid}
+    if current_state:
+        payload["current_state"] = current_state
+    if rss_kb is not None:
+        payload["rss_kb"] = rss_kb
+    return _json_line(b"BEAT ", payload)
+
+
+def info() -> bytes:
+    """``INFO``."""
+    return _INFO
+
+
+def flush() -> bytes:
+    """``FLUSH``."""
+    return _FLUSH
+
+
+def end() -> bytes:
+    """``END`` (the server closes without a reply)."""
+    return _END
+
+
+def mutate(operation: Mapping[str, Any]) -> bytes:
+    """``MUTATE {...}``; the server splits the line on spaces, so none may appear in the JSON."""
+    body = dumps(operation)
+    if b" " in body:
+        raise LocalProtocolError(
+            "MUTATE cannot carry a space anywhere in its JSON (the server splits the line on "
+            "spaces); use ? or [ ] in the glob instead of a space"
+        )
+    return b"MUTATE " + body + _CRLF
+
+
+def queue(sub: str, names: Sequence[str]) -> bytes:
+    """``QUEUE PAUSE|RESUME|REMOVE|LATENCY name ...`` (``*`` allowed where the server allows it)."""
+    tokens = [_token(n, "queue name") for n in names]
+    if not tokens:
+        raise LocalProtocolError(f"QUEUE {sub} needs at least one queue name")
+    return b"QUEUE " + _token(sub.upper(), "subcommand") + b" " + b" ".join(tokens) + _CRLF
+
+
+def batch_new(batch: Mapping[str, Any]) -> bytes:
+    """``BATCH NEW {...}`` (Faktory Enterprise)."""
+    return _json_line(b"BATCH NEW ", batch)
+
+
+def batch_open(bid: str) -> bytes:
+    """``BATCH OPEN <bid>`` (Faktory Enterprise)."""
+    return b"BATCH OPEN " + _token(bid, "batch id") + _CRLF
+
+
+def batch_commit(bid: str) -> bytes:
+    """``BATCH COMMIT <bid>`` (Faktory Enterprise)."""
+    return b"BATCH COMMIT " + _token(bid, "batch id") + _CRLF
+
+
+def batch_status(bid: str) -> bytes:
+    """``BATCH STATUS <bid>`` (Faktory Enterprise)."""
+    return b"BATCH STATUS " + _token(bid, "batch id") + _CRLF
+
+
+def track_get(jid: str) -> bytes:
+    """``TRACK GET <jid>`` (Faktory Enterprise)."""
+    return b"TRACK GET " + _token(jid, "jid") + _CRLF
+
+
+def track_set(payload: Mapping[str, Any]) -> bytes:
+    """``TRACK SET {...}`` (Faktory Enterprise)."""
+    return _json_line(b"TRACK SET ", payload)
