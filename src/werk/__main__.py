@@ -1,0 +1,3 @@
+from werk.cli import main
+
+raise SystemExit(main())
