@@ -1,0 +1,290 @@
+"""The asyncio executor: every slot is a task with its own connection on one event loop.
+
+Async handlers are awaited right in their slot's task; sync handlers go to a thread pool of
+``concurrency`` threads (with the job's context). As in the thread executor, a job's ACK
+(or FAIL) is written in the same packet as the slot's next FETCH. The loop runs on a
+thread of its own, so the worker's main thread stays free for signals and the shutdown
+deadline; a handler that blocks the loop still cannot stop the heartbeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import logging
+import ssl
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from werk.errors import (
+    ConnectError,
+    ConnectionClosedError,
+    NetworkTimeout,
+    ProtocolError,
+    ServerError,
+    ShutdownInProgressError,
+)
+from werk.protocol import commands
+from werk.protocol.resp import NEED_DATA, ErrorReply, Reply, ReplyReader
+from werk.worker.backoff import Backoff
+from werk.worker.connection import (
+    Identity,
+    ServerSettings,
+    fetched_job,
+    hello_line,
+    is_network_error,
+)
+from werk.worker.threads import report_error
+
+if TYPE_CHECKING:
+    from werk.worker.app import JobFunction
+    from werk.worker.runner import InFlight
+    from werk.worker.worker import Worker
+
+__all__ = ["AsyncConnection", "AsyncSlots"]
+
+log = logging.getLogger("werk.worker")
+
+
+class AsyncConnection:
+    """The asyncio twin of :class:`~werk.worker.connection.Connection` (same protocol core)."""
+
+    def __init__(self, settings: ServerSettings, identity: Identity | None) -> None:
+        self.settings = settings
+        self.identity = identity
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._replies = ReplyReader()
+
+    async def connect(self) -> None:
+        """Dial, read ``HI``, say ``HELLO`` (no-op when connected)."""
+        if self._writer is not None:
+            return
+        s = self.settings
+        ctx: ssl.SSLContext | None = None
+        if s.tls:
+            ctx = s.ssl_context or ssl.create_default_context()
+        try:
+            self._reader, self._writer = await asyncio.wait_for(
+                asyncio.open_connection(
+                    s.host,
+                    s.port,
+                    ssl=ctx,
+                    server_hostname=(s.server_hostname or s.host) if ctx else None,
+                ),
+                s.connect_timeout,
+            )
+        except (OSError, asyncio.TimeoutError, ssl.SSLError) as exc:
+            raise ConnectError(f"cannot connect to {s.display}: {exc}") from exc
+        self._replies = ReplyReader()
+        try:
+            await self._send(hello_line(s, self.identity, await self._read()))
+            self._check(await self._read())
+        except BaseException:
+            self.close(end=False)
+            raise
+
+    def close(self, *, end: bool = True) -> None:
+        """Say ``END`` (best effort) and close."""
+        writer, self._writer = self._writer, None
+        self._reader = None
+        if writer is None:
+            return
+        try:
+            if end:
+                writer.write(commands.end())
+            writer.close()
+        except (OSError, RuntimeError):
+            pass
+
+    async def _send(self, data: bytes) -> None:
+        writer = self._writer
+        if writer is None:
+            raise ConnectionClosedError("not connected")
+        try:
+            writer.write(data)
+            if writer.transport.get_write_buffer_size() > 65536:
+                await asyncio.wait_for(writer.drain(), self.settings.timeout)
+        except (OSError, asyncio.TimeoutError) as exc:
+            self.close(end=False)
+            raise ConnectionClosedError(f"write failed: {exc}") from exc
+
+    async def _read(self) -> Reply:
+        replies = self._replies
+        try:
+            reply = replies.next_reply()
+            while reply is NEED_DATA:
+                reader = self._reader
+                if reader is None:
+                    raise ConnectionClosedError("not connected")
+                try:
+                    data = await asyncio.wait_for(reader.read(65536), self.settings.timeout)
+                except asyncio.TimeoutError as exc:
+                    raise NetworkTimeout("timed out waiting for the server") from exc
+                except OSError as exc:
+                    raise ConnectionClosedError(f"read failed: {exc}") from exc
+                if not data:
+                    raise ConnectionClosedError("the server closed the connection")
+                replies.feed(data)
+                reply = replies.next_reply()
+        except (ConnectionClosedError, NetworkTimeout, ProtocolError):
+            self.close(end=False)
+            raise
+        return reply  # type: ignore[return-value]
+
+    def _check(self, reply: Reply) -> Reply:
+        if isinstance(reply, ErrorReply):
+            exc = reply.to_exception()
+            if isinstance(exc, ShutdownInProgressError):
+                self.close(end=False)
+                raise ConnectionClosedError(f"server is shutting down: {exc}") from exc
+            raise exc
+        return reply
+
+    async def report_and_fetch(
+        self, report: bytes | None, fetch: bytes | None
+    ) -> tuple[ServerError | None, dict[str, Any] | None]:
+        """ACK/FAIL and the next FETCH in one write; see the sync ``Connection``."""
+        await self.connect()
+        if report is None and fetch is None:
+            return None, None
+        await self._send(report + fetch if report and fetch else (report or fetch))  # type: ignore[arg-type]
+        error: ServerError | None = None
+        if report is not None:
+            try:
+                self._check(await self._read())
+            except ServerError as exc:
+                error = exc
+        job = None
+        if fetch is not None:
+            try:
+                job = fetched_job(self._check(await self._read()))
+            except ProtocolError:
+                self.close(end=False)
+                raise
+        return error, job
+
+
+class AsyncSlots:
+    """``concurrency`` slot tasks on an event loop running in its own thread."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.loop = asyncio.new_event_loop()
+        self.pool = ThreadPoolExecutor(worker.concurrency, thread_name_prefix="werk-sync")
+        self.conns: list[AsyncConnection] = []
+        self._thread: threading.Thread | None = None
+        self._hard_stop: asyncio.Event | None = None
+
+    def start(self) -> None:
+        """Start the loop thread and the slot tasks."""
+        self._thread = threading.Thread(target=self._run, name="werk-asyncio", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_until_complete(self._main())
+        except RuntimeError:
+            pass  # stopped at the shutdown deadline with a handler still running
+        finally:
+            self.worker.slots_exited()
+
+    async def _main(self) -> None:
+        self._hard_stop = asyncio.Event()
+        w = self.worker
+        # Bridge the worker's threading event into the loop.
+        loop = self.loop
+        threading.Thread(
+            target=lambda: (w.hard_stop.wait(), loop.call_soon_threadsafe(self._hard_stop_set)),
+            name="werk-asyncio-stop",
+            daemon=True,
+        ).start()
+        tasks = [asyncio.create_task(self._slot(i)) for i in range(w.concurrency)]
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _hard_stop_set(self) -> None:
+        if self._hard_stop is not None:
+            self._hard_stop.set()
+
+    async def _pause(self, delay: float) -> None:
+        assert self._hard_stop is not None
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._hard_stop.wait(), delay)
+
+    async def _invoke(self, flight: InFlight, fn: JobFunction[Any, Any]) -> BaseException | None:
+        try:
+            if fn.is_async:
+                await fn.func(*flight.job.args)
+            else:
+                ctx = contextvars.copy_context()
+                await self.loop.run_in_executor(self.pool, ctx.run, fn.func, *flight.job.args)
+        except BaseException as exc:
+            return exc
+        return None
+
+    async def _slot(self, index: int) -> None:
+        w = self.worker
+        runner = w.runner
+        selector = w.selector
+        conn = AsyncConnection(w.settings, w.identity)
+        self.conns.append(conn)
+        backoff = Backoff()
+        report: bytes | None = None
+        retried = False
+        try:
+            while True:
+                fetch = selector.next_line() if w.fetching else None
+                if report is None and fetch is None:
+                    break
+                if w.hard_stop.is_set():
+                    if report is not None:
+                        w.lost_report(report)
+                    break
+                try:
+                    error, payload = await conn.report_and_fetch(report, fetch)
+                except Exception as exc:
+                    if is_network_error(exc):
+                        w.outage.failed(exc)
+                    elif isinstance(exc, ServerError):
+                        log.error("FETCH refused: %s", exc)
+                    else:
+                        log.exception("unexpected error in fetch slot %d", index)
+                    retried = report is not None
+                    await self._pause(backoff.next_delay())
+                    continue
+                if w.outage.active:
+                    w.outage.recovered()
+                backoff.attempts = 0
+                if error is not None and report is not None:
+                    report_error(error, report, retried)
+                report = None
+                retried = False
+                if payload is None:
+                    continue
+                if w.hard_stop.is_set():
+                    try:
+                        await conn.report_and_fetch(runner.refuse(payload), None)
+                    except Exception as exc:
+                        log.warning("could not give back a job at shutdown: %s", exc)
+                    break
+                flight, fn = runner.begin(payload)
+                err = runner.unknown(flight.job) if fn is None else await self._invoke(flight, fn)
+                report = runner.finish(flight, err)
+        finally:
+            conn.close()
+
+    def stop_jobs(self) -> None:
+        """At the deadline: cancel nothing (the jobs were FAILed); slots exit on hard stop."""
+
+    def close(self) -> None:
+        """Stop the loop's leftovers and the sync thread pool."""
+        if self._thread is not None:
+            self._thread.join(1.0)
+        if self.loop.is_running():
+            for conn in self.conns:
+                self.loop.call_soon_threadsafe(conn.close)
+            self.loop.call_soon_threadsafe(self.loop.stop)
+        self.pool.shutdown(wait=False, cancel_futures=True)

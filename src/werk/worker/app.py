@@ -1,0 +1,385 @@
+"""Declaring jobs: an :class:`App` is the registry of job types and the way to push them.
+
+There is no module-level state: an app object holds the job functions, the middleware and
+the server URL used for pushing, and a :class:`~werk.Worker` is given the app to run.
+
+Example::
+
+    import werk
+
+    app = werk.App()                       # pushes go to FAKTORY_URL (or localhost:7419)
+
+    @app.job(queue="images", retry=5)
+    def resize(image_id: int, size: str = "large") -> None:
+        ...
+
+    resize.push(42, "small")               # type-checked against resize's signature
+    resize.push_in(60, 42)                 # in a minute
+    resize.with_options(queue="urgent").push(42)
+    resize(42)                             # a plain local call, no server involved
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import threading
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
+
+from werk.errors import ConfigurationError
+from werk.job import Job, When
+from werk.protocol.jsonc import dumps, loads
+from werk.worker.middleware import Hooks, Middleware
+
+if TYPE_CHECKING:
+    from werk.client import Client
+
+__all__ = ["App", "JobFunction", "JobOptions"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+DEFAULT_BACKTRACE = 30
+
+
+Q = ParamSpec("Q")
+T = TypeVar("T")
+
+
+class JobDecorator(Protocol):
+    """What ``@app.job(...)`` with options returns: a decorator keeping the signature."""
+
+    def __call__(self, func: Callable[Q, T], /) -> JobFunction[Q, T]: ...
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """How jobs of one type are pushed (see :meth:`App.job`)."""
+
+    jobtype: str
+    queue: str = "default"
+    retry: int | None = None
+    reserve_for: int | None = None
+    backtrace: int | None = None
+    custom: Mapping[str, Any] | None = None
+
+
+class JobFunction(Generic[P, R]):
+    """A function registered as a job type; call it locally or push it to Faktory.
+
+    Arguments are checked against the function's signature when pushing (and by the type
+    checker, through ``ParamSpec``); keyword arguments are turned into positions, since a
+    Faktory job carries a JSON array. Keyword-only parameters cannot be pushed.
+
+    Example::
+
+        @app.job
+        async def notify(user_id: int, text: str) -> None: ...
+
+        jid = notify.push(7, text="hi")          # args [7, "hi"]
+        notify.push_at(datetime(2030, 1, 1, tzinfo=timezone.utc), 7, "happy new year")
+    """
+
+    def __init__(self, app: App, func: Callable[P, R], options: JobOptions) -> None:
+        self.app = app
+        self.func = func
+        self.options = options
+        self.is_async = inspect.iscoroutinefunction(func)
+        self._signature: inspect.Signature | None = None
+        self.__doc__ = func.__doc__
+        self.__name__ = getattr(func, "__name__", options.jobtype)
+        self.__qualname__ = getattr(func, "__qualname__", self.__name__)
+        self.__module__ = getattr(func, "__module__", __name__)
+        self.__wrapped__ = func
+
+    @property
+    def jobtype(self) -> str:
+        """The job type name sent to Faktory."""
+        return self.options.jobtype
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run the function here and now (no server, no JSON)."""
+        return self.func(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<JobFunction {self.jobtype} queue={self.options.queue!r}>"
+
+    def _positional(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
+        if not kwargs:
+            return list(args)
+        if self._signature is None:
+            self._signature = inspect.signature(self.func)
+        bound = self._signature.bind(*args, **kwargs)
+        if bound.kwargs:
+            raise TypeError(
+                f"{self.jobtype}: keyword-only arguments cannot be sent to Faktory "
+                f"(got {sorted(bound.kwargs)})"
+            )
+        return list(bound.args)
+
+    def to_job(self, *args: P.args, **kwargs: P.kwargs) -> Job:
+        """The :class:`~werk.Job` that :meth:`push` would send (validated, not sent)."""
+        return self._job(None, args, kwargs)
+
+    def _job(self, at: When | None, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Job:
+        o = self.options
+        return Job(
+            o.jobtype,
+            self._positional(args, kwargs),
+            queue=o.queue,
+            retry=o.retry,
+            reserve_for=o.reserve_for,
+            backtrace=o.backtrace,
+            custom=o.custom,
+            at=at,
+        )
+
+    def push(self, *args: P.args, **kwargs: P.kwargs) -> str:
+        """Enqueue the job now; returns its jid."""
+        return self.app.push_job(self._job(None, args, kwargs))
+
+    def push_at(self, when: When, /, *args: P.args, **kwargs: P.kwargs) -> str:
+        """Enqueue the job to run at ``when`` (aware datetime, timedelta or RFC3339 string)."""
+        return self.app.push_job(self._job(when, args, kwargs))
+
+    def push_in(self, delay: float | timedelta, /, *args: P.args, **kwargs: P.kwargs) -> str:
+        """Enqueue the job to run after ``delay`` (seconds or a timedelta)."""
+        if not isinstance(delay, timedelta):
+            delay = timedelta(seconds=delay)
+        return self.app.push_job(self._job(delay, args, kwargs))
+
+    def with_options(
+        self,
+        *,
+        queue: str | None = None,
+        retry: int | None = None,
+        reserve_for: int | None = None,
+        backtrace: int | None = None,
+        custom: Mapping[str, Any] | None = None,
+    ) -> JobFunction[P, R]:
+        """A copy with other push options (the registered job type is unchanged).
+
+        Example::
+
+            resize.with_options(queue="urgent", retry=0).push(42)
+        """
+        changes: dict[str, Any] = {
+            k: v
+            for k, v in {
+                "queue": queue,
+                "retry": retry,
+                "reserve_for": reserve_for,
+                "backtrace": backtrace,
+                "custom": custom,
+            }.items()
+            if v is not None
+        }
+        return JobFunction(self.app, self.func, replace(self.options, **changes))
+
+
+class App:
+    """The registry of job types of an application, and its producer configuration.
+
+    ``url`` (default: ``FAKTORY_PROVIDER`` / ``FAKTORY_URL`` / ``tcp://localhost:7419``) and
+    ``password`` are used by pushes (``fn.push(...)``) made through this app. ``middleware``
+    wraps both pushes and job runs. With ``eager=True`` (for tests) a push runs the job at
+    once in the calling thread, after a JSON round trip exactly as in production, and
+    exceptions propagate to the caller.
+
+    Example::
+
+        app = werk.App(middleware=[Timing()])
+
+        @app.job(retry=3)
+        def charge(order_id: str) -> None: ...
+
+        def test_charge() -> None:
+            test_app = werk.App(eager=True)
+            ...
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        password: str | None = None,
+        middleware: Iterable[Middleware] = (),
+        eager: bool = False,
+        default_backtrace: int = DEFAULT_BACKTRACE,
+    ) -> None:
+        self.url = url
+        self.password = password
+        self.eager = eager
+        self.default_backtrace = default_backtrace
+        self.hooks = Hooks(middleware)
+        self.jobs: dict[str, JobFunction[Any, Any]] = {}
+        self._local = threading.local()
+        self._clients: list[Client] = []
+        self._lock = threading.Lock()
+
+    # -- registry ---------------------------------------------------------------------------
+
+    @overload
+    def job(self, func: Callable[P, R], /) -> JobFunction[P, R]: ...
+
+    @overload
+    def job(
+        self,
+        /,
+        *,
+        jobtype: str | None = None,
+        queue: str = "default",
+        retry: int | None = None,
+        reserve_for: int | None = None,
+        backtrace: int | None = None,
+        custom: Mapping[str, Any] | None = None,
+    ) -> JobDecorator: ...
+
+    def job(
+        self,
+        func: Callable[..., Any] | None = None,
+        /,
+        *,
+        jobtype: str | None = None,
+        queue: str = "default",
+        retry: int | None = None,
+        reserve_for: int | None = None,
+        backtrace: int | None = None,
+        custom: Mapping[str, Any] | None = None,
+    ) -> JobFunction[Any, Any] | JobDecorator:
+        """Register a sync or async function as a job type (decorator, with or without options).
+
+        ``jobtype`` defaults to the function's name. The options are validated now, as
+        :class:`~werk.Job` would, so a bad queue name fails at import time.
+
+        Example::
+
+            @app.job
+            def send_email(to: str) -> None: ...
+
+            @app.job(jobtype="Resize", queue="images", retry=5, backtrace=10)
+            async def resize(image_id: int) -> None: ...
+        """
+
+        def register(f: Callable[Q, T], /) -> JobFunction[Q, T]:
+            options = JobOptions(
+                jobtype=jobtype or f.__name__,
+                queue=queue,
+                retry=retry,
+                reserve_for=reserve_for,
+                backtrace=backtrace,
+                custom=dict(custom) if custom else None,
+            )
+            # Fail at import time rather than at the first push.
+            Job(
+                options.jobtype,
+                queue=queue,
+                retry=retry,
+                reserve_for=reserve_for,
+                backtrace=backtrace,
+                custom=options.custom,
+            )
+            return self.register(JobFunction(self, f, options))
+
+        if func is not None:
+            return register(func)
+        return register
+
+    def register(self, fn: JobFunction[P, R]) -> JobFunction[P, R]:
+        """Add a :class:`JobFunction` under its job type (rarely needed; see :meth:`job`)."""
+        if fn.jobtype in self.jobs and self.jobs[fn.jobtype].func is not fn.func:
+            raise ConfigurationError(f"job type {fn.jobtype!r} is already registered")
+        self.jobs[fn.jobtype] = fn
+        return fn
+
+    def lookup(self, jobtype: str) -> JobFunction[Any, Any] | None:
+        """The job function registered for ``jobtype``, or ``None``."""
+        return self.jobs.get(jobtype)
+
+    def add_middleware(self, middleware: Middleware) -> None:
+        """Append a middleware (affects pushes and workers created afterwards too)."""
+        self.hooks.add(middleware)
+
+    # -- pushing ----------------------------------------------------------------------------
+
+    def client(self) -> Client:
+        """This thread's producer connection (opened on first use, reused afterwards)."""
+        client: Client | None = getattr(self._local, "client", None)
+        if client is None:
+            from werk.client import Client
+
+            client = Client(self.url, password=self.password)
+            self._local.client = client
+            with self._lock:
+                self._clients.append(client)
+        return client
+
+    def push_job(self, job: Job) -> str:
+        """Push a :class:`~werk.Job` through this app's middleware; returns the jid.
+
+        Example::
+
+            app.push_job(werk.Job("Resize", args=[42]))   # any job type, even unregistered
+        """
+        self.hooks.call("before_push", job)
+        if self.eager:
+            self.run_eagerly(job)
+        else:
+            self.client().push(job)
+        self.hooks.call("after_push", job)
+        return job.jid
+
+    def run_eagerly(self, job: Job) -> Any:
+        """Run ``job`` here, after a JSON round trip, with its context and middleware.
+
+        Returns the handler's result; its exception propagates. Used by ``eager=True``.
+        """
+        from werk.worker.runner import run_local
+
+        wire = Job.from_dict(loads(dumps(job.to_dict())))
+        handler = self.lookup(wire.jobtype)
+        if handler is None:
+            raise LookupError(f"no handler registered for job type {wire.jobtype!r}")
+        if not handler.is_async:
+            return run_local(self, handler, wire)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(_as_coro(run_local(self, handler, wire)))
+        # Called from inside an event loop: run the coroutine on a loop of its own.
+        result: list[Any] = []
+        error: list[BaseException] = []
+
+        def run_in_thread() -> None:
+            try:
+                result.append(asyncio.run(_as_coro(run_local(self, handler, wire))))
+            except BaseException as exc:
+                error.append(exc)
+
+        t = threading.Thread(target=run_in_thread, name="werk-eager")
+        t.start()
+        t.join()
+        if error:
+            raise error[0]
+        return result[0]
+
+    def close(self) -> None:
+        """Close the producer connections this app opened."""
+        with self._lock:
+            clients, self._clients = self._clients, []
+        for client in clients:
+            client.close()
+        self._local = threading.local()
+
+    def __enter__(self) -> App:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+async def _as_coro(value: Awaitable[Any]) -> Any:
+    return await value

@@ -1,0 +1,104 @@
+"""Reconnecting politely: capped exponential back-off with jitter, and one log line per outage.
+
+Every connection of a worker (fetch slots, heartbeat) reconnects on its own, but an outage
+is one event: :class:`Outage` makes sure it is logged once when it starts and once when the
+first connection comes back, however many connections notice it.
+
+Example::
+
+    backoff = Backoff(base=0.1, cap=10.0)
+    while not connected:
+        stop.wait(backoff.next_delay())   # 0..0.1, 0..0.2, 0..0.4 ... never more than 10 s
+    backoff.reset()
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+
+__all__ = ["Backoff", "Outage"]
+
+log = logging.getLogger("werk.worker.connection")
+
+
+class Backoff:
+    """Delays for successive retries: ``base * 2**n`` capped at ``cap``, with "equal jitter".
+
+    Half of each delay is fixed and half random, so many connections that failed together
+    do not retry together, and a delay is never zero (no busy loop).
+
+    Example::
+
+        >>> b = Backoff(base=1.0, cap=4.0, rng=random.Random(0))
+        >>> [round(b.next_delay(), 2) for _ in range(4)]
+        [0.92, 1.76, 2.84, 2.52]
+    """
+
+    __slots__ = ("_rng", "attempts", "base", "cap")
+
+    def __init__(self, base: float = 0.1, cap: float = 10.0, rng: random.Random | None = None):
+        self.base = base
+        self.cap = cap
+        self.attempts = 0
+        self._rng = rng or random.Random()
+
+    def next_delay(self) -> float:
+        """The delay before the next attempt (grows with each call until :meth:`reset`)."""
+        ceiling = min(self.cap, self.base * float(1 << min(self.attempts, 30)))
+        self.attempts += 1
+        return ceiling / 2 + self._rng.uniform(0, ceiling / 2)
+
+    def reset(self) -> None:
+        """Start over after a success."""
+        self.attempts = 0
+
+
+class Outage:
+    """Shared by all connections of one worker: logs the start and the end of an outage once.
+
+    Example::
+
+        outage = Outage("tcp://localhost:7419")
+        outage.failed(exc)      # first call logs "lost the server ..."; later calls are silent
+        outage.recovered()      # first call after a failure logs "server back after 3.2 s"
+    """
+
+    def __init__(self, where: str, logger: logging.Logger | None = None) -> None:
+        self.where = where
+        self._log = logger or log
+        self._lock = threading.Lock()
+        self._since: float | None = None
+
+    @property
+    def active(self) -> bool:
+        """True between a failure and the next successful (re)connection."""
+        return self._since is not None
+
+    def failed(self, exc: BaseException) -> None:
+        """A connection failed; log it if this is the start of an outage."""
+        with self._lock:
+            if self._since is not None:
+                return
+            self._since = time.monotonic()
+        self._log.warning(
+            "lost the Faktory server at %s (%s: %s); reconnecting with back-off",
+            self.where,
+            type(exc).__name__,
+            exc,
+        )
+
+    def recovered(self) -> None:
+        """A connection succeeded; log the end of the outage if there was one."""
+        if self._since is None:  # fast path, no lock on every command
+            return
+        with self._lock:
+            since, self._since = self._since, None
+        if since is not None:
+            self._log.warning(
+                "reconnected to the Faktory server at %s after %.1f s",
+                self.where,
+                time.monotonic() - since,
+            )

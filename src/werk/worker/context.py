@@ -1,0 +1,114 @@
+"""The running job, as seen from inside its handler.
+
+A handler does not take a context argument; it asks for it::
+
+    @app.job
+    def resize(image_id: int) -> None:
+        job = werk.current_job()
+        log.info("resizing %s (jid %s, attempt %d)", image_id, job.jid, job.retry_count + 1)
+
+The context lives in a :class:`contextvars.ContextVar`, so it is right on every thread,
+asyncio task and child process the job runs on.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextvars import ContextVar, Token
+from dataclasses import dataclass, field
+from typing import Any
+
+from werk.job import Failure, Job
+
+__all__ = ["JobContext", "current_job"]
+
+
+@dataclass
+class JobContext:
+    """One execution of one job.
+
+    ``retry_count`` is how many times the job failed before this run (0 on the first run);
+    ``failure`` is the server's record of the last failure (or ``None``). ``custom`` is the
+    job's custom hash (never ``None``). ``shutting_down`` turns true when the worker is told
+    to terminate: a long job may check it and stop early (it will be FAILed and retried).
+
+    Example::
+
+        ctx = werk.current_job()
+        if ctx.failure is not None:
+            print("last time:", ctx.failure.errtype, ctx.failure.message)
+    """
+
+    job: Job
+    wid: str | None = None
+    _shutdown: threading.Event | None = field(default=None, repr=False)
+
+    @property
+    def jid(self) -> str:
+        """The job id."""
+        return self.job.jid
+
+    @property
+    def jobtype(self) -> str:
+        """The job type (the registered name of the handler)."""
+        return self.job.jobtype
+
+    @property
+    def queue(self) -> str:
+        """The queue the job was fetched from."""
+        return self.job.queue
+
+    @property
+    def args(self) -> list[Any]:
+        """The job's arguments, after their JSON round trip."""
+        return self.job.args
+
+    @property
+    def custom(self) -> dict[str, Any]:
+        """The job's ``custom`` hash (``{}`` when it has none)."""
+        return dict(self.job.custom or {})
+
+    @property
+    def retry_count(self) -> int:
+        """How many times this job failed before this run (0 on the first run)."""
+        return self.job.retry_count
+
+    @property
+    def failure(self) -> Failure | None:
+        """The server's record of the previous failure, or ``None`` on the first run."""
+        return self.job.failure
+
+    @property
+    def shutting_down(self) -> bool:
+        """True once the worker is terminating; long jobs may stop early."""
+        return self._shutdown is not None and self._shutdown.is_set()
+
+
+_current: ContextVar[JobContext] = ContextVar("werk_current_job")
+
+
+def current_job() -> JobContext:
+    """The job being run by the calling handler.
+
+    Raises :class:`LookupError` outside a job handler.
+
+    Example::
+
+        @app.job
+        def charge(order_id: str) -> None:
+            print(werk.current_job().jid)
+    """
+    try:
+        return _current.get()
+    except LookupError:
+        raise LookupError("werk.current_job() called outside a running job") from None
+
+
+def set_current(ctx: JobContext) -> Token[JobContext]:
+    """Make ``ctx`` the current job (internal; pair with :func:`reset_current`)."""
+    return _current.set(ctx)
+
+
+def reset_current(token: Token[JobContext]) -> None:
+    """Undo :func:`set_current`."""
+    _current.reset(token)

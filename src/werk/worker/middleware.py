@@ -1,0 +1,130 @@
+"""Middleware: hooks around pushing (client side) and running (worker side) a job.
+
+Subclass :class:`Middleware`, override the hooks you need (each one is a documented no-op)
+and give the instance to the app. A hook that raises is logged and skipped: it never stops
+a push, a job or the worker.
+
+Example::
+
+    class Timing(werk.Middleware):
+        def before_push(self, job: werk.Job) -> None:
+            job.custom = {**(job.custom or {}), "pushed_by": "web-3"}
+
+        def after_process(self, ctx: werk.JobContext, duration: float) -> None:
+            statsd.timing(f"jobs.{ctx.jobtype}", duration)
+
+    app = werk.App(middleware=[Timing()])
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from werk.job import Job
+from werk.worker.context import JobContext
+
+if TYPE_CHECKING:
+    from werk.worker.worker import Worker
+
+__all__ = ["Hooks", "Middleware"]
+
+log = logging.getLogger("werk.worker.middleware")
+
+
+class Middleware:
+    """Base class of middleware; every hook does nothing until overridden.
+
+    Client side (in the process that pushes, including jobs pushing jobs):
+    :meth:`before_push`, :meth:`after_push`. Worker side (in the worker process, around
+    each job, whatever the executor): :meth:`before_process`, :meth:`after_process`,
+    :meth:`on_failure`; and once per worker: :meth:`on_startup`, :meth:`on_quiet`,
+    :meth:`on_shutdown`.
+
+    Example::
+
+        class Audit(werk.Middleware):
+            def on_failure(self, ctx, error, duration):
+                audit.record(ctx.jid, repr(error))
+    """
+
+    def before_push(self, job: Job) -> None:
+        """Called before a job is sent; may change it (``custom``, ``queue`` ...)."""
+
+    def after_push(self, job: Job) -> None:
+        """Called after the server accepted a job."""
+
+    def before_process(self, ctx: JobContext) -> None:
+        """Called before a job's handler runs (``werk.current_job()`` is set)."""
+
+    def after_process(self, ctx: JobContext, duration: float) -> None:
+        """Called after a handler returned normally (before the ACK is sent)."""
+
+    def on_failure(self, ctx: JobContext, error: BaseException, duration: float) -> None:
+        """Called after a handler raised (before the FAIL is sent).
+
+        ``error`` is the exception; with the process executor it is a
+        :class:`~werk.worker.runner.RemoteJobError` carrying the child's error type and message.
+        """
+
+    def on_startup(self, worker: Worker) -> None:
+        """Called once when a worker starts, before it fetches anything."""
+
+    def on_quiet(self, worker: Worker) -> None:
+        """Called when a worker goes quiet (TSTP or the web UI): it stops fetching."""
+
+    def on_shutdown(self, worker: Worker) -> None:
+        """Called when a worker begins to terminate (TERM/INT or the web UI)."""
+
+
+_HOOKS = (
+    "before_push",
+    "after_push",
+    "before_process",
+    "after_process",
+    "on_failure",
+    "on_startup",
+    "on_quiet",
+    "on_shutdown",
+)
+
+
+class Hooks:
+    """The overridden hooks of a list of middleware, called in order, errors logged.
+
+    Only hooks that a middleware actually overrides are kept, so an app without
+    middleware pays nothing per job.
+    """
+
+    def __init__(self, middleware: Iterable[Middleware] = ()) -> None:
+        self.middleware: list[Middleware] = list(middleware)
+        self._by_hook: dict[str, list[Callable[..., Any]]] = {}
+        self._rebuild()
+
+    def add(self, middleware: Middleware) -> None:
+        """Append one middleware."""
+        self.middleware.append(middleware)
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        for name in _HOOKS:
+            base = getattr(Middleware, name)
+            self._by_hook[name] = [
+                getattr(m, name)
+                for m in self.middleware
+                if getattr(type(m), name, base) is not base
+            ]
+
+    def has(self, name: str) -> bool:
+        """True when some middleware overrides hook ``name``."""
+        return bool(self._by_hook[name])
+
+    def call(self, name: str, *args: Any) -> None:
+        """Call hook ``name`` on every middleware; log (never raise) what they raise."""
+        for hook in self._by_hook[name]:
+            try:
+                hook(*args)
+            except Exception:
+                owner = getattr(hook, "__self__", hook)
+                log.exception("middleware %s.%s raised; ignored", type(owner).__name__, name)

@@ -1,0 +1,220 @@
+"""The process executor: each fetch slot owns one child process, replaced if it dies.
+
+A slot thread fetches as in the thread executor and hands the job to its own child over a
+pipe (one pickle each way, no pool scheduler in between). If the child dies while running
+the job (``os._exit``, a segfault, SIGKILL, the OOM killer), the pipe reports EOF: that job
+is FAILed with errtype ``ChildProcessDied``, a fresh child is started for the next job, and
+the other slots never notice. A plain ``ProcessPoolExecutor`` would instead break for good.
+
+Children are started with the ``spawn`` method (safe with the parent's threads) and import
+the app by reference (``module:attribute``), found among the loaded modules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import multiprocessing
+import signal
+import sys
+import threading
+from multiprocessing.connection import Connection as Pipe
+from typing import TYPE_CHECKING, Any
+
+from werk.errors import ConfigurationError
+from werk.job import Job
+from werk.worker.context import JobContext, set_current
+from werk.worker.runner import InFlight, RemoteJobError, _limit, describe, format_backtrace
+from werk.worker.threads import ThreadSlots
+
+if TYPE_CHECKING:
+    from multiprocessing.context import SpawnProcess
+
+    from werk.worker.app import App, JobFunction
+    from werk.worker.worker import Worker
+
+__all__ = ["ProcessSlots", "app_reference", "load_app"]
+
+log = logging.getLogger("werk.worker.process")
+
+
+def app_reference(app: App) -> str:
+    """``"module:attribute"`` under which ``app`` can be imported (for child processes).
+
+    Example::
+
+        >>> app_reference(myproject.jobs.app)
+        'myproject.jobs:app'
+    """
+    ref = getattr(app, "import_path", None)
+    if isinstance(ref, str) and ref:
+        return ref
+    found: list[str] = []
+    for modname, module in list(sys.modules.items()):
+        try:
+            attrs = vars(module)
+        except TypeError:
+            continue
+        for name, value in list(attrs.items()):
+            if value is app:
+                found.append(f"{modname}:{name}")
+    for ref in found:
+        if not ref.startswith(("__main__:", "__mp_main__:")):
+            return ref
+    if found:
+        return found[0]
+    raise ConfigurationError(
+        "the process executor needs an app defined at module level (it imports the app in "
+        "each child process), or set app.import_path = 'package.module:app'"
+    )
+
+
+def load_app(ref: str) -> App:
+    """Import the app named by :func:`app_reference`."""
+    modname, _, attr = ref.partition(":")
+    module = importlib.import_module(modname)
+    app: App = getattr(module, attr or "app")
+    return app
+
+
+def _child_main(ref: str, pipe: Pipe, wid: str) -> None:
+    # The parent handles every signal; a Ctrl-C in the terminal reaches the whole process
+    # group, and TSTP would freeze the child. The parent ends children with SIGTERM/SIGKILL.
+    for name in ("SIGINT", "SIGTSTP", "SIGTTIN"):
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            signal.signal(sig, signal.SIG_IGN)
+    app = load_app(ref)
+    loop: asyncio.AbstractEventLoop | None = None
+    while True:
+        try:
+            payload, limit = pipe.recv()
+        except (EOFError, OSError):
+            return
+        job = Job.from_dict(payload)
+        fn = app.jobs.get(job.jobtype)
+        token = set_current(JobContext(job, wid))
+        result: tuple[str, str, list[str]] | None = None
+        try:
+            if fn is None:
+                raise LookupError(f"no handler for {job.jobtype!r} in the child process")
+            if fn.is_async:
+                if loop is None:
+                    loop = asyncio.new_event_loop()
+                loop.run_until_complete(fn.func(*job.args))
+            else:
+                fn.func(*job.args)
+        except BaseException as exc:
+            errtype, message = describe(exc)
+            result = (errtype, message, format_backtrace(exc, limit))
+        finally:
+            token.var.reset(token)
+        pipe.send(result)
+
+
+class _Child:
+    def __init__(self, ctx: Any, ref: str, wid: str, slot: int) -> None:
+        parent, child = ctx.Pipe(duplex=True)
+        self.pipe: Pipe = parent
+        self.proc: SpawnProcess = ctx.Process(
+            target=_child_main, args=(ref, child, wid), name=f"werk-child-{slot}", daemon=True
+        )
+        self.proc.start()
+        child.close()  # so that the child's death shows as EOF here
+        self.busy = False
+
+    def describe_death(self) -> str:
+        self.proc.join(1.0)
+        code = self.proc.exitcode
+        if code is None:
+            how = "stopped answering"
+        elif code < 0:
+            try:
+                how = f"was killed by {signal.Signals(-code).name}"
+            except ValueError:
+                how = f"was killed by signal {-code}"
+        else:
+            how = f"exited with status {code}"
+        return f"child process {self.proc.pid} {how} while running the job"
+
+    def kill(self) -> None:
+        # Only the process: the slot thread blocked on the pipe then sees EOF and closes it.
+        if self.proc.is_alive():
+            self.proc.terminate()
+            self.proc.join(1.0)
+            if self.proc.is_alive():
+                self.proc.kill()
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            self.pipe.close()  # an idle child reads EOF and exits
+        self.proc.join(1.0)
+        self.kill()
+
+
+class ProcessSlots(ThreadSlots):
+    """Thread slots whose handlers run in per-slot child processes."""
+
+    def __init__(self, worker: Worker) -> None:
+        super().__init__(worker, self._invoke_child)
+        self._ref = app_reference(worker.app)
+        self._ctx = multiprocessing.get_context("spawn")
+        self._children: list[_Child | None] = [None] * worker.concurrency
+        self._children_lock = threading.Lock()
+
+    def start(self) -> None:
+        """Start every child (in parallel), then the slots."""
+        for i in range(self.worker.concurrency):
+            self._children[i] = self._spawn(i)
+        log.info("started %d child processes (%s)", self.worker.concurrency, self._ref)
+        super().start()
+
+    def _spawn(self, slot: int) -> _Child:
+        return _Child(self._ctx, self._ref, self.worker.wid, slot)
+
+    def _invoke_child(
+        self, slot: int, flight: InFlight, fn: JobFunction[Any, Any]
+    ) -> BaseException | None:
+        child = self._children[slot]
+        if child is None or not child.proc.is_alive():
+            if self.worker.hard_stop.is_set():
+                return RemoteJobError("Shutdown", "worker is stopping")
+            child = self._children[slot] = self._spawn(slot)
+        limit = _limit(flight.job, self.worker.app.default_backtrace)
+        child.busy = True
+        try:
+            child.pipe.send((flight.payload, limit))
+            result: tuple[str, str, list[str]] | None = child.pipe.recv()
+        except (EOFError, OSError) as exc:
+            message = child.describe_death()
+            if not self.worker.hard_stop.is_set():
+                log.error(
+                    "%s (jid=%s jobtype=%s); starting a new one",
+                    message,
+                    flight.job.jid,
+                    flight.job.jobtype,
+                )
+            child.stop()
+            self._children[slot] = None
+            return RemoteJobError("ChildProcessDied", message or str(exc))
+        finally:
+            child.busy = False
+        if result is None:
+            return None
+        return RemoteJobError(*result)
+
+    def stop_jobs(self) -> None:
+        """At the deadline: end the children still running (abandoned) jobs."""
+        for child in list(self._children):
+            if child is not None and child.busy:
+                child.kill()
+
+    def close(self) -> None:
+        """End every child and the slots' connections."""
+        super().close()
+        for i, child in enumerate(self._children):
+            if child is not None:
+                child.stop()
+                self._children[i] = None

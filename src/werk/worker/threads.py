@@ -1,0 +1,207 @@
+"""The thread executor: one thread and one connection per slot, like the Go worker.
+
+Each slot loops: FETCH, run the handler right here, then write the ACK (or FAIL) and the next
+FETCH in one packet. There is no hand-off between threads on the hot path, an ACK never
+waits behind another slot's blocking FETCH, and a slot never sleeps while a job is waiting.
+Async handlers run on one shared event loop thread; the slot waits for their result.
+
+The process executor reuses these slots and only replaces how a handler is called
+(:mod:`werk.worker.processes`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+from werk.errors import JobNotFoundError, ServerError
+from werk.worker.backoff import Backoff
+from werk.worker.connection import Connection, is_network_error
+from werk.worker.context import JobContext, reset_current, set_current
+from werk.worker.runner import InFlight
+
+if TYPE_CHECKING:
+    from werk.worker.app import JobFunction
+    from werk.worker.worker import Worker
+
+__all__ = ["LoopThread", "ThreadSlots", "report_error"]
+
+log = logging.getLogger("werk.worker")
+
+Invoke = Callable[[int, InFlight, "JobFunction[Any, Any]"], "BaseException | None"]
+
+
+def report_error(exc: ServerError, report: bytes, retried: bool) -> None:
+    """Log what the server said to an ACK/FAIL (the report itself is then settled)."""
+    jid = report.split(b'"jid":"', 1)[-1].split(b'"', 1)[0].decode("utf-8", "replace")
+    if isinstance(exc, JobNotFoundError):
+        if retried:
+            # The first attempt went through before the connection broke.
+            log.debug("report for jid=%s was already applied", jid)
+        else:
+            log.warning(
+                "server no longer holds jid=%s (its reservation expired?): %s; it may run again",
+                jid,
+                exc,
+            )
+    else:
+        log.error("server refused the report for jid=%s: %s", jid, exc)
+
+
+class LoopThread:
+    """An event loop on a daemon thread, for async handlers called from sync code."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def _start(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                ready = threading.Event()
+
+                def run() -> None:
+                    asyncio.set_event_loop(loop)
+                    loop.call_soon(ready.set)
+                    loop.run_forever()
+
+                self._thread = threading.Thread(target=run, name="werk-asyncio", daemon=True)
+                self._thread.start()
+                ready.wait()
+                self._loop = loop
+            return self._loop
+
+    def run(self, ctx: JobContext, factory: Callable[[], Awaitable[Any]]) -> Any:
+        """Run ``factory()`` on the loop with ``ctx`` as the current job; wait for it."""
+
+        async def wrapped() -> Any:
+            token = set_current(ctx)
+            try:
+                return await factory()
+            finally:
+                reset_current(token)
+
+        coro: Coroutine[Any, Any, Any] = wrapped()
+        return asyncio.run_coroutine_threadsafe(coro, self._start()).result()
+
+    def stop(self) -> None:
+        """Stop the loop (pending jobs are abandoned; the worker FAILs them first)."""
+        loop = self._loop
+        if loop is not None:
+            loop.call_soon_threadsafe(loop.stop)
+
+
+class ThreadSlots:
+    """``concurrency`` fetch-and-run threads, each with its own connection."""
+
+    def __init__(self, worker: Worker, invoke: Invoke | None = None) -> None:
+        self.worker = worker
+        self.invoke: Invoke = invoke or self._invoke_here
+        self.loop = LoopThread()
+        self.conns: list[Connection] = []
+        self.threads: list[threading.Thread] = []
+        self.running = 0
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        """Start every slot."""
+        n = self.worker.concurrency
+        self.running = n
+        for i in range(n):
+            conn = Connection(self.worker.settings, self.worker.identity)
+            self.conns.append(conn)
+            t = threading.Thread(
+                target=self._slot, args=(i, conn), name=f"werk-slot-{i}", daemon=True
+            )
+            self.threads.append(t)
+        for t in self.threads:
+            t.start()
+
+    def stop_jobs(self) -> None:
+        """At the deadline: threads cannot be stopped; their jobs are FAILed and forgotten."""
+
+    def close(self) -> None:
+        """After the shutdown: say END on the connections of slots that did not exit."""
+        for conn in self.conns:
+            conn.close()
+        self.loop.stop()
+
+    def _invoke_here(
+        self, slot: int, flight: InFlight, fn: JobFunction[Any, Any]
+    ) -> BaseException | None:
+        args = flight.job.args
+        try:
+            if fn.is_async:
+                func = fn.func
+                self.loop.run(flight.ctx, lambda: func(*args))
+            else:
+                fn.func(*args)
+        except BaseException as exc:
+            return exc
+        return None
+
+    def _slot(self, index: int, conn: Connection) -> None:
+        w = self.worker
+        runner = w.runner
+        selector = w.selector
+        hard_stop = w.hard_stop
+        outage = w.outage
+        backoff = Backoff()
+        report: bytes | None = None
+        retried = False
+        try:
+            while True:
+                fetch = selector.next_line() if w.fetching else None
+                if report is None and fetch is None:
+                    break
+                if hard_stop.is_set():
+                    if report is not None:
+                        w.lost_report(report)
+                    break
+                try:
+                    error, payload = conn.report_and_fetch(report, fetch)
+                except Exception as exc:
+                    if not is_network_error(exc):
+                        if isinstance(exc, ServerError):
+                            log.error("FETCH refused: %s", exc)
+                        else:
+                            log.exception("unexpected error in fetch slot %d", index)
+                    else:
+                        outage.failed(exc)
+                    retried = report is not None
+                    hard_stop.wait(backoff.next_delay())
+                    continue
+                if outage.active:
+                    outage.recovered()
+                backoff.attempts = 0
+                if error is not None and report is not None:
+                    report_error(error, report, retried)
+                report = None
+                retried = False
+                if payload is None:
+                    continue
+                if hard_stop.is_set():
+                    # Fetched in the last moments: give it straight back.
+                    self._final(conn, runner.refuse(payload))
+                    break
+                flight, fn = runner.begin(payload)
+                err = runner.unknown(flight.job) if fn is None else self.invoke(index, flight, fn)
+                report = runner.finish(flight, err)
+        finally:
+            conn.close()
+            with self._lock:
+                self.running -= 1
+                last = self.running == 0
+            if last:
+                w.slots_exited()
+
+    def _final(self, conn: Connection, report: bytes) -> None:
+        try:
+            conn.report_and_fetch(report, None)
+        except Exception as exc:
+            log.warning("could not give back a job at shutdown: %s", exc)

@@ -1,0 +1,343 @@
+"""The worker: fetches jobs of an :class:`~werk.App`, runs them, and never loses one.
+
+Lifecycle (the Faktory worker protocol):
+
+* **start**: one ``wid`` for the process, HELLO (wid, hostname, pid, labels) on every
+  connection, ``on_startup`` hooks, a heartbeat thread, ``concurrency`` fetch slots.
+* **quiet** (TSTP, :meth:`Worker.quiet` or the web UI): stop fetching, let running jobs
+  finish and report, keep beating, stay alive until told to terminate.
+* **terminate** (TERM/INT, :meth:`Worker.terminate` or the web UI): stop fetching, wait up to
+  ``shutdown_timeout`` for running jobs (still beating), FAIL what is still running with
+  errtype ``Shutdown`` (so it is retried), END on every connection, return. A second TERM/INT
+  skips the wait.
+
+Example::
+
+    app = werk.App()
+
+    @app.job
+    def hello(name: str) -> None:
+        print("hello", name)
+
+    werk.Worker(app, concurrency=10, queues=["critical", "default"]).run()
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Literal, Protocol
+
+from werk.errors import ConfigurationError, ServerError
+from werk.worker import signals
+from werk.worker.app import App
+from werk.worker.backoff import Backoff, Outage
+from werk.worker.connection import Connection, Identity, ServerSettings, is_network_error
+from werk.worker.heartbeat import Heartbeat
+from werk.worker.queues import QueueSelector, QueueSpec, Strategy, parse_queues
+from werk.worker.runner import Runner
+
+if TYPE_CHECKING:
+    import ssl
+
+__all__ = ["ExecutorName", "Worker"]
+
+log = logging.getLogger("werk.worker")
+
+ExecutorName = Literal["thread", "asyncio", "process"]
+State = Literal["running", "quiet", "terminate"]
+
+
+class _Executor(Protocol):
+    def start(self) -> None: ...
+    def stop_jobs(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class Worker:
+    """Runs the jobs of ``app`` from a Faktory server until terminated.
+
+    ``url`` defaults to the app's URL, then ``FAKTORY_PROVIDER`` / ``FAKTORY_URL``. ``queues``
+    is a list of names (or ``(name, weight)`` pairs, or a ``{name: weight}`` mapping);
+    ``queue_strategy`` is ``"strict"`` (list order is priority), ``"weighted"`` or
+    ``"random"``. ``executor`` is ``"thread"`` (sync handlers on threads, async ones on an
+    event loop), ``"asyncio"`` (everything on one event loop, sync handlers in a thread
+    pool) or ``"process"`` (each slot has a child process, replaced if it crashes).
+
+    Example::
+
+        worker = werk.Worker(app, concurrency=20, queues={"critical": 3, "default": 1},
+                             queue_strategy="weighted", labels=["images"])
+        worker.run()            # blocks; TERM/INT/TSTP/TTIN handled when on the main thread
+    """
+
+    def __init__(
+        self,
+        app: App,
+        url: str | None = None,
+        *,
+        concurrency: int = 20,
+        queues: Iterable[QueueSpec] | Mapping[str, int] | None = None,
+        queue_strategy: Strategy = "strict",
+        labels: Iterable[str] = (),
+        shutdown_timeout: float = 25.0,
+        executor: ExecutorName = "thread",
+        password: str | None = None,
+        wid: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        heartbeat_interval: float = 15.0,
+        timeout: float = 10.0,
+    ) -> None:
+        if concurrency < 1:
+            raise ConfigurationError(f"concurrency must be at least 1, got {concurrency}")
+        if executor not in ("thread", "asyncio", "process"):
+            raise ConfigurationError(
+                f"executor must be thread, asyncio or process, not {executor!r}"
+            )
+        self.app = app
+        self.settings = ServerSettings.resolve(
+            url or app.url,
+            password=password if password is not None else app.password,
+            ssl_context=ssl_context,
+            timeout=timeout,
+        )
+        self.identity = Identity.new(wid, list(labels))
+        self.concurrency = concurrency
+        self.queues = parse_queues(queues)
+        self.selector = QueueSelector(self.queues, queue_strategy)
+        self.shutdown_timeout = shutdown_timeout
+        self.executor_name: ExecutorName = executor
+        self.heartbeat_interval = heartbeat_interval
+        self.outage = Outage(self.settings.display)
+        self.stopping = threading.Event()  # terminate has begun (JobContext.shutting_down)
+        self.hard_stop = threading.Event()  # the deadline passed: no more waiting or retrying
+        self.runner = Runner(app, self.identity.wid, self.stopping)
+        self.heartbeat: Heartbeat | None = None
+        self._executor: _Executor | None = None
+        self._state: State = "running"
+        self._requests: deque[str] = deque()
+        self._wake = threading.Event()
+        self._slots_done = threading.Event()
+        self._started = threading.Event()
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- state ------------------------------------------------------------------------------
+
+    @property
+    def wid(self) -> str:
+        """This process's worker id (the same on every connection)."""
+        return self.identity.wid
+
+    @property
+    def state(self) -> State:
+        """``"running"``, ``"quiet"`` or ``"terminate"`` (only ever moves forward)."""
+        return self._state
+
+    @property
+    def fetching(self) -> bool:
+        """True while slots should fetch new jobs."""
+        return self._state == "running"
+
+    def quiet(self) -> None:
+        """Stop fetching; running jobs finish and are reported; the worker stays up."""
+        self._request("quiet")
+
+    def terminate(self) -> None:
+        """Begin the graceful shutdown (see the class docstring)."""
+        self._request("terminate")
+
+    def _request(self, what: str) -> None:
+        # Called from signal handlers, the heartbeat thread or user code: only record it.
+        self._requests.append(what)
+        self._wake.set()
+
+    def slots_exited(self) -> None:
+        """Called by the executor when its last slot has exited."""
+        self._slots_done.set()
+        self._wake.set()
+
+    def lost_report(self, report: bytes) -> None:
+        """A finished job's ACK/FAIL could not be delivered before the hard stop."""
+        log.error(
+            "could not deliver %s before the shutdown deadline (server unreachable); "
+            "the job will run again when its reservation expires",
+            report.decode("utf-8", "replace").strip()[:200],
+        )
+
+    # -- running ----------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Run until terminated (blocks). On the main thread, handles TERM/INT/TSTP/TTIN."""
+        restore = signals.install(self._request)
+        try:
+            self._run()
+        finally:
+            restore()
+
+    def start(self) -> Worker:
+        """Run in a background thread (for tests and embedding); returns once started."""
+        self._thread = threading.Thread(target=self.run, name="werk-worker", daemon=True)
+        self._thread.start()
+        self._started.wait()
+        return self
+
+    def stop(self, timeout: float | None = None) -> bool:
+        """Terminate and wait up to ``timeout`` seconds for the shutdown to complete."""
+        self.terminate()
+        return self.wait(timeout)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the worker has shut down; True if it has."""
+        return self._done.wait(timeout)
+
+    def __enter__(self) -> Worker:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _make_executor(self) -> _Executor:
+        if self.executor_name == "asyncio":
+            from werk.worker.aio import AsyncSlots
+
+            return AsyncSlots(self)
+        if self.executor_name == "process":
+            from werk.worker.processes import ProcessSlots
+
+            return ProcessSlots(self)
+        from werk.worker.threads import ThreadSlots
+
+        return ThreadSlots(self)
+
+    def _run(self) -> None:
+        try:
+            self._executor = executor = self._make_executor()
+            self.app.hooks.call("on_startup", self)
+            log.info(
+                "worker %s starting: %d %s slots, queues %s (%s), server %s",
+                self.wid,
+                self.concurrency,
+                self.executor_name,
+                ", ".join(f"{n}:{w}" if w != 1 else n for n, w in self.queues),
+                self.selector.strategy,
+                self.settings.display,
+            )
+            self.heartbeat = Heartbeat(
+                self.settings,
+                self.identity,
+                state=lambda: None if self._state == "running" else self._state,
+                on_reply=self._request,
+                interval=self.heartbeat_interval,
+                outage=self.outage,
+            )
+            self.heartbeat.start()
+            executor.start()
+        finally:
+            self._started.set()
+        try:
+            self._supervise()
+        finally:
+            self._shutdown()
+
+    def _supervise(self) -> None:
+        deadline: float | None = None
+        force = False
+        while True:
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            self._wake.wait(timeout)
+            self._wake.clear()
+            while self._requests:
+                what = self._requests.popleft()
+                if what in ("SIGTERM", "SIGINT", "terminate"):
+                    if self._state == "terminate" and what != "terminate":
+                        log.warning("second %s: stopping now", what)
+                        force = True
+                    self._enter("terminate")
+                elif what in ("SIGTSTP", "quiet"):
+                    self._enter("quiet")
+                elif what == "SIGTTIN":
+                    signals.dump_stacks()
+            if self._state != "terminate":
+                continue
+            if deadline is None:
+                deadline = time.monotonic() + self.shutdown_timeout
+            if self._slots_done.is_set() and not self.runner.inflight:
+                return
+            if force or time.monotonic() >= deadline:
+                if self.runner.inflight:
+                    log.warning(
+                        "%d jobs still running after %.1f s; failing them",
+                        len(self.runner.inflight),
+                        self.shutdown_timeout,
+                    )
+                return
+
+    def _enter(self, state: State) -> None:
+        order = ("running", "quiet", "terminate")
+        if order.index(state) <= order.index(self._state):
+            return  # forward only; a quiet request while terminating is ignored
+        self._state = state
+        if state == "quiet":
+            log.info("worker %s quiet: no new jobs; running jobs will finish", self.wid)
+            self.app.hooks.call("on_quiet", self)
+        else:
+            self.stopping.set()
+            log.info(
+                "worker %s terminating: waiting up to %.1f s for %d running jobs",
+                self.wid,
+                self.shutdown_timeout,
+                len(self.runner.inflight),
+            )
+            self.app.hooks.call("on_shutdown", self)
+        if self.heartbeat is not None:
+            self.heartbeat.beat_now()
+
+    def _shutdown(self) -> None:
+        self._state = "terminate"
+        self.stopping.set()
+        self.hard_stop.set()
+        abandoned = self.runner.abandon(
+            "Shutdown", f"worker {self.wid} shut down before the job finished"
+        )
+        executor = self._executor
+        if executor is not None:
+            executor.stop_jobs()
+        if abandoned:
+            self._send_reports([line for _, line in abandoned])
+        # Slots blocked in FETCH return within ~2 s; a job they get is given back.
+        self._slots_done.wait(2.5)
+        if executor is not None:
+            executor.close()
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
+        log.info(
+            "worker %s stopped: %d jobs done, %d failed",
+            self.wid,
+            self.runner.processed,
+            self.runner.failed,
+        )
+        self._done.set()
+
+    def _send_reports(self, lines: list[bytes], budget: float = 5.0) -> None:
+        conn = Connection(self.settings, self.identity)
+        deadline = time.monotonic() + budget
+        backoff = Backoff(base=0.05, cap=1.0)
+        try:
+            for line in lines:
+                while True:
+                    try:
+                        error, _ = conn.report_and_fetch(line, None)
+                        if isinstance(error, ServerError):
+                            log.warning("server refused a shutdown FAIL: %s", error)
+                        break
+                    except Exception as exc:
+                        if not is_network_error(exc) or time.monotonic() >= deadline:
+                            self.lost_report(line)
+                            break
+                        time.sleep(backoff.next_delay())
+        finally:
+            conn.close()
