@@ -13,6 +13,7 @@ Example::
 """
 
 from werk._version import __version__
+from werk.client import Client, Mutation, Target
 from werk.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -36,6 +37,7 @@ from werk.job import Failure, Job
 
 __all__ = [
     "AuthenticationError",
+    "Client",
     "ConfigurationError",
     "ConnectError",
     "ConnectionClosedError",
@@ -47,12 +49,14 @@ __all__ = [
     "JobValidationError",
     "LineTooLongError",
     "LocalProtocolError",
+    "Mutation",
     "NetworkError",
     "NetworkTimeout",
     "ProtocolError",
     "RemoteProtocolError",
     "ServerError",
     "ShutdownInProgressError",
+    "Target",
     "UnknownWorkerError",
     "__version__",
 ]

@@ -127,8 +127,21 @@ class NetworkError(FaktoryError):
     """The connection to the server failed; the next call reconnects.
 
     The underlying ``OSError`` (if any) is chained as ``__cause__``.
-    Whether a command sent before the failure took effect is unknown.
+    Whether a command sent before the failure took effect is unknown: ``command_sent`` says
+    whether any of it had been written. For PUSH and PUSHB, ``unknown_jids`` lists the jobs
+    whose fate is unknown (they may have been stored; pushing them again can duplicate them)
+    and ``pushed_jids`` those that an earlier PUSHB chunk stored before the failure.
+
+    Example::
+
+        except werk.NetworkError as exc:
+            if exc.command_sent:
+                log.warning("may have been stored: %s", exc.unknown_jids)
     """
+
+    command_sent: bool = False
+    unknown_jids: tuple[str, ...] = ()
+    pushed_jids: tuple[str, ...] = ()
 
 
 class ConnectError(NetworkError):

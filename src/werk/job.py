@@ -35,6 +35,7 @@ __all__ = [
     "Failure",
     "Job",
     "When",
+    "job_payload",
     "new_jid",
     "validate_at",
 ]
@@ -115,6 +116,89 @@ def _check_json(name: str, value: object, depth: int = 0) -> None:
     raise JobValidationError(name, f"{type(value).__name__} is not JSON-serialisable: {value!r}")
 
 
+def _validate(
+    jobtype: object,
+    args: object,
+    jid: object,
+    queue: object,
+    retry: object,
+    reserve_for: object,
+    at: When | None,
+    backtrace: object,
+    custom: object,
+) -> tuple[str, Sequence[Any], str | None, dict[str, Any] | None]:
+    # The one place the server's job rules live: Job() and job_payload() both call it.
+    # Returns the normalised (jid, args, at, custom).
+    if not isinstance(jobtype, str) or not jobtype:
+        raise JobValidationError("jobtype", "must be a non-empty string")
+    if jid is None:
+        jid = new_jid()
+    elif not isinstance(jid, str) or len(jid.encode("utf-8")) < MIN_JID_BYTES:
+        raise JobValidationError("jid", f"must be a string of at least {MIN_JID_BYTES} bytes")
+    if not isinstance(args, (list, tuple)):
+        raise JobValidationError("args", f"must be a list or tuple, got {type(args).__name__}")
+    if args:
+        _check_json("args", args)
+    if queue != "default" and (not isinstance(queue, str) or QUEUE_NAME_RE.match(queue) is None):
+        raise JobValidationError("queue", f"must match [a-zA-Z0-9._-]+, got {queue!r}")
+    if retry is not None:
+        _check_int("retry", retry)
+    if reserve_for is not None and _check_int("reserve_for", reserve_for) > MAX_RESERVE_FOR:
+        raise JobValidationError(
+            "reserve_for", f"cannot be more than one day ({MAX_RESERVE_FOR} s)"
+        )
+    if backtrace is not None:
+        _check_int("backtrace", backtrace)
+    if custom is not None:
+        if not isinstance(custom, Mapping):
+            raise JobValidationError("custom", "must be a mapping")
+        custom = dict(custom)
+        _check_json("custom", custom)
+    return jid, args, validate_at(at) if at is not None else None, custom
+
+
+def job_payload(
+    jobtype: str,
+    args: Sequence[Any] = (),
+    *,
+    jid: str | None = None,
+    queue: str = "default",
+    retry: int | None = None,
+    reserve_for: int | None = None,
+    at: When | None = None,
+    backtrace: int | None = None,
+    custom: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The wire payload of a new job, validated exactly as :class:`Job` validates it.
+
+    The same dict as ``Job(...).to_dict()`` without building a :class:`Job` (the push path
+    uses it to stay lean). Raises :class:`~werk.errors.JobValidationError` naming the field.
+
+    Example::
+
+        >>> d = job_payload("Resize", [42], queue="images", jid="0123456789abcdef")
+        >>> d == {"jid": "0123456789abcdef", "jobtype": "Resize", "args": [42], "queue": "images"}
+        True
+    """
+    jid, args, at_text, custom = _validate(
+        jobtype, args, jid, queue, retry, reserve_for, at, backtrace, custom
+    )
+    d: dict[str, Any] = {"jid": jid, "jobtype": jobtype, "args": args}
+    if queue != "default":
+        d["queue"] = queue
+    if retry is not None:
+        d["retry"] = retry
+    if reserve_for is not None:
+        d["reserve_for"] = reserve_for
+    if at_text:
+        d["at"] = at_text
+    if backtrace is not None:
+        d["backtrace"] = backtrace
+    if custom:
+        d["custom"] = custom
+    return d
+
+
 @dataclass(frozen=True)
 class Failure:
     """The server's record of a job's failures (read-only).
@@ -190,37 +274,16 @@ class Job:
         backtrace: int | None = None,
         custom: Mapping[str, Any] | None = None,
     ) -> None:
-        if not isinstance(jobtype, str) or not jobtype:
-            raise JobValidationError("jobtype", "must be a non-empty string")
-        if jid is None:
-            jid = new_jid()
-        elif not isinstance(jid, str) or len(jid.encode("utf-8")) < MIN_JID_BYTES:
-            raise JobValidationError("jid", f"must be a string of at least {MIN_JID_BYTES} bytes")
-        if not isinstance(args, (list, tuple)):
-            raise JobValidationError("args", f"must be a list or tuple, got {type(args).__name__}")
-        _check_json("args", args)
-        if not isinstance(queue, str) or QUEUE_NAME_RE.match(queue) is None:
-            raise JobValidationError("queue", f"must match [a-zA-Z0-9._-]+, got {queue!r}")
-        if retry is not None:
-            _check_int("retry", retry)
-        if reserve_for is not None and _check_int("reserve_for", reserve_for) > MAX_RESERVE_FOR:
-            raise JobValidationError(
-                "reserve_for", f"cannot be more than one day ({MAX_RESERVE_FOR} s)"
-            )
-        if backtrace is not None:
-            _check_int("backtrace", backtrace)
-        if custom is not None:
-            if not isinstance(custom, Mapping):
-                raise JobValidationError("custom", "must be a mapping")
-            custom = dict(custom)
-            _check_json("custom", custom)
+        jid, args, at, custom = _validate(
+            jobtype, args, jid, queue, retry, reserve_for, at, backtrace, custom
+        )
         self.jid = jid
         self.jobtype = jobtype
         self.args = list(args)
         self.queue = queue
         self.retry = retry
         self.reserve_for = reserve_for
-        self.at = validate_at(at)
+        self.at = at
         self.backtrace = backtrace
         self.custom = custom
         self.created_at: str | None = None

@@ -135,16 +135,18 @@ def hello_payload(
     and labels. Raises :class:`~werk.errors.AuthenticationError` when the server wants a
     password and none was given (rather than sending a HELLO that must fail).
     """
-    payload: dict[str, Any] = {"v": PROTOCOL_VERSION}
+    # Key order follows the reference client (hostname, wid, pid, labels, v, pwdhash) so a
+    # HELLO built here is byte-identical to the recorded ones.
+    payload: dict[str, Any] = {}
     if hostname is not None:
         payload["hostname"] = hostname
-    if pid is not None:
-        payload["pid"] = pid
     if wid:
         payload["wid"] = wid
+    if pid is not None:
+        payload["pid"] = pid
+    if wid or labels:
         payload["labels"] = list(labels)
-    elif labels:
-        payload["labels"] = list(labels)
+    payload["v"] = PROTOCOL_VERSION
     if username:
         payload["username"] = username
     if greeting.salt is not None:
