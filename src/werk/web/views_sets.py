@@ -1,0 +1,143 @@
+"""Scheduled, Retries and Dead: the three sorted sets, page by page, and one job in full.
+
+Every action is a MUTATE on the set, filtered by the jids of the chosen jobs (or unfiltered for
+"all"): ``requeue`` (run now: back onto its queue), ``discard`` (delete) and ``kill`` (move to
+Dead). A job page shows the whole payload and, for a failed job, its error and backtrace.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from werk.web.app import ctx_of, redirect, render
+from werk.web.backend import MutateCmd, SetName
+from werk.web.paging import Pager
+
+__all__ = ["SETS", "SetPage", "setup"]
+
+
+@dataclass(frozen=True)
+class SetPage:
+    """How a set is presented: its title, the time column, its actions and their labels."""
+
+    name: SetName
+    title: str
+    when_label: str
+    empty: str
+    actions: tuple[tuple[MutateCmd, str], ...]
+    show_error: bool
+
+
+SETS: dict[str, SetPage] = {
+    "scheduled": SetPage(
+        name="scheduled",
+        title="Scheduled",
+        when_label="Runs",
+        empty="No scheduled jobs. Jobs pushed with a time in the future wait here.",
+        actions=(("requeue", "Enqueue now"), ("discard", "Delete"), ("kill", "Kill")),
+        show_error=False,
+    ),
+    "retries": SetPage(
+        name="retries",
+        title="Retries",
+        when_label="Next retry",
+        empty="No retries. Failed jobs wait here for their next attempt.",
+        actions=(("requeue", "Retry now"), ("discard", "Delete"), ("kill", "Kill")),
+        show_error=True,
+    ),
+    "dead": SetPage(
+        name="dead",
+        title="Dead",
+        when_label="Died",
+        empty="No dead jobs. Jobs that ran out of retries rest here for 180 days.",
+        actions=(("requeue", "Retry now"), ("discard", "Delete")),
+        show_error=True,
+    ),
+}
+
+
+def _set_of(request: web.Request) -> SetPage:
+    page = SETS.get(request.match_info["set"])
+    if page is None:  # pragma: no cover - the route pattern only admits the three names
+        raise web.HTTPNotFound()
+    return page
+
+
+def _action_of(page: SetPage, raw: object) -> MutateCmd:
+    for cmd, _label in page.actions:
+        if raw == cmd:
+            return cmd
+    allowed = ", ".join(cmd for cmd, _ in page.actions)
+    raise web.HTTPBadRequest(text=f"400: on {page.name} the action must be one of {allowed}\n")
+
+
+async def set_page(request: web.Request) -> web.Response:
+    """A page of one set, soonest first."""
+    page = _set_of(request)
+    backend = ctx_of(request).backend
+    pager = Pager.from_query(request.query.get("page"))
+    total, entries = await backend.set_entries(page.name, pager.offset, pager.per_page)
+    if not entries and total and pager.page > 1:
+        # Past the end (jobs moved since the link was made): show the last page instead.
+        pager = pager.with_total(total)
+        total, entries = await backend.set_entries(page.name, pager.offset, pager.per_page)
+    return await render(
+        request, "set.html", set=page, entries=entries, pager=pager.with_total(total)
+    )
+
+
+async def set_job_page(request: web.Request) -> web.StreamResponse:
+    """One job of a set: the whole payload, its failure and backtrace, and its actions."""
+    page = _set_of(request)
+    entry = await ctx_of(request).backend.set_entry(page.name, request.match_info["jid"])
+    if entry is None:
+        raise redirect(f"/{page.name}", "gone")
+    return await render(request, "job.html", set=page, entry=entry, job=entry.job)
+
+
+async def set_action(request: web.Request) -> web.StreamResponse:
+    """MUTATE the selected jobs (``jid``), one job (``only``) or all of them (``scope=all``)."""
+    page = _set_of(request)
+    form = await request.post()
+    cmd = _action_of(page, form.get("action"))
+    back = f"/{page.name}"
+    page_no = form.get("page")
+    if isinstance(page_no, str) and page_no.isdigit() and page_no != "1":
+        back = f"{back}?page={page_no}"
+    backend = ctx_of(request).backend
+    if form.get("scope") == "all":
+        await backend.mutate(cmd, page.name, None)
+        raise redirect(back, cmd, "all")
+    only = form.get("only")
+    jids = [only] if isinstance(only, str) and only else [str(j) for j in form.getall("jid", [])]
+    if not jids:
+        raise redirect(back, "none")
+    await backend.mutate(cmd, page.name, jids)
+    raise redirect(back, cmd, len(jids))
+
+
+async def set_job_action(request: web.Request) -> web.StreamResponse:
+    """MUTATE the one job a job page shows, then go back to its set."""
+    page = _set_of(request)
+    form = await request.post()
+    cmd = _action_of(page, form.get("action"))
+    await ctx_of(request).backend.mutate(cmd, page.name, [request.match_info["jid"]])
+    raise redirect(f"/{page.name}", cmd, 1)
+
+
+async def morgue(request: web.Request) -> web.StreamResponse:
+    """Faktory calls the dead set the morgue; keep its links working."""
+    raise web.HTTPMovedPermanently("/dead" + request.path_qs[len("/morgue") :])
+
+
+def setup(app: web.Application) -> None:
+    """Add the set routes to ``app``."""
+    names = "|".join(SETS)
+    app.router.add_get(f"/{{set:{names}}}", set_page, name="set")
+    app.router.add_post(f"/{{set:{names}}}", set_action, name="set_action")
+    app.router.add_get(f"/{{set:{names}}}/{{jid:.+}}", set_job_page, name="set_job")
+    app.router.add_post(f"/{{set:{names}}}/{{jid:.+}}", set_job_action, name="set_job_action")
+    app.router.add_get("/morgue", morgue)
+    app.router.add_get("/morgue/{jid}", morgue)
