@@ -13,7 +13,7 @@ Example::
 """
 
 from werk._version import __version__
-from werk.client import Client, Mutation, Target
+from werk.client import AsyncClient, Client, Mutation, Target
 from werk.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -36,6 +36,7 @@ from werk.errors import (
 from werk.job import Failure, Job
 
 __all__ = [
+    "AsyncClient",
     "AuthenticationError",
     "Client",
     "ConfigurationError",

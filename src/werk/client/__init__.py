@@ -12,11 +12,13 @@ Example::
         client.mutate(Mutation.clear(Target.DEAD))
 """
 
+from werk.client.aio import AsyncClient
 from werk.client.config import Endpoint, parse_url, resolve_url
 from werk.client.mutate import Mutation, Operation, Target
 from werk.client.sync import Client
 
 __all__ = [
+    "AsyncClient",
     "Client",
     "Endpoint",
     "Mutation",
