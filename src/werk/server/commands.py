@@ -1,0 +1,279 @@
+"""Command dispatch: one line in, one reply out, with the real server's texts.
+
+:func:`dispatch` is sans-I/O: it gets a line (already split off the byte stream by
+:class:`~werk.protocol.lines.LineReader`) and the connection's :class:`Session`, calls the
+:class:`~werk.server.manager.Manager`, and returns the reply bytes, :data:`CLOSE` (END),
+or a :class:`FetchWait` when a FETCH has to block. Nothing a client sends raises out of
+here: an unexpected exception becomes ``-ERR internal error``.
+
+Example::
+
+    >>> from werk.server.clock import ManualClock
+    >>> from werk.server.storage import MemoryStorage
+    >>> from werk.server.manager import Manager
+    >>> s = Session(Manager(MemoryStorage(), ManualClock(0)), ServerStats(0.0))
+    >>> dispatch(s, b"PUSH")
+    b'-ERR internal error\\r\\n'
+    >>> dispatch(s, b"FOO bar")
+    b'-ERR unknown command FOO\\r\\n'
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Final
+
+from werk.protocol.lines import split_command
+from werk.protocol.resp import NULL_BULK, OK, encode_bulk, encode_error
+from werk.server.gojson import GoJSONError, go_bytes, go_float
+from werk.server.info import info_json
+from werk.server.jobs import CommandArgumentError, Operation, parse_ack, parse_beat, parse_fail
+from werk.server.manager import Manager
+from werk.server.mutate import MutateError, mutate
+
+__all__ = ["CLOSE", "FetchWait", "ServerStats", "Session", "dispatch"]
+
+log = logging.getLogger("werk.server")
+
+
+class _Close:
+    __repr__ = lambda self: "CLOSE"  # noqa: E731
+
+
+CLOSE: Final = _Close()
+INTERNAL_ERROR: Final = b"-ERR internal error\r\n"
+
+
+class FetchWait:
+    """A FETCH that must wait: for a job on ``queues``, or (empty) just for the timeout."""
+
+    __slots__ = ("queues",)
+
+    def __init__(self, queues: list[str]) -> None:
+        self.queues = queues
+
+
+class ServerStats:
+    """Counters INFO reports about the server itself."""
+
+    __slots__ = ("commands", "connections", "started")
+
+    def __init__(self, started: float) -> None:
+        self.started = started
+        self.connections = 0
+        self.commands = 0
+
+
+class Session:
+    """What a command needs to know about its connection."""
+
+    __slots__ = ("manager", "stats", "wid")
+
+    def __init__(self, manager: Manager, stats: ServerStats, wid: str = "") -> None:
+        self.manager = manager
+        self.stats = stats
+        self.wid = wid
+
+
+Reply = bytes | _Close | FetchWait
+
+
+def _push(s: Session, arg: bytes) -> Reply:
+    error = s.manager.push_bytes(arg)
+    return OK if error is None else encode_error(error)
+
+
+def _pushb(s: Session, arg: bytes) -> Reply:
+    try:
+        return encode_bulk(s.manager.push_bulk_bytes(arg))
+    except GoJSONError as exc:
+        return encode_error(f"invalid JSON: {exc}")
+
+
+def _fetch(s: Session, arg: bytes | None) -> Reply:
+    m = s.manager
+    if s.wid and m.workers.is_quiet(s.wid):
+        return FetchWait([])
+    if arg is None:
+        return encode_error("must call fetch with at least one queue")
+    queues = arg.decode("utf-8", "replace").split(" ")
+    active = m.active_queues(queues)
+    if not active:
+        return FetchWait([])
+    res = m.fetch(active, s.wid)
+    if res is None:
+        return FetchWait(active)
+    return encode_bulk(res.payload)
+
+
+def _ack(s: Session, arg: bytes) -> Reply:
+    m = s.manager
+    try:
+        jid = parse_ack(m.codec, arg)  # type: ignore[arg-type]
+    except CommandArgumentError:
+        return encode_error(b"invalid ACK " + arg)
+    m.ack(jid)
+    return OK
+
+
+def _fail(s: Session, arg: bytes) -> Reply:
+    m = s.manager
+    try:
+        payload = parse_fail(m.codec, arg)  # type: ignore[arg-type]
+    except CommandArgumentError:
+        return encode_error(b"invalid FAIL " + arg)
+    error = m.fail(
+        payload.get("jid") or "",
+        payload.get("errtype") or "",
+        payload.get("message") or "",
+        payload.get("backtrace"),
+    )
+    return OK if error is None else encode_error(error)
+
+
+_STATES = {
+    "quiet": encode_bulk(b'{"state":"quiet"}'),
+    "terminate": encode_bulk(b'{"state":"terminate"}'),
+}
+
+
+def _beat(s: Session, arg: bytes) -> Reply:
+    m = s.manager
+    try:
+        beat = parse_beat(m.codec, arg)  # type: ignore[arg-type]
+    except CommandArgumentError:
+        return encode_error(b"invalid BEAT " + arg)
+    wid = beat.get("wid") or ""
+    worker = m.workers.heartbeat(
+        wid, beat.get("current_state") or "", beat.get("rss_kb") or 0, now=m.clock.now()
+    )
+    if worker is None:
+        return encode_error(f"unknown worker {wid}")
+    return _STATES.get(worker.state, OK)
+
+
+def _info(s: Session, arg: bytes | None) -> Reply:
+    st = s.stats
+    return encode_bulk(
+        info_json(s.manager, started=st.started, connections=st.connections, commands=st.commands)
+    )
+
+
+def _flush(s: Session, arg: bytes | None) -> Reply:
+    s.manager.flush()
+    return OK
+
+
+def _end(s: Session, arg: bytes | None) -> Reply:
+    return CLOSE
+
+
+def _mutate(s: Session, line: bytes) -> Reply:
+    parts = line.split(b" ")
+    if len(parts) != 2:
+        return encode_error("invalid format")
+    m = s.manager
+    try:
+        mutate(m, Operation.decode(m.codec, parts[1]))  # type: ignore[arg-type]
+    except (GoJSONError, MutateError) as exc:
+        return encode_error(str(exc))
+    return OK
+
+
+def _queue(s: Session, line: bytes) -> Reply:
+    tokens = line.decode("utf-8", "replace").split(" ")[1:]
+    if not tokens:
+        return INTERNAL_ERROR  # bare QUEUE: 1.10.0's recovered panic
+    sub = tokens[0].upper()
+    names = tokens[1:]
+    m = s.manager
+    if sub == "LATENCY":
+        if len(names) == 1 and names[0] == "*":
+            return encode_error("QUEUE LATENCY does not support wildcards")
+        try:
+            latencies = m.latency(names)
+        except (GoJSONError, ValueError, AttributeError) as exc:
+            return encode_error(f"QUEUE: {exc}")
+        body = ",".join(
+            f"{_json_str(k)}:{go_float(v) if v else '0'}" for k, v in sorted(latencies.items())
+        )
+        return encode_bulk(go_bytes("{" + body + "}"))
+    ops: dict[str, Callable[[str], None]] = {
+        "PAUSE": m.pause,
+        "RESUME": m.resume,
+        "REMOVE": m.remove_queue,
+    }
+    op = ops.get(sub)
+    if op is None:
+        return encode_error(f"no such QUEUE subcommand: {sub}")
+    if not names:
+        return INTERNAL_ERROR  # QUEUE PAUSE with no name: 1.10.0's recovered panic
+    targets = list(m.queues) if names[0] == "*" else names
+    for name in targets:
+        op(name)
+    return OK
+
+
+def _json_str(text: str) -> str:
+    from json.encoder import encode_basestring
+
+    return str(encode_basestring(text))
+
+
+def _batch(s: Session, arg: bytes | None) -> Reply:
+    return encode_error("batch subsystem is only available in Faktory Enterprise")
+
+
+def _track(s: Session, arg: bytes | None) -> Reply:
+    return encode_error("tracking subsystem is only available in Faktory Enterprise")
+
+
+# Verbs whose argument is required: a bare verb is "-ERR internal error" (1.10.0), never a crash.
+_WITH_ARG: dict[bytes, Callable[[Session, bytes], Reply]] = {
+    b"PUSH": _push,
+    b"PUSHB": _pushb,
+    b"ACK": _ack,
+    b"FAIL": _fail,
+    b"BEAT": _beat,
+}
+_OPTIONAL_ARG: dict[bytes, Callable[[Session, bytes | None], Reply]] = {
+    b"FETCH": _fetch,
+    b"INFO": _info,
+    b"FLUSH": _flush,
+    b"END": _end,
+    b"BATCH": _batch,
+    b"TRACK": _track,
+}
+_WHOLE_LINE: dict[bytes, Callable[[Session, bytes], Reply]] = {
+    b"MUTATE": _mutate,
+    b"QUEUE": _queue,
+}
+
+
+def dispatch(session: Session, line: bytes) -> Reply:
+    """Run one command line (after the handshake) and return its reply."""
+    verb, arg = split_command(line)
+    try:
+        handler = _WITH_ARG.get(verb)
+        if handler is not None:
+            session.stats.commands += 1
+            if arg is None:
+                return INTERNAL_ERROR
+            return handler(session, arg)
+        optional = _OPTIONAL_ARG.get(verb)
+        if optional is not None:
+            session.stats.commands += 1
+            return optional(session, arg)
+        whole = _WHOLE_LINE.get(verb)
+        if whole is not None:
+            session.stats.commands += 1
+            return whole(session, line)
+    except Exception:
+        log.exception("internal error handling %r", line[:200])
+        return INTERNAL_ERROR
+    return encode_error(b"unknown command " + verb)
+
+
+# NULL_BULK is the FETCH timeout reply, written by the connection layer.
+__all__ += ["INTERNAL_ERROR", "NULL_BULK"]

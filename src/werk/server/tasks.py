@@ -1,0 +1,99 @@
+"""The periodic tasks and their INFO statistics.
+
+The real server ticks every second and runs a task when the Unix second is a multiple of
+its period; :meth:`TaskRunner.run_due` does the same for every tick boundary crossed since
+the previous call, so a manual clock advanced by a minute runs each task once.
+
+=========== ====== =====================================================
+INFO name   period what it does
+=========== ====== =====================================================
+Scheduled   5 s    due scheduled jobs -> their queues
+Retries     5 s    due retries -> their queues
+Dead        60 s   purge dead jobs past their 180 days (100 per run)
+Busy        15 s   expire overdue reservations (ReservationExpired)
+Workers     15 s   drop workers silent for 60 s, closing their connections
+=========== ====== =====================================================
+
+Example::
+
+    >>> from werk.server.clock import ManualClock
+    >>> from werk.server.storage import MemoryStorage
+    >>> from werk.server.manager import Manager
+    >>> clock = ManualClock(1_700_000_000)
+    >>> m = Manager(MemoryStorage(), clock)
+    >>> clock.advance(60); m.run_due_tasks()
+    >>> m.tasks.stats()["Dead"]["cycles"]
+    1
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from werk.server.manager import Manager
+
+__all__ = ["PERIODS", "TaskRunner"]
+
+PERIODS = {"Scheduled": 5, "Retries": 5, "Dead": 60, "Busy": 15, "Workers": 15}
+
+
+class TaskRunner:
+    """Runs the manager's periodic tasks on tick boundaries and keeps their statistics."""
+
+    def __init__(self, manager: Manager) -> None:
+        self.manager = manager
+        now = manager.clock.now()
+        self._last = {name: math.floor(now / p) for name, p in PERIODS.items()}
+        self._cycles = dict.fromkeys(PERIODS, 0)
+        self._wall = dict.fromkeys(PERIODS, 0.0)
+        self._moved = dict.fromkeys(PERIODS, 0)
+
+    def run_due(self, now: float) -> list[str]:
+        """Run each task whose tick came since the last call; the names that ran."""
+        ran = []
+        for name, period in PERIODS.items():
+            tick = math.floor(now / period)
+            if tick <= self._last[name]:
+                continue
+            self._last[name] = tick
+            self.run(name, now)
+            ran.append(name)
+        return ran
+
+    def run(self, name: str, now: float) -> int:
+        """Run one task now; the number of jobs (or workers) it moved."""
+        m = self.manager
+        start = time.perf_counter()
+        if name == "Scheduled":
+            count = m.enqueue_due(m.scheduled, now)
+        elif name == "Retries":
+            count = m.enqueue_due(m.retries, now)
+        elif name == "Dead":
+            count = m.purge_dead(now)
+        elif name == "Busy":
+            count = m.reap_reservations(now)
+        else:
+            count = m.workers.reap(now)
+        self._wall[name] += time.perf_counter() - start
+        self._cycles[name] += 1
+        self._moved[name] += count
+        return count
+
+    def stats(self) -> dict[str, dict[str, Any]]:
+        """The ``faktory.tasks`` object of INFO (keys sorted as Go writes a map)."""
+        m = self.manager
+        out: dict[str, dict[str, Any]] = {
+            "Busy": {"reaped": self._moved["Busy"], "size": len(m.reservations)},
+        }
+        for name, s in (("Dead", m.dead), ("Retries", m.retries), ("Scheduled", m.scheduled)):
+            out[name] = {
+                "cycles": self._cycles[name],
+                "enqueued": self._moved[name],
+                "size": len(s),
+                "wall_time_sec": self._wall[name],
+            }
+        out["Workers"] = {"reaped": m.workers.reaped, "size": len(m.workers)}
+        return out
