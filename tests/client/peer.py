@@ -73,7 +73,10 @@ class _Stream:
             if line is not None:
                 consumed = (self.fed - self.reader.buffered) - before
                 return line + (b"\r\n" if consumed - len(line) == 2 else b"\n")
-            data = self.sock.recv(65536)
+            try:
+                data = self.sock.recv(65536)
+            except ConnectionResetError:
+                return None
             if not data:
                 return None
             self.fed += len(data)

@@ -39,7 +39,9 @@ async def test_replay_async(p: Plan, monkeypatch: pytest.MonkeyPatch) -> None:
 async def test_pipelined_calls_keep_their_order() -> None:
     """Many concurrent pushes on one connection: each caller gets its own reply."""
 
-    def answer(line: bytes) -> bytes:
+    def answer(line: bytes) -> bytes | None:
+        if line == b"END\r\n":
+            return None
         if line.startswith(b"HELLO ") or line.startswith(b"PUSH "):
             return b"+OK\r\n"
         if line.startswith(b"FETCH"):
