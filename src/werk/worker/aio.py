@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from werk.errors import (
+    AuthenticationError,
     ConnectError,
     ConnectionClosedError,
     NetworkTimeout,
@@ -177,6 +178,7 @@ class AsyncSlots:
         self.conns: list[AsyncConnection] = []
         self._thread: threading.Thread | None = None
         self._hard_stop: asyncio.Event | None = None
+        self._in_handler: set[asyncio.Task[Any] | None] = set()
 
     def start(self) -> None:
         """Start the loop thread and the slot tasks."""
@@ -231,6 +233,7 @@ class AsyncSlots:
         selector = w.selector
         conn = AsyncConnection(w.settings, w.identity)
         self.conns.append(conn)
+        task = asyncio.current_task()
         backoff = Backoff()
         report: bytes | None = None
         retried = False
@@ -246,7 +249,9 @@ class AsyncSlots:
                 try:
                     error, payload = await conn.report_and_fetch(report, fetch)
                 except Exception as exc:
-                    if is_network_error(exc):
+                    if isinstance(exc, AuthenticationError):
+                        w.fatal(exc)
+                    elif is_network_error(exc):
                         w.outage.failed(exc)
                     elif isinstance(exc, ServerError):
                         log.error("FETCH refused: %s", exc)
@@ -271,13 +276,35 @@ class AsyncSlots:
                         log.warning("could not give back a job at shutdown: %s", exc)
                     break
                 flight, fn = runner.begin(payload)
-                err = runner.unknown(flight.job) if fn is None else await self._invoke(flight, fn)
+                if fn is None:
+                    err: BaseException | None = runner.unknown(flight.job)
+                else:
+                    self._in_handler.add(task)
+                    try:
+                        err = await self._invoke(flight, fn)
+                    finally:
+                        self._in_handler.discard(task)
                 report = runner.finish(flight, err)
         finally:
             conn.close()
 
     def stop_jobs(self) -> None:
-        """At the deadline: cancel nothing (the jobs were FAILed); slots exit on hard stop."""
+        """At the deadline: cancel the handlers still running (their jobs were FAILed).
+
+        A sync handler's thread cannot be stopped; its task stops waiting for it.
+        """
+
+        def cancel() -> None:
+            for task in list(self._in_handler):
+                if task is not None:
+                    task.cancel()
+
+        if self.loop.is_running():
+            self.loop.call_soon_threadsafe(cancel)
+
+    def io_busy(self) -> bool:
+        """True while a slot may be waiting for a FETCH reply."""
+        return not self.worker._slots_done.is_set()
 
     def close(self) -> None:
         """Stop the loop's leftovers and the sync thread pool."""

@@ -21,10 +21,9 @@ import ssl
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
+from werk.client.config import parse_url, resolve_url, ssl_context_for
 from werk.errors import (
-    ConfigurationError,
     ConnectError,
     ConnectionClosedError,
     NetworkError,
@@ -47,33 +46,7 @@ __all__ = [
     "fetched_job",
     "hello_line",
     "is_network_error",
-    "resolve_url",
 ]
-
-DEFAULT_URL = "tcp://localhost:7419"
-
-
-def resolve_url(url: str | None = None) -> str:
-    """The server URL: ``url``, else ``$FAKTORY_PROVIDER`` -> ``$<name>``, else ``$FAKTORY_URL``.
-
-    Example::
-
-        >>> resolve_url("tcp://faktory:7419")
-        'tcp://faktory:7419'
-    """
-    if url:
-        return url
-    provider = os.environ.get("FAKTORY_PROVIDER")
-    if provider:
-        if ":" in provider:
-            raise ConfigurationError(
-                f"FAKTORY_PROVIDER must name an environment variable, not hold a URL: {provider!r}"
-            )
-        value = os.environ.get(provider)
-        if not value:
-            raise ConfigurationError(f"FAKTORY_PROVIDER set to invalid value: {provider}")
-        return value
-    return os.environ.get("FAKTORY_URL") or DEFAULT_URL
 
 
 @dataclass(frozen=True)
@@ -106,27 +79,18 @@ class ServerSettings:
         ssl_context: ssl.SSLContext | None = None,
         timeout: float = 10.0,
     ) -> ServerSettings:
-        """Parse ``url`` (or the environment, see :func:`resolve_url`)."""
-        text = resolve_url(url)
-        parts = urlsplit(text)
-        if parts.scheme not in ("tcp", "tcp+tls"):
-            raise ConfigurationError(f"Faktory URL scheme must be tcp or tcp+tls: {text!r}")
-        try:
-            port = parts.port or 7419
-        except ValueError as exc:
-            raise ConfigurationError(f"bad port in Faktory URL {text!r}: {exc}") from None
-        if password is None and parts.password is not None:
-            password = unquote(parts.password)
-        tls = parts.scheme == "tcp+tls" or ssl_context is not None
+        """Parse ``url`` (else ``FAKTORY_PROVIDER`` / ``FAKTORY_URL``), as the client does."""
+        endpoint = parse_url(resolve_url(url))
+        context = ssl_context_for(endpoint, ssl_context)
         return cls(
-            host=parts.hostname or "localhost",
-            port=port,
-            password=password,
-            tls=tls,
-            ssl_context=ssl_context,
-            server_hostname=parts.hostname,
+            host=endpoint.host,
+            port=endpoint.port,
+            password=password if password is not None else endpoint.password,
+            tls=context is not None,
+            ssl_context=context,
+            server_hostname=endpoint.host,
             timeout=timeout,
-            username=unquote(parts.username) if parts.username else None,
+            username=endpoint.username,
         )
 
     @property

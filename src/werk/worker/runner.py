@@ -19,6 +19,8 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import os
@@ -49,6 +51,12 @@ log = logging.getLogger("werk.worker.job")
 
 MAX_BACKTRACE = 50  # the server keeps no more than this
 _WORKER_DIR = os.path.dirname(os.path.abspath(__file__))
+# Frames of the machinery between werk and the handler, left out of backtraces.
+_SKIP_DIRS = (
+    _WORKER_DIR,
+    os.path.dirname(os.path.abspath(asyncio.__file__)),
+    os.path.dirname(os.path.abspath(concurrent.futures.__file__)),
+)
 _monotonic = time.monotonic
 
 
@@ -95,7 +103,7 @@ def format_backtrace(exc: BaseException, limit: int) -> list[str]:
         return exc.backtrace[:limit]
     lines: list[str] = []
     for frame in reversed(traceback.extract_tb(exc.__traceback__)):
-        if os.path.dirname(os.path.abspath(frame.filename)) == _WORKER_DIR:
+        if os.path.dirname(os.path.abspath(frame.filename)) in _SKIP_DIRS:
             continue
         line = f'File "{frame.filename}", line {frame.lineno}, in {frame.name}'
         if frame.line:

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
-from werk.errors import JobNotFoundError, ServerError
+from werk.errors import AuthenticationError, JobNotFoundError, ServerError
 from werk.worker.backoff import Backoff
 from werk.worker.connection import Connection, is_network_error
 from werk.worker.context import JobContext, reset_current, set_current
@@ -106,12 +106,14 @@ class ThreadSlots:
         self.conns: list[Connection] = []
         self.threads: list[threading.Thread] = []
         self.running = 0
+        self.in_io: list[bool] = []  # per slot: inside a FETCH
         self._lock = threading.Lock()
 
     def start(self) -> None:
         """Start every slot."""
         n = self.worker.concurrency
         self.running = n
+        self.in_io = [False] * n
         for i in range(n):
             conn = Connection(self.worker.settings, self.worker.identity)
             self.conns.append(conn)
@@ -124,6 +126,10 @@ class ThreadSlots:
 
     def stop_jobs(self) -> None:
         """At the deadline: threads cannot be stopped; their jobs are FAILed and forgotten."""
+
+    def io_busy(self) -> bool:
+        """True while some slot may be blocked in a FETCH."""
+        return any(self.in_io)
 
     def close(self) -> None:
         """After the shutdown: say END on the connections of slots that did not exit."""
@@ -163,19 +169,24 @@ class ThreadSlots:
                     if report is not None:
                         w.lost_report(report)
                     break
+                self.in_io[index] = True
                 try:
                     error, payload = conn.report_and_fetch(report, fetch)
                 except Exception as exc:
-                    if not is_network_error(exc):
+                    if isinstance(exc, AuthenticationError):
+                        w.fatal(exc)
+                    elif not is_network_error(exc):
                         if isinstance(exc, ServerError):
                             log.error("FETCH refused: %s", exc)
                         else:
                             log.exception("unexpected error in fetch slot %d", index)
                     else:
                         outage.failed(exc)
+                    self.in_io[index] = False
                     retried = report is not None
                     hard_stop.wait(backoff.next_delay())
                     continue
+                self.in_io[index] = False
                 if outage.active:
                     outage.recovered()
                 backoff.attempts = 0

@@ -54,6 +54,7 @@ State = Literal["running", "quiet", "terminate"]
 class _Executor(Protocol):
     def start(self) -> None: ...
     def stop_jobs(self) -> None: ...
+    def io_busy(self) -> bool: ...
     def close(self) -> None: ...
 
 
@@ -124,6 +125,7 @@ class Worker:
         self._started = threading.Event()
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
+        self.error: BaseException | None = None
 
     # -- state ------------------------------------------------------------------------------
 
@@ -154,6 +156,13 @@ class Worker:
         # Called from signal handlers, the heartbeat thread or user code: only record it.
         self._requests.append(what)
         self._wake.set()
+
+    def fatal(self, exc: BaseException) -> None:
+        """An error no retry can fix (a wrong password): log it once and terminate."""
+        if self.error is None:
+            self.error = exc
+            log.error("worker %s cannot continue: %s", self.wid, exc)
+        self._request("terminate")
 
     def slots_exited(self) -> None:
         """Called by the executor when its last slot has exited."""
@@ -309,7 +318,14 @@ class Worker:
         if abandoned:
             self._send_reports([line for _, line in abandoned])
         # Slots blocked in FETCH return within ~2 s; a job they get is given back.
-        self._slots_done.wait(2.5)
+        give_up = time.monotonic() + 2.5
+        while (
+            executor is not None
+            and executor.io_busy()
+            and not self._slots_done.wait(0.05)
+            and time.monotonic() < give_up
+        ):
+            pass
         if executor is not None:
             executor.close()
         if self.heartbeat is not None:

@@ -1,0 +1,173 @@
+"""``werk worker MODULE[:APP]``: run the jobs of an app.
+
+Example::
+
+    $ werk worker myproject.jobs -c 20 -q critical,3 -q default -l web-3 --executor thread
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+
+from werk.errors import ConfigurationError
+from werk.worker.app import App
+from werk.worker.queues import parse_queue_arg
+
+__all__ = ["add_worker_command", "configure_logging", "load_app"]
+
+_EPILOG = """\
+examples:
+  werk worker myproject.jobs                  # the App named "app" in myproject/jobs.py
+  werk worker myproject.jobs:tasks -c 50      # the App named "tasks", 50 slots
+  werk worker jobs -q critical,3 -q default,1 # weighted: critical tried first 3 times in 4
+  werk worker jobs -q critical -q default     # strict: critical always first
+  werk worker jobs --executor process -c 4    # CPU-bound jobs, one child process per slot
+
+signals: TERM/INT stop gracefully (a second one stops at once), TSTP stops fetching
+(quiet), TTIN logs the stack of every thread.
+The server is FAKTORY_URL (or FAKTORY_PROVIDER), else tcp://localhost:7419.
+"""
+
+
+def load_app(spec: str) -> App:
+    """Import ``module[:attribute]`` and return the :class:`~werk.App` it names.
+
+    Without an attribute, the module's ``app`` is used, or its only App. The current
+    directory is importable, as with ``python -m``.
+
+    Example::
+
+        app = load_app("myproject.jobs:app")
+    """
+    modname, _, attr = spec.partition(":")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(modname)
+    except ImportError as exc:
+        if exc.name and modname.startswith(exc.name):
+            raise ConfigurationError(f"cannot import {modname!r}: {exc}") from exc
+        raise
+    if attr:
+        app = getattr(module, attr, None)
+        if not isinstance(app, App):
+            raise ConfigurationError(f"{modname}:{attr} is not a werk.App (got {app!r})")
+        return app
+    default = getattr(module, "app", None)
+    if isinstance(default, App):
+        return default
+    apps = [name for name, value in vars(module).items() if isinstance(value, App)]
+    if len(apps) == 1:
+        found: App = getattr(module, apps[0])
+        return found
+    if not apps:
+        raise ConfigurationError(f"no werk.App found in {modname}; write {modname}:NAME")
+    raise ConfigurationError(
+        f"several werk.App objects in {modname} ({', '.join(apps)}); write {modname}:NAME"
+    )
+
+
+def configure_logging(level: str) -> None:
+    """Log lines with time, level and logger name to stderr."""
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    from werk.worker.worker import Worker
+
+    configure_logging(args.log_level)
+    try:
+        app = load_app(args.app)
+        queues = [parse_queue_arg(q) for q in args.queue] if args.queue else None
+        strategy = args.strategy
+        if strategy is None:
+            weighted = any("," in q for q in args.queue or ())
+            strategy = "weighted" if weighted else "strict"
+        worker = Worker(
+            app,
+            args.url,
+            concurrency=args.concurrency,
+            queues=queues,
+            queue_strategy=strategy,
+            labels=args.label or (),
+            shutdown_timeout=args.shutdown_timeout,
+            executor=args.executor,
+            wid=args.wid,
+        )
+    except ConfigurationError as exc:
+        print(f"werk worker: {exc}", file=sys.stderr)
+        return 2
+    worker.run()
+    return 1 if worker.error is not None else 0
+
+
+def add_worker_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``werk worker``."""
+    p = sub.add_parser(
+        "worker",
+        help="run the jobs of an app",
+        description="Fetch jobs from Faktory and run them with the job functions of an App.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("app", metavar="MODULE[:APP]", help="where the werk.App is, e.g. myapp.jobs:app")
+    p.add_argument(
+        "-c",
+        "--concurrency",
+        type=int,
+        default=20,
+        metavar="N",
+        help="jobs run at the same time (default 20)",
+    )
+    p.add_argument(
+        "-q",
+        "--queue",
+        action="append",
+        metavar="QUEUE[,WEIGHT]",
+        help="a queue to work, repeatable, in priority order (default: default)",
+    )
+    p.add_argument(
+        "--strategy",
+        choices=("strict", "weighted", "random"),
+        default=None,
+        help="queue order: strict priority, weighted, or random "
+        "(default: weighted when a weight is given, else strict)",
+    )
+    p.add_argument(
+        "-l",
+        "--label",
+        action="append",
+        metavar="LABEL",
+        help="a label shown in the web UI, repeatable",
+    )
+    p.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=25.0,
+        metavar="S",
+        help="seconds running jobs get to finish on TERM before they are FAILed (default 25)",
+    )
+    p.add_argument(
+        "--executor",
+        choices=("thread", "asyncio", "process"),
+        default="thread",
+        help="thread (default): sync jobs on threads, async jobs on an event loop; "
+        "asyncio: one event loop; process: a child process per slot",
+    )
+    p.add_argument("--url", default=None, help="server URL (default: FAKTORY_URL)")
+    p.add_argument("--wid", default=None, help="worker id (default: random)")
+    p.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        help="log level (default INFO: a line per job)",
+    )
+    p.set_defaults(func=_run)
