@@ -34,8 +34,10 @@ from werk.errors import (
     UnknownWorkerError,
 )
 from werk.job import Failure, Job
+from werk.worker import App, JobContext, JobFunction, Middleware, Worker, current_job
 
 __all__ = [
+    "App",
     "AsyncClient",
     "AuthenticationError",
     "Client",
@@ -46,10 +48,13 @@ __all__ = [
     "Failure",
     "FaktoryError",
     "Job",
+    "JobContext",
+    "JobFunction",
     "JobNotFoundError",
     "JobValidationError",
     "LineTooLongError",
     "LocalProtocolError",
+    "Middleware",
     "Mutation",
     "NetworkError",
     "NetworkTimeout",
@@ -59,5 +64,7 @@ __all__ = [
     "ShutdownInProgressError",
     "Target",
     "UnknownWorkerError",
+    "Worker",
     "__version__",
+    "current_job",
 ]
