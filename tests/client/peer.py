@@ -108,21 +108,35 @@ class ScriptedPeer:
         return f"tcp://127.0.0.1:{self.port}"
 
     def _run(self) -> None:
+        # Connections are accepted in order and each is served on a thread of its own, so
+        # a script that stalls does not hold up the client's next connection.
         self._listener.settimeout(10)
+        workers: list[threading.Thread] = []
         try:
             for index, script in enumerate(self.scripts):
                 sock, _ = self._listener.accept()
                 self.accepted += 1
-                if self._wrap is not None:
-                    sock = self._wrap(sock)
-                try:
-                    self._serve(index, sock, script)
-                finally:
-                    sock.close()
+                worker = threading.Thread(
+                    target=self._serve_guarded, args=(index, sock, script), daemon=True
+                )
+                worker.start()
+                workers.append(worker)
         except BaseException as exc:  # reported by check()
             self.errors.append(exc)
         finally:
             self._listener.close()
+            for worker in workers:
+                worker.join(30)
+
+    def _serve_guarded(self, index: int, sock: socket.socket, script: list[Step]) -> None:
+        try:
+            if self._wrap is not None:
+                sock = self._wrap(sock)
+            self._serve(index, sock, script)
+        except BaseException as exc:
+            self.errors.append(exc)
+        finally:
+            sock.close()
 
     def _serve(self, index: int, sock: socket.socket, script: list[Step]) -> None:
         stream = _Stream(sock)
