@@ -1,0 +1,58 @@
+"""Jobs used by tests that run the worker in another process (``werk worker``, children).
+
+Each job records what it did in files under the directory it is given, so the test can
+check what ran, how often, and in which process.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import werk
+from werk.worker import App
+
+app = App()
+
+
+def _mark(directory: str, name: str, text: str = "") -> None:
+    path = Path(directory) / name
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(f"{os.getpid()} {text}\n")
+
+
+@app.job
+def record(directory: str, name: str) -> None:
+    """Append this process's pid to ``directory/name``."""
+    _mark(directory, name, werk.current_job().jid)
+
+
+@app.job
+def sleepy(directory: str, name: str, seconds: float) -> None:
+    """Mark the start, sleep, mark the end."""
+    _mark(directory, f"{name}.start")
+    time.sleep(seconds)
+    _mark(directory, f"{name}.end")
+
+
+@app.job
+async def async_record(directory: str, name: str) -> None:
+    """The async twin of ``record``."""
+    _mark(directory, name, werk.current_job().jid)
+
+
+@app.job
+def crash(directory: str, name: str, how: str) -> None:
+    """Die in the middle of the job: ``exit`` (os._exit) or ``kill`` (SIGKILL to itself)."""
+    _mark(directory, f"{name}.start")
+    if how == "exit":
+        os._exit(7)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@app.job
+def boom(message: str) -> None:
+    """Always raises."""
+    raise RuntimeError(message)
