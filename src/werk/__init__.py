@@ -13,7 +13,14 @@ Example::
 """
 
 from werk._version import __version__
-from werk.client import AsyncClient, Client, Mutation, Target
+from werk.client import (
+    AsyncClient,
+    AsyncClientPool,
+    Client,
+    ClientPool,
+    Mutation,
+    Target,
+)
 from werk.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -39,8 +46,10 @@ from werk.worker import App, JobContext, JobFunction, Middleware, Worker, curren
 __all__ = [
     "App",
     "AsyncClient",
+    "AsyncClientPool",
     "AuthenticationError",
     "Client",
+    "ClientPool",
     "ConfigurationError",
     "ConnectError",
     "ConnectionClosedError",

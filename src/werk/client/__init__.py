@@ -15,11 +15,14 @@ Example::
 from werk.client.aio import AsyncClient
 from werk.client.config import Endpoint, parse_url, resolve_url
 from werk.client.mutate import Mutation, Operation, Target
+from werk.client.pool import AsyncClientPool, ClientPool
 from werk.client.sync import Client
 
 __all__ = [
     "AsyncClient",
+    "AsyncClientPool",
     "Client",
+    "ClientPool",
     "Endpoint",
     "Mutation",
     "Operation",
