@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 TRANSCRIPTS = REPO.parent / "shared" / "transcripts"
 
-_ENTRY = re.compile(r"^\[\s*([0-9.]+)s\]\s+(c\d+)\s+(.*)$")
+_ENTRY = re.compile(r"^\[\s*([0-9.]+)s\]\s+([a-z]+\d+)\s+(.*)$")
 # A huge argument is recorded as ``xxxx...(1048576 x)...``: expand it back.
 _REPEAT = re.compile(rb"(.)\1*\.\.\.\((\d+) \1\)\.\.\.")
 # A huge reply is recorded as ``b'$1048750\r\n{"'...(1048762 bytes total, ...)``.

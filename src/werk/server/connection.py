@@ -53,6 +53,7 @@ class Connection(asyncio.Protocol):
         self._eof = False
         self._deadline: Any = None
         self._waiter: Waiter | None = None
+        self.received = 0  # bytes read from the client (tests use it to sync with the loop)
 
     # -- asyncio callbacks -----------------------------------------------------------
 
@@ -61,11 +62,12 @@ class Connection(asyncio.Protocol):
         self.transport = transport
         self.server.connections.add(self)
         self.greeting = Greeting.new(bool(self.server.config.password))
-        transport.write(self.greeting.encode())
         # The whole handshake must be done within 2 s, else the socket is dropped.
         self._deadline = self.server.call_later(self.server.config.handshake_timeout, self.close)
+        transport.write(self.greeting.encode())
 
     def data_received(self, data: bytes) -> None:
+        self.received += len(data)
         if self.closed:
             return
         self.reader.feed(data)
