@@ -115,6 +115,7 @@ async def render(
         title=ctx.title,
         stats=stats,
         now=ctx.backend.now(),
+        csrf_token=token,
         csrf_field=Markup('<input type="hidden" name="{}" value="{}">').format(CSRF_FIELD, token),
         notice=_notice_text(request.query.get("done", ""), request.query.get("n", "")),
         **context,

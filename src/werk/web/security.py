@@ -19,6 +19,7 @@ import binascii
 import hmac
 import secrets
 from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -28,8 +29,9 @@ __all__ = ["CSRF_COOKIE", "CSRF_FIELD", "basic_auth", "csrf_protect", "csrf_toke
 
 CSRF_COOKIE = "werk_csrf"
 CSRF_FIELD = "csrf"
-_TOKEN_KEY = "werk.csrf_token"
-_NEW_TOKEN_KEY = "werk.csrf_new"
+# Typed request keys where aiohttp has them (3.12+), plain strings before.
+_TOKEN_KEY: Any = getattr(web, "RequestKey", lambda name, _t: name)("werk.csrf_token", str)
+_NEW_TOKEN_KEY: Any = getattr(web, "RequestKey", lambda name, _t: name)("werk.csrf_new", bool)
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

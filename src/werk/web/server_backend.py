@@ -65,12 +65,15 @@ class ServerBackend:
     """
 
     def __init__(self, server: Any) -> None:
-        manager = getattr(server, "manager", server)
-        if not isinstance(manager, Manager):
-            raise TypeError(f"expected a werk server or Manager, got {type(server).__name__}")
-        self.manager: Manager = manager
-        self._server_stats = getattr(server, "stats", None)
-        self._started = float(getattr(self._server_stats, "started", manager.clock.now()))
+        if not isinstance(getattr(server, "manager", server), Manager):
+            raise TypeError(f"expected a started werk Server or a Manager, got {server!r}")
+        self._server = server
+
+    @property
+    def manager(self) -> Manager:
+        """The server's manager, looked up on each use (the server may replace it)."""
+        manager: Manager = getattr(self._server, "manager", self._server)
+        return manager
 
     async def _committed(self) -> None:
         # Answer the browser only once the change is durable, as the command port does.
@@ -86,8 +89,9 @@ class ServerBackend:
         """The same numbers INFO reports."""
         m = self.manager
         sizes = m.queue_sizes()
-        ss = self._server_stats
+        ss = getattr(self._server, "stats", None)
         now = self.now()
+        started = float(getattr(ss, "started", now))
         return Stats(
             processed=m.counters.get("processed", 0),
             failures=m.counters.get("failures", 0),
@@ -100,7 +104,7 @@ class ServerBackend:
             connections=int(getattr(ss, "connections", 0)),
             command_count=int(getattr(ss, "commands", 0)),
             version=FAKTORY_VERSION,
-            uptime=max(now - self._started, 0.0),
+            uptime=max(now - started, 0.0),
             now=now,
             memory_mb=used_memory_mb(),
             queues=sizes,
