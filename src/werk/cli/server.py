@@ -1,0 +1,140 @@
+"""``werk server``: run the embedded Faktory-compatible server.
+
+Example::
+
+    $ werk server                              # 127.0.0.1:7419, SQLite in ~/.local/share/werk
+    $ werk server --storage memory --bind :7419
+    $ FAKTORY_PASSWORD=s3cret werk server --data ./werk-data --web-bind 127.0.0.1:7420
+
+The data directory defaults to ``$WERK_DATA``, else ``$XDG_DATA_HOME/werk``
+(``~/.local/share/werk``). SIGTERM and SIGINT stop the server gracefully.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from werk.server.config import DEFAULT_BIND, ServerConfig, default_data_dir
+from werk.server.server import Server
+
+__all__ = ["add_server_command", "config_from_args", "run_server"]
+
+log = logging.getLogger("werk.server")
+
+
+def add_server_command(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``werk server`` on the ``werk`` argument parser's sub-parsers."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "server",
+        help="run the embedded Faktory-compatible server",
+        description="Run a Faktory-compatible server (any Faktory client can use it).",
+    )
+    p.add_argument("--bind", default=DEFAULT_BIND, help="HOST:PORT (default %(default)s)")
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help=f"data directory for SQLite storage (default {default_data_dir()})",
+    )
+    p.add_argument("--storage", choices=("sqlite", "memory"), default="sqlite")
+    p.add_argument(
+        "--password",
+        default=None,
+        help="require this password (default: $FAKTORY_PASSWORD; none if unset)",
+    )
+    p.add_argument("--tls-cert", default=None, help="PEM certificate: serve TLS only")
+    p.add_argument("--tls-key", default=None, help="PEM private key for --tls-cert")
+    p.add_argument("--max-connections", type=int, default=2000)
+    p.add_argument(
+        "--max-line", type=int, default=16 * 1024 * 1024, help="longest command line in bytes"
+    )
+    p.add_argument(
+        "--synchronous",
+        choices=("NORMAL", "FULL"),
+        default="NORMAL",
+        help="SQLite sync level: NORMAL survives kill -9, FULL also power loss",
+    )
+    p.add_argument("--web-bind", default=None, help="HOST:PORT for the web UI (werk[web])")
+    p.add_argument("--log-level", default="INFO")
+    p.set_defaults(func=run_server)
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> ServerConfig:
+    """Build the server settings from parsed arguments and the environment."""
+    password = args.password if args.password is not None else os.environ.get("FAKTORY_PASSWORD")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise SystemExit("werk server: --tls-cert and --tls-key go together")
+    return ServerConfig(
+        bind=args.bind,
+        storage=args.storage,
+        data_dir=args.data if args.data is not None else default_data_dir(),
+        password=password or None,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        max_connections=args.max_connections,
+        max_line=args.max_line,
+        synchronous=args.synchronous,
+    )
+
+
+async def _start_web(server: Server, bind: str) -> Any:
+    try:
+        from werk import web
+    except ImportError:
+        log.warning("web UI not available: pip install 'werk[web]' (aiohttp, jinja2)")
+        return None
+    from werk.server.config import split_bind
+
+    host, port = split_bind(bind)
+    handle = await web.start_web(server, host=host, port=port, password=server.config.password)
+    log.info("web UI at %s", getattr(handle, "url", f"http://{bind}"))
+    return handle
+
+
+async def serve(config: ServerConfig, web_bind: str | None = None) -> None:
+    """Run a server until SIGTERM or SIGINT (the handlers only set an event)."""
+    server = Server(config)
+    await server.start()
+    web = await _start_web(server, web_bind) if web_bind else None
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover - Windows
+            signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stop.set))
+    await stop.wait()
+    log.info("stopping")
+    if web is not None and hasattr(web, "close"):
+        await web.close()
+    await server.stop()
+
+
+def run_server(args: argparse.Namespace) -> int:
+    """Entry point of ``werk server``; returns the exit code."""
+    logging.basicConfig(
+        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    config = config_from_args(args)
+    try:
+        import uvloop  # type: ignore[import-not-found]
+
+        runner: Any = uvloop.run
+    except ImportError:
+        runner = asyncio.run
+    try:
+        runner(serve(config, args.web_bind))
+    except OSError as exc:
+        log.error("cannot start: %s", exc)
+        return 1
+    return 0
