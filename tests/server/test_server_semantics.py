@@ -6,8 +6,8 @@ import json
 import time
 
 import pytest
-
 from tests.server.rawclient import Raw
+
 from werk.protocol.resp import ErrorReply
 from werk.protocol.timefmt import to_epoch
 from werk.server import EmbeddedServer, ManualClock

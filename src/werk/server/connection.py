@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from werk.errors import LineTooLongError
 from werk.protocol.handshake import Greeting, HandshakeRejected, check_password, parse_hello
@@ -58,8 +58,8 @@ class Connection(asyncio.Protocol):
     # -- asyncio callbacks -----------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses, but quack the same.
+        self.transport = cast(asyncio.Transport, transport)
         self.server.connections.add(self)
         self.greeting = Greeting.new(bool(self.server.config.password))
         # The whole handshake must be done within 2 s, else the socket is dropped.

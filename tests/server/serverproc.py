@@ -1,0 +1,77 @@
+"""Run ``werk server`` as a real child process (for kill -9 and signal tests).
+
+Example::
+
+    with ServerProcess(tmp_path) as proc:
+        Raw("127.0.0.1", proc.port).push(...)
+        proc.kill9()
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from types import TracebackType
+
+_LISTEN = re.compile(r"listening on tcp(?:\+tls)?://([^:\s]+):(\d+)")
+
+
+class ServerProcess:
+    """``python -m werk server --bind 127.0.0.1:0 --data DIR ...`` with its log captured."""
+
+    def __init__(self, data_dir: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        self.data_dir = data_dir
+        self.args = args
+        self.env = {**os.environ, **(env or {})}
+        self.env.pop("FAKTORY_PASSWORD", None) if env is None else None
+        self.log: list[str] = []
+        self.proc: subprocess.Popen[str] | None = None
+        self.port = 0
+
+    def start(self) -> ServerProcess:
+        cmd = [sys.executable, "-m", "werk", "server", "--bind", "127.0.0.1:0"]
+        cmd += ["--data", str(self.data_dir), *self.args]
+        self.proc = subprocess.Popen(
+            cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=self.env
+        )
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.log.append(line)
+            m = _LISTEN.search(line)
+            if m:
+                self.port = int(m.group(2))
+                break
+        else:
+            raise RuntimeError("server did not start:\n" + "".join(self.log))
+        threading.Thread(target=self._drain, daemon=True).start()
+        return self
+
+    def _drain(self) -> None:
+        assert self.proc is not None and self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.log.append(line)
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def terminate(self, sig: int = signal.SIGTERM) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        return self.proc.wait(15)
+
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
