@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -84,24 +85,38 @@ def test_a_second_sigterm_stops_at_once(server: EmbeddedServer, tmp_path: Path) 
 
 def test_tstp_quiets_and_ttin_dumps_stacks(server: EmbeddedServer, tmp_path: Path) -> None:
     proc = _start_worker(server.url, "-c", "2")
+    output = _Output(proc)
     try:
         _push(server.url, "record", str(tmp_path), "first")
         wait_until(lambda: _lines(tmp_path / "first"), timeout=20)
         proc.send_signal(signal.SIGTSTP)
         proc.send_signal(signal.SIGTTIN)
-        wait_until(lambda: server.info()["workers"] == 1)
-        time.sleep(1.0)  # the blocked FETCHes (0.3 s) come back and the slots stop
+        wait_until(lambda: "no slot fetching" in output.text(), what="the quiet worker's slots")
         _push(server.url, "record", str(tmp_path), "second")
         time.sleep(0.5)
         assert proc.poll() is None  # quiet: still alive
         assert server.info()["queues"]["default"] == 1  # ... and not fetching
         proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=10)
+        proc.wait(10)
     finally:
         proc.kill()
-    assert "quiet" in out
+    out = output.text()
     assert "threads:" in out and "werk-heartbeat" in out  # the TTIN stack dump
     assert not _lines(tmp_path / "second")
+
+
+class _Output:
+    """Collects a child's output on a thread, so the test can wait for a log line."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.lines: list[str] = []
+        assert proc.stdout is not None
+        stream = proc.stdout
+        self.thread = threading.Thread(target=lambda: self.lines.extend(stream), daemon=True)
+        self.thread.start()
+
+    def text(self) -> str:
+        return "".join(self.lines)
 
 
 def test_kill_9_brings_the_job_back_after_its_reservation(

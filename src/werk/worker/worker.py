@@ -167,7 +167,7 @@ class Worker:
     def slots_exited(self) -> None:
         """Called by the executor when its last slot has exited."""
         self._slots_done.set()
-        self._wake.set()
+        self._request("slots-exited")
 
     def lost_report(self, report: bytes) -> None:
         """A finished job's ACK/FAIL could not be delivered before the hard stop."""
@@ -270,6 +270,8 @@ class Worker:
                     self._enter("quiet")
                 elif what == "SIGTTIN":
                     signals.dump_stacks()
+                elif what == "slots-exited" and self._state == "quiet":
+                    log.info("worker %s quiet: every job reported, no slot fetching", self.wid)
             if self._state != "terminate":
                 continue
             if deadline is None:
