@@ -131,16 +131,16 @@ def test_startup_log_names_version_address_and_storage(tmp_path):
 
 def test_full_disk_answers_err_and_acknowledges_only_what_was_stored(tmp_path):
     acked, refused = [], []
-    with EmbeddedServer(storage="sqlite", data_dir=tmp_path, extra={"max_pages": 40}) as srv:
-        with Raw(srv) as c:
-            for i in range(400):
-                jid = f"jid-full-{i:05d}"
-                reply = c.push(jid, args=["x" * 2000])
-                (acked if reply == "OK" else refused).append((jid, reply))
-            assert refused, "the disk never filled up"
-            assert all(isinstance(r, ErrorReply) and "full" in r.message for _, r in refused)
-            # The server is still up and serves what it stored.
-            assert c.info()["faktory"]["queues"]["default"] == len(acked)
+    full = EmbeddedServer(storage="sqlite", data_dir=tmp_path, extra={"max_pages": 40})
+    with full as srv, Raw(srv) as c:
+        for i in range(400):
+            jid = f"jid-full-{i:05d}"
+            reply = c.push(jid, args=["x" * 2000])
+            (acked if reply == "OK" else refused).append((jid, reply))
+        assert refused, "the disk never filled up"
+        assert all(isinstance(r, ErrorReply) and "full" in r.message for _, r in refused)
+        # The server is still up and serves what it stored.
+        assert c.info()["faktory"]["queues"]["default"] == len(acked)
     store = SQLiteStorage(tmp_path / "werk.sqlite3")
     stored = [e.jid for e in store.load().entries]
     store.close()
@@ -154,8 +154,6 @@ def test_stored_payloads_are_the_canonical_json(tmp_path):
     (entry,) = store.load().entries
     store.close()
     job = json.loads(entry.payload)
-    assert list(job) == ["retry", "custom", "jid", "queue", "jobtype", "created_at"] + [
-        "enqueued_at",
-        "args",
-    ]
+    order = ["retry", "custom", "jid", "queue", "jobtype", "created_at", "enqueued_at", "args"]
+    assert list(job) == order
     assert b'"args":[2,{"a":"\\u003c\\u0026\\u003e","b":1}]' in entry.payload

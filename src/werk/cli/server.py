@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import logging
 import os
 import signal
@@ -126,12 +127,11 @@ def run_server(args: argparse.Namespace) -> int:
         stream=sys.stderr,
     )
     config = config_from_args(args)
-    try:
-        import uvloop  # type: ignore[import-not-found]
-
-        runner: Any = uvloop.run
+    runner: Any = asyncio.run
+    try:  # the "fast" extra
+        runner = importlib.import_module("uvloop").run
     except ImportError:
-        runner = asyncio.run
+        pass
     try:
         runner(serve(config, args.web_bind))
     except OSError as exc:

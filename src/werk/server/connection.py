@@ -64,7 +64,7 @@ class Connection(asyncio.Protocol):
         self.greeting = Greeting.new(bool(self.server.config.password))
         # The whole handshake must be done within 2 s, else the socket is dropped.
         self._deadline = self.server.call_later(self.server.config.handshake_timeout, self.close)
-        transport.write(self.greeting.encode())
+        self.transport.write(self.greeting.encode())
 
     def data_received(self, data: bytes) -> None:
         self.received += len(data)
