@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib
 import logging
 import os
@@ -128,10 +129,8 @@ def run_server(args: argparse.Namespace) -> int:
     )
     config = config_from_args(args)
     runner: Any = asyncio.run
-    try:  # the "fast" extra
+    with contextlib.suppress(ImportError):  # the "fast" extra
         runner = importlib.import_module("uvloop").run
-    except ImportError:
-        pass
     try:
         runner(serve(config, args.web_bind))
     except OSError as exc:
