@@ -152,17 +152,14 @@ class Connection(asyncio.Protocol):
                 self._wait_fetch(reply)
 
     def _reply(self, data: bytes) -> None:
-        barrier = self.server.storage.barrier()
-        if barrier is None:
-            self._write(data)
-            return
         # Durable storage: answer only once the command's changes are committed.
-        self.busy = True
-        barrier.add_done_callback(lambda fut: self._committed(fut, data))
+        if self.server.storage.after_commit(lambda exc: self._committed(exc, data)):
+            self.busy = True
+        else:
+            self._write(data)
 
-    def _committed(self, fut: asyncio.Future[None], data: bytes) -> None:
+    def _committed(self, exc: BaseException | None, data: bytes) -> None:
         self.busy = False
-        exc = fut.exception()
         self._write(data if exc is None else encode_error(str(exc) or exc.__class__.__name__))
         self._process()
 

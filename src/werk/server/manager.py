@@ -95,6 +95,8 @@ class Manager:
         self.workers = WorkerRegistry()
         self.tasks = TaskRunner(self)
         self._waiters: dict[str, deque[Waiter]] = {}
+        self._stamp_second = -1
+        self._stamp_prefix = ""
         self.load()
 
     # -- boot ------------------------------------------------------------------------
@@ -144,8 +146,19 @@ class Manager:
         return eid
 
     def now_string(self) -> str:
-        """The clock's time as Go RFC3339Nano."""
-        return epoch_to_string(self.clock.now())
+        """The clock's time as Go RFC3339Nano (``2025-01-02T03:04:05.2Z``)."""
+        now = self.clock.now()
+        whole = int(now)
+        nanos = round((now - whole) * 1e9)
+        if whole != self._stamp_second or not 0 <= nanos < 1_000_000_000:
+            if not 0 <= nanos < 1_000_000_000:
+                return epoch_to_string(now)
+            # Formatting the date part is the slow bit: once per second is enough.
+            self._stamp_second = whole
+            self._stamp_prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+        if nanos:
+            return f"{self._stamp_prefix}.{nanos:09d}".rstrip("0") + "Z"
+        return self._stamp_prefix + "Z"
 
     # -- counters --------------------------------------------------------------------
 
@@ -200,8 +213,9 @@ class Manager:
             return "jobs cannot be reserved for more than one day"
         if job.get("retry") is None:
             job["retry"] = DEFAULT_RETRY
+        stamp = None
         if not job.get("created_at"):
-            job["created_at"] = self.now_string()
+            job["created_at"] = stamp = self.now_string()
         if not job.get("queue"):
             job["queue"] = "default"
         at = job.get("at")
@@ -214,13 +228,13 @@ class Manager:
                 payload = self.codec.encode(job)
                 self._set_add(self.scheduled, SCHEDULED, when, jid, payload)
                 return None
-        return self._enqueue(job)
+        return self._enqueue(job, stamp)
 
-    def _enqueue(self, job: Job) -> str | None:
+    def _enqueue(self, job: Job, stamp: str | None = None) -> str | None:
         queue = job["queue"]
         if queue not in self.queues and not QUEUE_NAME_RE.match(queue):
             return f"cannot get {go_quote(queue)} queue: {BAD_QUEUE}"
-        job["enqueued_at"] = self.now_string()
+        job["enqueued_at"] = stamp or self.now_string()
         payload = self.codec.encode(job)
         self._queue_append(queue, job["jid"], job.get("reserve_for") or 0, payload)
         return None

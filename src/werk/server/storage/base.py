@@ -21,6 +21,7 @@ Example::
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -99,6 +100,11 @@ class Storage(Protocol):
     def barrier(self) -> asyncio.Future[None] | None:
         """A future resolved when every change so far is committed, or None if nothing is
         pending (memory storage: always None)."""
+        ...
+
+    def after_commit(self, callback: Callable[[BaseException | None], None]) -> bool:
+        """Call ``callback(error)`` once everything recorded so far is committed; False
+        (callback never called) when nothing is pending."""
         ...
 
     def flush(self) -> None:

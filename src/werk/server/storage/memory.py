@@ -14,6 +14,7 @@ Example::
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from werk.server.storage.base import Snapshot
 
@@ -59,6 +60,10 @@ class MemoryStorage:
     def barrier(self) -> asyncio.Future[None] | None:
         """Always None: nothing to wait for."""
         return None
+
+    def after_commit(self, callback: Callable[[BaseException | None], None]) -> bool:
+        """Always False: nothing is ever pending."""
+        return False
 
     def flush(self) -> None:
         """No-op."""

@@ -1,0 +1,239 @@
+"""Throughput of werk's embedded server: single PUSH, PUSHB, FETCH+ACK, memory vs SQLite.
+
+The server runs as a separate process (``python -m werk server``, uvloop when installed)
+so that the benchmark's clients do not share its interpreter. Clients: raw sockets (the
+least client overhead possible) and werk's own ``werk.Client`` when it is importable.
+
+Usage::
+
+    python benchmarks/server.py            # default sizes
+    python benchmarks/server.py --quick    # a smoke run
+
+Reference (real Faktory 1.10, Go + Redis): ~11,000 single pushes/s, 25,000-36,000 jobs/s
+by PUSHB from one connection, ~2,800 fetch+ack/s on one connection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+
+REFERENCE = {
+    "push (1 conn)": 11_000,
+    "pushb x1000 (1 conn)": 30_000,
+    "fetch+ack (1 conn)": 2_800,
+}
+
+
+class Server:
+    """``werk server`` in a child process."""
+
+    def __init__(self, storage: str) -> None:
+        self.tmp = tempfile.TemporaryDirectory()
+        cmd = [sys.executable, "-m", "werk", "server", "--bind", "127.0.0.1:0"]
+        cmd += ["--storage", storage, "--data", self.tmp.name, "--log-level", "WARNING"]
+        env = {**os.environ, "WERK_BENCH": "1"}
+        env.pop("FAKTORY_PASSWORD", None)
+        self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
+        self.port = self._wait_port()
+
+    def _wait_port(self) -> int:
+        # The start-up line is logged at INFO; ask the OS instead of parsing logs.
+        deadline = time.monotonic() + 20
+        pid = self.proc.pid
+        while time.monotonic() < deadline:
+            out = subprocess.run(
+                ["ss", "-ltnpH"], capture_output=True, text=True, check=False
+            ).stdout
+            for line in out.splitlines():
+                if f"pid={pid}," in line:
+                    return int(re.search(r":(\d+)\s", line).group(1))  # type: ignore[union-attr]
+            time.sleep(0.05)
+        raise RuntimeError("server did not start")
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+        self.tmp.cleanup()
+
+
+class Raw:
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b""
+        self.line()
+        self.sock.sendall(b'HELLO {"v":2}\r\n')
+        self.line()
+
+    def line(self) -> bytes:
+        while b"\r\n" not in self.buf:
+            self.buf += self.sock.recv(1 << 20)
+        line, _, self.buf = self.buf.partition(b"\r\n")
+        return line
+
+    def reply(self) -> bytes:
+        line = self.line()
+        if line.startswith(b"$") and line != b"$-1":
+            n = int(line[1:]) + 2
+            while len(self.buf) < n:
+                self.buf += self.sock.recv(1 << 20)
+            body, self.buf = self.buf[: n - 2], self.buf[n:]
+            return body
+        return line
+
+
+def job(i: int, prefix: str = "j") -> dict[str, object]:
+    return {"jid": f"{prefix}-{i:012d}", "jobtype": "Bench", "args": [i, "payload"]}
+
+
+def raw_push(port: int, n: int) -> float:
+    c = Raw(port)
+    lines = [b"PUSH " + json.dumps(job(i, "p")).encode() + b"\r\n" for i in range(n)]
+    start = time.perf_counter()
+    for line in lines:
+        c.sock.sendall(line)
+        c.line()
+    return n / (time.perf_counter() - start)
+
+
+def raw_push_many(port: int, n: int, conns: int = 8) -> float:
+    per = n // conns
+    clients = [Raw(port) for _ in range(conns)]
+
+    def run(k: int) -> None:
+        c = clients[k]
+        for i in range(per):
+            c.sock.sendall(b"PUSH " + json.dumps(job(i, f"m{k}")).encode() + b"\r\n")
+            c.line()
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(conns)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return per * conns / (time.perf_counter() - start)
+
+
+def raw_pushb(port: int, n: int, batch: int = 1000) -> float:
+    c = Raw(port)
+    lines = [
+        b"PUSHB " + json.dumps([job(i + b, "b") for i in range(batch)]).encode() + b"\r\n"
+        for b in range(0, n, batch)
+    ]
+    start = time.perf_counter()
+    for line in lines:
+        c.sock.sendall(line)
+        c.reply()
+    return len(lines) * batch / (time.perf_counter() - start)
+
+
+def raw_fetch_ack(port: int, n: int) -> float:
+    c = Raw(port)
+    start = time.perf_counter()
+    for _ in range(n):
+        c.sock.sendall(b"FETCH default\r\n")
+        body = c.reply()
+        jid = body[body.index(b'"jid":"') + 7 :].split(b'"', 1)[0]
+        c.sock.sendall(b'ACK {"jid":"' + jid + b'"}\r\n')
+        c.line()
+    return n / (time.perf_counter() - start)
+
+
+def client_push(port: int, n: int) -> float:
+    import werk
+
+    with werk.Client(f"tcp://127.0.0.1:{port}") as client:
+        start = time.perf_counter()
+        for i in range(n):
+            client.push("Bench", i, "payload")
+        return n / (time.perf_counter() - start)
+
+
+def client_pushb(port: int, n: int, batch: int = 1000) -> float:
+    import werk
+
+    with werk.Client(f"tcp://127.0.0.1:{port}") as client:
+        batches = [
+            [werk.Job("Bench", args=[i, "payload"]) for i in range(batch)]
+            for _ in range(0, n, batch)
+        ]
+        start = time.perf_counter()
+        for jobs in batches:
+            client.push_bulk(jobs)
+        return len(batches) * batch / (time.perf_counter() - start)
+
+
+def client_fetch_ack(port: int, n: int) -> float:
+    import werk
+
+    with werk.Client(f"tcp://127.0.0.1:{port}") as client:
+        start = time.perf_counter()
+        for _ in range(n):
+            job_ = client.fetch("default")
+            assert job_ is not None
+            client.ack(job_.jid)
+        return n / (time.perf_counter() - start)
+
+
+def measure(storage: str, sizes: dict[str, int], with_client: bool) -> dict[str, float]:
+    results: dict[str, float] = {}
+    plan: list[tuple[str, Callable[[int, int], float], int]] = [
+        ("push (1 conn)", raw_push, sizes["push"]),
+        ("push (8 conns)", raw_push_many, sizes["push"]),
+        ("pushb x1000 (1 conn)", raw_pushb, sizes["pushb"]),
+        ("fetch+ack (1 conn)", raw_fetch_ack, sizes["fetch"]),
+    ]
+    if with_client:
+        plan += [
+            ("werk.Client push", client_push, sizes["push"]),
+            ("werk.Client push_bulk x1000", client_pushb, sizes["pushb"]),
+            ("werk.Client fetch+ack", client_fetch_ack, sizes["fetch"]),
+        ]
+    server = Server(storage)
+    try:
+        for name, fn, n in plan:
+            results[name] = fn(server.port, n)
+    finally:
+        server.close()
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
+    opts = parser.parse_args()
+    sizes = (
+        {"push": 2_000, "pushb": 10_000, "fetch": 1_000}
+        if opts.quick
+        else {"push": 20_000, "pushb": 100_000, "fetch": 10_000}
+    )
+    try:
+        import werk
+
+        with_client = hasattr(werk, "Client")
+    except ImportError:
+        with_client = False
+    table = {storage: measure(storage, sizes, with_client) for storage in ("memory", "sqlite")}
+    names = list(table["memory"])
+    print(f"\n{'jobs/s':32} {'memory':>10} {'sqlite':>10} {'sqlite/mem':>10} {'Faktory':>10}")
+    for name in names:
+        mem, lite = table["memory"][name], table["sqlite"][name]
+        ref = REFERENCE.get(name)
+        ref_text = f"{ref:>10,}" if ref else f"{'':>10}"
+        print(f"{name:32} {mem:>10,.0f} {lite:>10,.0f} {lite / mem:>10.2f} {ref_text}")
+    print("\nFaktory column: real Faktory 1.10 (Go + Redis), one connection.")
+
+
+if __name__ == "__main__":
+    main()
