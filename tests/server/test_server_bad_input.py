@@ -1,0 +1,138 @@
+"""Hostile and broken clients: each gets the real error or a close, the server stays up,
+other clients are not slowed, and nothing stored is damaged."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from tests.server.rawclient import Raw
+
+from werk.protocol.resp import ErrorReply
+from werk.server import EmbeddedServer, ManualClock
+
+
+def test_oversized_line_gets_a_clear_error_and_a_close(faktory_server):
+    small = EmbeddedServer(max_line=4096)
+    with small as srv, Raw(srv) as keeper, Raw(srv) as hog:
+        assert keeper.push("jid-keep-00001") == "OK"
+        hog.send(b"PUSH " + b"x" * 10_000)  # no newline, beyond the cap
+        reply = hog.read()
+        assert isinstance(reply, ErrorReply) and "longer than 4096 bytes" in reply.message
+        assert hog.closed_by_server()
+        # The other client and the stored job are untouched.
+        assert keeper.fetch()["jid"] == "jid-keep-00001"
+
+
+def test_a_line_just_under_the_cap_is_fine():
+    with EmbeddedServer(max_line=4096) as srv, Raw(srv) as c:
+        pad = "y" * (4096 - 200)
+        assert c.push("jid-big-000001", args=[pad]) == "OK"
+        assert c.fetch()["args"] == [pad]
+
+
+def test_silent_client_is_dropped_after_the_handshake_deadline():
+    with EmbeddedServer(clock=ManualClock(1_800_000_000)) as srv:
+        sock = socket.create_connection((srv.host, srv.port), timeout=5)
+        assert sock.recv(100) == b'+HI {"v":2}\r\n'
+        srv.advance(1.9)
+        sock.settimeout(0.2)
+        with pytest.raises(TimeoutError):
+            sock.recv(1)
+        srv.advance(0.2)
+        sock.settimeout(5)
+        assert sock.recv(1) == b""
+
+
+def test_half_sent_line_is_never_executed(faktory_server):
+    with Raw(faktory_server) as c:
+        c.send(b'PUSH {"jid":"jid-half-00001","jobtype":"T","args":[]}')
+    with Raw(faktory_server) as c:
+        time.sleep(0.05)
+        assert c.info()["faktory"]["total_enqueued"] == 0
+
+
+def test_connection_limit_refuses_with_the_real_text():
+    with EmbeddedServer(max_connections=3) as srv:
+        clients = [Raw(srv) for _ in range(3)]
+        sock = socket.create_connection((srv.host, srv.port), timeout=5)
+        sock.sendall(b"HELLO {}\r\n")
+        data = b""
+        while True:
+            chunk = sock.recv(1024)
+            if not chunk:
+                break
+            data += chunk
+        assert data == b'+HI {"v":2}\r\n+OK\r\n-ERR too many connections: 4\r\n'
+        assert clients[0].push("jid-still-ok-1") == "OK"
+        for c in clients:
+            c.close()
+
+
+@pytest.mark.slow
+def test_thousand_idle_connections_do_not_slow_a_worker(faktory_server):
+    idle = [Raw(faktory_server) for _ in range(1000)]
+    try:
+        with Raw(faktory_server) as c:
+            start = time.monotonic()
+            for i in range(200):
+                assert c.push(f"jid-busy-{i:05d}") == "OK"
+                assert c.fetch() is not None
+            # Generous: this only fails if idle sockets cost per-command work.
+            assert time.monotonic() - start < 10
+            assert c.info()["server"]["connections"] == 1001
+    finally:
+        for c in idle:
+            c.close()
+
+
+def test_bad_utf8_and_json_are_answered_not_fatal(faktory_server):
+    with Raw(faktory_server) as c:
+        c.send(b"\xff\xfe\r\n")
+        assert c.read() == ErrorReply("ERR", "unknown command \ufffd\ufffd")
+        assert c.cmd(b'PUSH {"jid":"jid-badutf8-01","jobtype":"T","args":["\xff"]}') == "OK"
+        assert c.fetch()["args"] == ["\ufffd"]
+        assert c.cmd(b"PUSH {") == ErrorReply("ERR", "invalid JSON: unexpected end of JSON input")
+        assert c.cmd(b"PUSH [1,2]").message.startswith("invalid JSON: json: cannot unmarshal")
+        for verb in (b"PUSH", b"PUSHB", b"ACK", b"FAIL", b"BEAT", b"QUEUE", b"QUEUE PAUSE"):
+            assert c.cmd(verb) == ErrorReply("ERR", "internal error")
+        assert c.cmd(b"INFO") is not None
+
+
+def test_raw_error_bytes_are_echoed_exactly(faktory_server):
+    sock = socket.create_connection((faktory_server.host, faktory_server.port), timeout=5)
+    sock.sendall(b"HELLO {}\r\n\xff\xfe\r\nINFO\rFOO\r\nINFO\x00\r\n")
+    want = b'+HI {"v":2}\r\n+OK\r\n-ERR unknown command \xff\xfe\r\n'
+    want += b"-ERR unknown command INFO\rFOO\r\n-ERR unknown command INFO\x00\r\n"
+    data = b""
+    while len(data) < len(want):
+        data += sock.recv(4096)
+    assert data == want
+    sock.close()
+
+
+_lines = st.lists(
+    st.one_of(
+        st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"")),
+        st.sampled_from(
+            [b"PUSH", b"PUSH ", b"FETCH", b"ACK {}", b"FAIL {", b"BEAT []", b"MUTATE {}"]
+        ).flatmap(lambda v: st.binary(max_size=30).map(lambda b: v + b.replace(b"\n", b""))),
+        st.sampled_from([b"QUEUE PAUSE *", b"QUEUE REMOVE *", b"FLUSH", b"INFO", b"PUSHB [{}]"]),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(lines=_lines)
+def test_nothing_a_client_sends_stops_the_server(lines):
+    with EmbeddedServer(fetch_timeout=0.01) as srv:
+        sock = socket.create_connection((srv.host, srv.port), timeout=5)
+        sock.sendall(b"HELLO {}\r\n" + b"".join(line + b"\r\n" for line in lines))
+        sock.close()
+        with Raw(srv) as c:
+            assert c.push("jid-survivor-1") == "OK"
+            assert c.fetch()["jid"] == "jid-survivor-1"
