@@ -66,13 +66,12 @@ def test_floats_print_like_go(value, text):
 
 def test_job_type_errors_name_the_go_field():
     codec = JobCodec()
+    field = "json: cannot unmarshal {} into Go struct field Job.{}"
     cases = {
-        b'{"jid":1}': "json: cannot unmarshal number into Go struct field Job.jid of type string",
-        b'{"retry":"5"}': "json: cannot unmarshal string into Go struct field Job.retry of type int",
-        b'{"retry":1.5}': "json: cannot unmarshal number 1.5 into Go struct field Job.retry of type int",
-        b'{"args":{}}': (
-            "json: cannot unmarshal object into Go struct field Job.args of type []interface {}"
-        ),
+        b'{"jid":1}': field.format("number", "jid of type string"),
+        b'{"retry":"5"}': field.format("string", "retry of type int"),
+        b'{"retry":1.5}': field.format("number 1.5", "retry of type int"),
+        b'{"args":{}}': field.format("object", "args of type []interface {}"),
         b"[]": "json: cannot unmarshal array into Go value of type client.Job",
     }
     for data, message in cases.items():

@@ -17,10 +17,10 @@ pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs o
 @pytest.fixture(scope="module")
 def cert(tmp_path_factory):
     d = tmp_path_factory.mktemp("tls")
+    files = ["-keyout", str(d / "key.pem"), "-out", str(d / "cert.pem")]
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"]
-        + ["-keyout", str(d / "key.pem"), "-out", str(d / "cert.pem"), "-subj", "/CN=localhost"]
-        + ["-addext", "subjectAltName=IP:127.0.0.1"],
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", *files]
+        + ["-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"],
         check=True,
         capture_output=True,
     )
@@ -32,14 +32,14 @@ def test_tls_handshake_then_faktory(cert):
     with EmbeddedServer(tls_cert=str(cert_file), tls_key=str(key_file)) as srv:
         assert srv.url.startswith("tcp+tls://")
         ctx = ssl.create_default_context(cafile=str(cert_file))
-        with socket.create_connection((srv.host, srv.port)) as raw:
-            with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
-                assert tls.recv(100) == b'+HI {"v":2}\r\n'
-                tls.sendall(b'HELLO {}\r\nPUSH {"jid":"jid-tls-00001","jobtype":"T","args":[]}\r\n')
-                data = b""
-                while data.count(b"\r\n") < 2:
-                    data += tls.recv(100)
-                assert data == b"+OK\r\n+OK\r\n"
+        raw = socket.create_connection((srv.host, srv.port))
+        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            assert tls.recv(100) == b'+HI {"v":2}\r\n'
+            tls.sendall(b'HELLO {}\r\nPUSH {"jid":"jid-tls-00001","jobtype":"T","args":[]}\r\n')
+            data = b""
+            while data.count(b"\r\n") < 2:
+                data += tls.recv(100)
+            assert data == b"+OK\r\n+OK\r\n"
         # A plaintext client gets no Faktory bytes, and the server stays up.
         with socket.create_connection((srv.host, srv.port), timeout=5) as plain:
             plain.sendall(b"HELLO {}\r\n")
