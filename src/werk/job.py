@@ -93,9 +93,14 @@ def _check_int(name: str, value: object) -> int:
     return value
 
 
+# Exact types that need no further look (an exact-type set lookup is the cheap test on the
+# push path; subclasses take the isinstance route below).
+_PLAIN: Final = frozenset((str, int, bool, type(None)))
+
+
 def _check_json(name: str, value: object, depth: int = 0) -> None:
     # The server re-encodes with Go's JSON: only JSON-native values survive the trip.
-    if value is None or isinstance(value, (str, bool, int)):
+    if type(value) in _PLAIN or isinstance(value, (str, int)):
         return
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -137,8 +142,9 @@ def _validate(
         raise JobValidationError("jid", f"must be a string of at least {MIN_JID_BYTES} bytes")
     if not isinstance(args, (list, tuple)):
         raise JobValidationError("args", f"must be a list or tuple, got {type(args).__name__}")
-    if args:
-        _check_json("args", args)
+    for item in args:
+        if type(item) not in _PLAIN:
+            _check_json("args", item, 1)
     if queue != "default" and (not isinstance(queue, str) or QUEUE_NAME_RE.match(queue) is None):
         raise JobValidationError("queue", f"must match [a-zA-Z0-9._-]+, got {queue!r}")
     if retry is not None:

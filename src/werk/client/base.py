@@ -13,6 +13,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import ssl
@@ -285,9 +286,17 @@ def pushb_reply(reply: Reply) -> dict[str, str]:
     return {str(k): str(v) for k, v in data.items()}
 
 
-def fetch_request(queues: Sequence[str]) -> bytes:
-    """``FETCH q1 q2 ...``; no queues means ``default``."""
+@functools.lru_cache(maxsize=256)
+def _fetch_line(queues: tuple[str, ...]) -> bytes:
     return commands.fetch(queues or ("default",))
+
+
+def fetch_request(queues: Sequence[str]) -> bytes:
+    """``FETCH q1 q2 ...``; no queues means ``default``.
+
+    Workers fetch the same queues over and over, so the checked line is cached.
+    """
+    return _fetch_line(tuple(queues))
 
 
 def _clip(text: str, limit: int) -> str:

@@ -91,11 +91,14 @@ def _os_error(exc: OSError, doing: str, timeout: float) -> NetworkError:
 class _Connection:
     """A connected, greeted socket and its reply reader."""
 
-    __slots__ = ("kernel_timeouts", "read_timeout", "reader", "sock")
+    __slots__ = ("buffer", "kernel_timeouts", "read_timeout", "reader", "sock", "view")
 
     def __init__(self, sock: socket.socket, timeout: float, kernel_timeouts: bool) -> None:
         self.sock = sock
         self.reader = ReplyReader()
+        # recv_into one reused buffer: recv(65536) would malloc and shrink 64 KiB per reply.
+        self.buffer = bytearray(_RECV_SIZE)
+        self.view = memoryview(self.buffer)
         self.kernel_timeouts = kernel_timeouts
         self.read_timeout = -1.0
         if kernel_timeouts:
@@ -112,13 +115,12 @@ class _Connection:
 
     def read_reply(self) -> Reply:
         reader = self.reader
-        reply = reader.next_reply()
+        reply = reader.next_reply() if reader.buffered else NEED_DATA
         while reply is NEED_DATA:
-            data = self.sock.recv(_RECV_SIZE)
-            if not data:
+            size = self.sock.recv_into(self.buffer)
+            if not size:
                 raise ConnectionClosedError("the server closed the connection")
-            reader.feed(data)
-            reply = reader.next_reply()
+            reply = reader.feed_and_read(self.view[:size])
         return reply  # type: ignore[return-value]
 
 

@@ -120,9 +120,25 @@ class ReplyReader:
         self.max_bulk = max_bulk
         self.max_line = max_line
 
-    def feed(self, data: bytes) -> None:
-        """Append bytes received from the server."""
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        """Append bytes received from the server (copied: the caller may reuse its buffer)."""
         self._buf += data
+
+    def feed_and_read(self, data: bytes | bytearray | memoryview) -> Reply | _NeedData:
+        """:meth:`feed` then :meth:`next_reply`, in one call.
+
+        The commonest reply by far, a lone ``+OK\\r\\n`` arriving on an empty buffer, is
+        recognised without copying it into the buffer (the per-job path of a client).
+
+        Example::
+
+            >>> ReplyReader().feed_and_read(b"+OK\\r\\n")
+            'OK'
+        """
+        if len(data) == 5 and data == OK and not self._buf and self._bulk_len < 0:
+            return "OK"
+        self._buf += data
+        return self.next_reply()
 
     @property
     def buffered(self) -> int:
