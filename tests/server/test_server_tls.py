@@ -18,9 +18,20 @@ pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs o
 def cert(tmp_path_factory):
     d = tmp_path_factory.mktemp("tls")
     files = ["-keyout", str(d / "key.pem"), "-out", str(d / "cert.pem")]
+    subject = ["-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"]
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", *files]
-        + ["-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"],
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            *files,
+            *subject,
+        ],
         check=True,
         capture_output=True,
     )
