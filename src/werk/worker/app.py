@@ -187,7 +187,9 @@ class App:
     ``password`` are used by pushes (``fn.push(...)``) made through this app. ``middleware``
     wraps both pushes and job runs. With ``eager=True`` (for tests) a push runs the job at
     once in the calling thread, after a JSON round trip exactly as in production, and
-    exceptions propagate to the caller.
+    exceptions propagate to the caller. ``import_path`` (``"package.module:app"``) tells the
+    process executor how its children import this app; by default it is found among the
+    loaded modules.
 
     Example::
 
@@ -209,8 +211,10 @@ class App:
         middleware: Iterable[Middleware] = (),
         eager: bool = False,
         default_backtrace: int = DEFAULT_BACKTRACE,
+        import_path: str | None = None,
     ) -> None:
         self.url = url
+        self.import_path = import_path
         self.password = password
         self.eager = eager
         self.default_backtrace = default_backtrace

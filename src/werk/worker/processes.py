@@ -48,9 +48,8 @@ def app_reference(app: App) -> str:
         >>> app_reference(myproject.jobs.app)
         'myproject.jobs:app'
     """
-    ref = getattr(app, "import_path", None)
-    if isinstance(ref, str) and ref:
-        return ref
+    if app.import_path:
+        return app.import_path
     found: list[str] = []
     for modname, module in list(sys.modules.items()):
         try:
@@ -87,6 +86,7 @@ def _child_main(ref: str, pipe: Pipe, wid: str) -> None:
         if sig is not None:
             signal.signal(sig, signal.SIG_IGN)
     app = load_app(ref)
+    pipe.send("ready")  # the parent waits for this: no job waits on a cold child
     loop: asyncio.AbstractEventLoop | None = None
     while True:
         try:
@@ -124,6 +124,19 @@ class _Child:
         self.proc.start()
         child.close()  # so that the child's death shows as EOF here
         self.busy = False
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Wait until the child imported the app; raise if it died or hung trying."""
+        try:
+            if self.pipe.poll(timeout) and self.pipe.recv() == "ready":
+                return
+        except (EOFError, OSError):
+            pass
+        self.kill()
+        raise ConfigurationError(
+            f"child process {self.proc.pid} could not start (exit code {self.proc.exitcode}); "
+            "is the app importable in a fresh interpreter?"
+        )
 
     def describe_death(self) -> str:
         self.proc.join(1.0)
@@ -166,13 +179,19 @@ class ProcessSlots(ThreadSlots):
 
     def start(self) -> None:
         """Start every child (in parallel), then the slots."""
-        for i in range(self.worker.concurrency):
-            self._children[i] = self._spawn(i)
+        children = [
+            _Child(self._ctx, self._ref, self.worker.wid, i) for i in range(len(self._children))
+        ]
+        for i, child in enumerate(children):  # they start in parallel
+            child.wait_ready()
+            self._children[i] = child
         log.info("started %d child processes (%s)", self.worker.concurrency, self._ref)
         super().start()
 
     def _spawn(self, slot: int) -> _Child:
-        return _Child(self._ctx, self._ref, self.worker.wid, slot)
+        child = _Child(self._ctx, self._ref, self.worker.wid, slot)
+        child.wait_ready()
+        return child
 
     def _invoke_child(
         self, slot: int, flight: InFlight, fn: JobFunction[Any, Any]

@@ -245,6 +245,10 @@ class Worker:
             )
             self.heartbeat.start()
             executor.start()
+        except BaseException as exc:
+            self.error = exc
+            self._shutdown()
+            raise
         finally:
             self._started.set()
         try:

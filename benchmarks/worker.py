@@ -1,0 +1,224 @@
+"""How fast does a werk worker drain a queue of no-op jobs?
+
+For each executor, the queue is prefilled with N no-op jobs (nothing is pushed while timing),
+a worker with concurrency C drains it, and the rate is compared with two single-connection
+baselines: a bare ``fetch`` + ``ack`` loop (werk.Client), and the same loop sending each ACK
+in the same write as the next FETCH. CPU time per job of the server and of the worker
+process shows where the time goes.
+
+The server is ``FAKTORY_URL`` when set (e.g. a real Faktory), else ``werk server`` started
+in a separate process (memory storage) so that it gets a core of its own.
+
+Usage::
+
+    python benchmarks/worker.py                  # N=20000, C=20, every executor
+    python benchmarks/worker.py -n 5000 -c 50 --executor thread asyncio
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import werk  # noqa: E402
+from werk.protocol import commands  # noqa: E402
+from werk.worker.connection import Connection, ServerSettings  # noqa: E402
+
+QUEUE = "bench"
+
+app = werk.App()
+
+
+@app.job
+def noop() -> None:
+    """The job being measured: nothing at all."""
+
+
+class FirstJob(werk.Middleware):
+    """Records when the first job started (excludes worker start-up from the timing)."""
+
+    def __init__(self) -> None:
+        self.first: float | None = None
+
+    def before_process(self, ctx: werk.JobContext) -> None:
+        if self.first is None:
+            self.first = time.perf_counter()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _cpu_of(pid: int) -> float:
+    """User+system CPU seconds of a process (Linux /proc), 0.0 elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _self_cpu() -> float:
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def prefill(url: str, n: int) -> None:
+    with werk.Client(url) as client:
+        client.flush()
+        for start in range(0, n, 1000):
+            batch = [{"jobtype": "noop", "args": [], "queue": QUEUE}] * min(1000, n - start)
+            errors = client.push_bulk([dict(b) for b in batch])
+            assert not errors, errors
+
+
+def bare_loop(url: str, n: int) -> float:
+    """fetch + ack on one connection, one command at a time."""
+    with werk.Client(url) as client:
+        start = time.perf_counter()
+        for _ in range(n):
+            job = client.fetch(QUEUE)
+            assert job is not None
+            client.ack(job.jid)
+        return time.perf_counter() - start
+
+
+def pipelined_loop(url: str, n: int) -> float:
+    """The same loop, each ACK sent in one write with the next FETCH."""
+    conn = Connection(ServerSettings.resolve(url), None)
+    fetch = commands.fetch([QUEUE])
+    report = None
+    start = time.perf_counter()
+    for _ in range(n):
+        _, job = conn.report_and_fetch(report, fetch)
+        assert job is not None
+        report = commands.ack(job["jid"])
+    conn.report_and_fetch(report, None)
+    elapsed = time.perf_counter() - start
+    conn.close()
+    return elapsed
+
+
+def run_worker(url: str, n: int, concurrency: int, executor: str) -> float:
+    marker = FirstJob()
+    bench_app = app
+    bench_app.hooks.middleware.clear()
+    bench_app.add_middleware(marker)
+    worker = werk.Worker(
+        bench_app,
+        url,
+        concurrency=concurrency,
+        queues=[QUEUE],
+        executor=executor,  # type: ignore[arg-type]
+    )
+    worker.start()
+    runner = worker.runner
+    while runner.processed + runner.failed < n:
+        time.sleep(0.002)
+    end = time.perf_counter()
+    worker.stop(30)
+    assert runner.failed == 0, f"{runner.failed} jobs failed"
+    assert marker.first is not None
+    return end - marker.first
+
+
+def measure(
+    label: str, url: str, n: int, server_pid: int | None, fn: Callable[[], float]
+) -> dict[str, Any]:
+    prefill(url, n)
+    server_cpu = _cpu_of(server_pid) if server_pid else 0.0
+    own_cpu = _self_cpu()
+    seconds = fn()
+    server_cpu = (_cpu_of(server_pid) - server_cpu) if server_pid else float("nan")
+    own_cpu = _self_cpu() - own_cpu
+    with werk.Client(url) as client:
+        info = client.info()["faktory"]
+    left = info["queues"].get(QUEUE, 0) + info["sets"]["working"]
+    assert left == 0, f"{label}: {left} jobs not acknowledged"
+    return {
+        "label": label,
+        "seconds": seconds,
+        "rate": n / seconds,
+        "server_us": server_cpu / n * 1e6,
+        "worker_us": own_cpu / n * 1e6,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("-n", "--jobs", type=int, default=20000, help="jobs per run")
+    parser.add_argument("-c", "--concurrency", type=int, default=20)
+    parser.add_argument(
+        "--executor",
+        nargs="+",
+        default=["thread", "asyncio", "process"],
+        choices=["thread", "asyncio", "process"],
+    )
+    args = parser.parse_args()
+    url = os.environ.get("FAKTORY_URL")
+    server: subprocess.Popen[bytes] | None = None
+    if not url:
+        port = _free_port()
+        server = subprocess.Popen(
+            [sys.executable, "-m", "werk", "server", "--storage", "memory"]
+            + ["--bind", f"127.0.0.1:{port}", "--log-level", "WARNING"],
+            env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+        )
+        url = f"tcp://127.0.0.1:{port}"
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+    pid = server.pid if server else None
+    n, c = args.jobs, args.concurrency
+    rows = []
+    try:
+        rows.append(measure("fetch+ack loop, 1 conn", url, n, pid, lambda: bare_loop(url, n)))
+        rows.append(
+            measure("ACK+FETCH one write, 1 conn", url, n, pid, lambda: pipelined_loop(url, n))
+        )
+        for ex in args.executor:
+            rows.append(
+                measure(
+                    f"werk worker {ex}, c={c}",
+                    url,
+                    n,
+                    pid,
+                    lambda ex=ex: run_worker(url, n, c, ex),  # type: ignore[misc]
+                )
+            )
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(10)
+    base = rows[0]["rate"]
+    where = "werk server (separate process)" if server else url
+    print(f"\n{n} no-op jobs, server: {where}, python {sys.version.split()[0]}")
+    print(f"{'':30} {'seconds':>8} {'jobs/s':>8} {'vs loop':>8} {'srv CPU':>9} {'wkr CPU':>9}")
+    for r in rows:
+        print(
+            f"{r['label']:30} {r['seconds']:8.2f} {r['rate']:8.0f} {r['rate'] / base:7.2f}x"
+            f" {r['server_us']:7.0f}us {r['worker_us']:7.0f}us"
+        )
+    print("(CPU = CPU time per job, server process and benchmark/worker process incl. children)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
