@@ -1,0 +1,66 @@
+"""The embedding API users' test suites rely on: fixtures, thread mode, asyncio mode."""
+
+from __future__ import annotations
+
+import asyncio
+
+import werk
+from tests.server.rawclient import Raw
+from werk.server import EmbeddedServer, Manager, ManualClock
+from werk.server.storage import MemoryStorage
+
+
+def test_fixture_serves_werk_client(faktory_server):
+    with werk.Client(faktory_server.url) as client:
+        jid = client.push("Resize", 42)
+        job = client.fetch("default")
+        assert job is not None and job.jid == jid and job.args == [42]
+        client.ack(jid)
+    assert faktory_server.info()["processed"] == 1
+
+
+def test_password_fixture(faktory_server_password):
+    assert faktory_server_password.password == "test-password"
+    url = faktory_server_password.url_with_password
+    assert url.startswith("tcp://:test-password@127.0.0.1:")
+    with werk.Client(url) as client:
+        client.push("Resize", 1)
+    assert faktory_server_password.info()["queues"] == {"default": 1}
+
+
+def test_manual_server_fixture_moves_time(manual_server):
+    with Raw(manual_server) as c:
+        c.push("jid-manual-001", reserve_for=60)
+        c.fetch()
+    manual_server.advance(75)
+    assert manual_server.info()["retries"] == 1
+
+
+async def test_async_with_runs_on_the_callers_loop():
+    async with EmbeddedServer() as srv:
+        reader, writer = await asyncio.open_connection(srv.host, srv.port)
+        assert await reader.readline() == b'+HI {"v":2}\r\n'
+        writer.write(b'HELLO {}\r\nPUSH {"jid":"jid-async-0001","jobtype":"T","args":[]}\r\n')
+        assert await reader.readline() == b"+OK\r\n"
+        assert await reader.readline() == b"+OK\r\n"
+        assert srv.manager.queue_sizes() == {"default": 1}
+        writer.close()
+
+
+def test_sqlite_embedded_server_keeps_data_across_restarts(tmp_path):
+    with EmbeddedServer(storage="sqlite", data_dir=tmp_path) as srv, Raw(srv) as c:
+        c.push("jid-restart-01")
+    with EmbeddedServer(storage="sqlite", data_dir=tmp_path) as srv, Raw(srv) as c:
+        assert c.fetch()["jid"] == "jid-restart-01"
+
+
+def test_manager_alone_runs_periodic_tasks_on_a_manual_clock():
+    clock = ManualClock(1_800_000_000.0)
+    m = Manager(MemoryStorage(), clock)
+    assert m.push_bytes(b'{"jid":"jid-alone-001","jobtype":"T","args":[],"retry":1}') is None
+    res = m.fetch(["default"], wid="")
+    assert res is not None and m.fail(res.jid, "E", "boom", None) is None
+    clock.advance(45)
+    m.run_due_tasks()
+    assert m.queue_sizes() == {"default": 1}
+    assert m.tasks.stats()["Retries"]["enqueued"] == 1
