@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import json
 import re
+from datetime import datetime
 
 from tests.web.conftest import WebUI
 
@@ -120,3 +121,22 @@ def werk_job(jobtype: str, at_seconds: int) -> object:
     import werk
 
     return werk.Job(jobtype, args=[], at=timedelta(seconds=at_seconds))
+
+
+def test_set_pages_are_in_time_order_without_overlap(web_ui: WebUI) -> None:
+    with web_ui.client() as c:
+        jids = {c.push("Flaky", i, queue="f", retry=3) for i in range(30)}
+        for _ in jids:
+            job = c.fetch("f")
+            assert job is not None
+            c.fail(job.jid, "flaky")
+    seen: list[str] = []
+    times: list[str] = []
+    for page in (1, 2):
+        text = web_ui.request(f"/retries?page={page}").text
+        seen += re.findall(r'name="jid" value="([^"]+)"', text)
+        times += re.findall(r'<a href="/retries/[^"]+"><time datetime="([^"]+)"', text)
+    assert len(seen) == 30 and set(seen) == jids  # 25 + 5, nothing twice, nothing lost
+    moments = [datetime.fromisoformat(t.replace("Z", "+00:00")) for t in times]
+    assert len(moments) == 30 and moments == sorted(moments)  # soonest retry first
+    assert web_ui.request("/retries?page=9").text.count('name="jid"') == 5  # last page

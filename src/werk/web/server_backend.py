@@ -21,6 +21,7 @@ Example::
 
 from __future__ import annotations
 
+import heapq
 import json
 import time
 from collections.abc import Sequence
@@ -143,10 +144,11 @@ class ServerBackend:
     ) -> tuple[int, list[SetEntry]]:
         """A window of a set: soonest first (Dead: most recent death first)."""
         s = self._set(target)
-        ordered = s.ordered()
-        if target == "dead":
-            ordered.reverse()
-        return len(s), [self._entry(target, e) for e in ordered[offset : offset + count]]
+        # Only the first offset+count in order are needed: O(n log k), not a full sort of a
+        # million-entry set on the server's event loop.
+        pick = heapq.nlargest if target == "dead" else heapq.nsmallest
+        window = pick(offset + count, s.entries.values(), key=lambda e: (e.score, e.id))
+        return len(s), [self._entry(target, e) for e in window[offset:]]
 
     async def set_entry(self, target: SetName, jid: str) -> SetEntry | None:
         """The entry holding ``jid`` (the latest, should a jid appear twice)."""
