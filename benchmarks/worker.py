@@ -174,8 +174,10 @@ def main() -> int:
     if not url:
         port = _free_port()
         server = subprocess.Popen(
-            [sys.executable, "-m", "werk", "server", "--storage", "memory"]
-            + ["--bind", f"127.0.0.1:{port}", "--log-level", "WARNING"],
+            [
+                *(sys.executable, "-m", "werk", "server", "--storage", "memory"),
+                *("--bind", f"127.0.0.1:{port}", "--log-level", "WARNING"),
+            ],
             env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
         )
         url = f"tcp://127.0.0.1:{port}"
