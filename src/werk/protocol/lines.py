@@ -55,12 +55,12 @@ class LineReader:
         nl = buf.find(b"\n", self._scan)
         if nl < 0:
             self._scan = len(buf)
-            if len(buf) - pos > self.max_line:
+            if len(buf) - pos > self.max_line + 1:  # + 1: a CR may await its LF
                 raise LineTooLongError(f"line longer than {self.max_line} bytes")
             return None
-        if nl - pos > self.max_line:
-            raise LineTooLongError(f"line longer than {self.max_line} bytes")
         end = nl - 1 if nl > pos and buf[nl - 1] == 0x0D else nl
+        if end - pos > self.max_line:  # the cap is on the line, not its terminator
+            raise LineTooLongError(f"line longer than {self.max_line} bytes")
         line = bytes(buf[pos:end])
         nxt = nl + 1
         if nxt >= len(buf):
