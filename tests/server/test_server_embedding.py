@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-import werk
 from tests.server.rawclient import Raw
+
+import werk
 from werk.server import EmbeddedServer, Manager, ManualClock
 from werk.server.storage import MemoryStorage
 
