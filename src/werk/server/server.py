@@ -121,6 +121,7 @@ class Server:
             cfg.host,
             cfg.port,
             ssl=ssl_ctx,
+            ssl_handshake_timeout=cfg.handshake_timeout if ssl_ctx else None,
             reuse_address=True,
             backlog=1024,
         )

@@ -97,6 +97,7 @@ class SQLiteStorage:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scheduled = False
         self.on_error: Callable[[BaseException], None] | None = None
+        self._closed = False
         self.commits = 0
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -190,6 +191,8 @@ class SQLiteStorage:
 
     def _commit_turn(self) -> None:
         self._scheduled = False
+        if self._closed:
+            return
         future, self._future = self._future, None
         callbacks, self._callbacks = self._callbacks, []
         error: BaseException | None = None
@@ -242,6 +245,9 @@ class SQLiteStorage:
 
     def close(self) -> None:
         """Commit pending changes, checkpoint the WAL and close the file."""
+        if self._closed:
+            return
+        self._closed = True
         try:
             self.flush()
         finally:
