@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -151,7 +153,7 @@ def test_eager_mode_propagates_exceptions_and_runs_async_handlers() -> None:
     assert ran == [7]
 
 
-async def test_eager_async_handler_pushed_from_inside_an_event_loop() -> None:
+def test_eager_async_handler_pushed_from_inside_an_event_loop() -> None:
     app = werk.App(eager=True)
     ran: list[int] = []
 
@@ -159,7 +161,13 @@ async def test_eager_async_handler_pushed_from_inside_an_event_loop() -> None:
     async def good(x: int) -> None:
         ran.append(x)
 
-    good.push(3)
+    async def producer() -> None:
+        good.push(3)  # a sync push from async code: runs on a loop of its own
+
+    # On a thread of its own: the main thread's event loop state is not ours to rely on.
+    t = threading.Thread(target=lambda: asyncio.run(producer()))
+    t.start()
+    t.join()
     assert ran == [3]
 
 
