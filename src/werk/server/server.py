@@ -170,6 +170,13 @@ class Server:
             conn.close()
         await asyncio.sleep(0)
         if self.storage is not None:
+            commits = getattr(self.storage, "commits", None)
+            if commits is not None:
+                log.info(
+                    "%d commits, %.3f s spent committing",
+                    commits,
+                    getattr(self.storage, "commit_seconds", 0.0),
+                )
             try:
                 self.storage.close()
             except Exception:
