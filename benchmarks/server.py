@@ -40,25 +40,19 @@ class Server:
     def __init__(self, storage: str) -> None:
         self.tmp = tempfile.TemporaryDirectory()
         cmd = [sys.executable, "-m", "werk", "server", "--bind", "127.0.0.1:0"]
-        cmd += ["--storage", storage, "--data", self.tmp.name, "--log-level", "WARNING"]
-        env = {**os.environ, "WERK_BENCH": "1"}
+        cmd += ["--storage", storage, "--data", self.tmp.name]
+        env = dict(os.environ)
         env.pop("FAKTORY_PASSWORD", None)
         self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
-        self.port = self._wait_port()
-
-    def _wait_port(self) -> int:
-        # The start-up line is logged at INFO; ask the OS instead of parsing logs.
-        deadline = time.monotonic() + 20
-        pid = self.proc.pid
-        while time.monotonic() < deadline:
-            out = subprocess.run(
-                ["ss", "-ltnpH"], capture_output=True, text=True, check=False
-            ).stdout
-            for line in out.splitlines():
-                if f"pid={pid}," in line:
-                    return int(re.search(r":(\d+)\s", line).group(1))  # type: ignore[union-attr]
-            time.sleep(0.05)
-        raise RuntimeError("server did not start")
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:  # the start-up log line names the bound port
+            m = re.search(r"listening on tcp://[^:]+:(\d+)", line)
+            if m:
+                self.port = int(m.group(1))
+                break
+        else:
+            raise RuntimeError("server did not start")
+        threading.Thread(target=self.proc.stderr.read, daemon=True).start()
 
     def close(self) -> None:
         self.proc.terminate()
