@@ -1,0 +1,87 @@
+"""The public API is pinned: a name added to or dropped from ``werk.__all__`` is a decision."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import werk
+import werk.server
+
+PUBLIC = {
+    "App",
+    "AsyncClient",
+    "AsyncClientPool",
+    "AuthenticationError",
+    "Client",
+    "ClientPool",
+    "ConfigurationError",
+    "ConnectError",
+    "ConnectionClosedError",
+    "EnterpriseOnlyError",
+    "Failure",
+    "FaktoryError",
+    "Job",
+    "JobContext",
+    "JobFunction",
+    "JobNotFoundError",
+    "JobValidationError",
+    "LineTooLongError",
+    "LocalProtocolError",
+    "Middleware",
+    "Mutation",
+    "NetworkError",
+    "NetworkTimeout",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "ServerError",
+    "ShutdownInProgressError",
+    "Target",
+    "UnknownWorkerError",
+    "Worker",
+    "__version__",
+    "current_job",
+}
+
+
+def test_all_is_pinned() -> None:
+    assert set(werk.__all__) == PUBLIC
+    assert len(werk.__all__) == len(PUBLIC)  # no duplicates
+
+
+def test_every_public_name_exists_and_is_documented() -> None:
+    for name in werk.__all__:
+        obj = getattr(werk, name)
+        if name == "__version__":
+            assert isinstance(obj, str)
+            continue
+        doc = inspect.getdoc(obj)
+        assert doc, f"werk.{name} has no docstring"
+
+
+def test_public_classes_and_functions_show_an_example() -> None:
+    # Docstrings where a user lands: the main entry points show how to use them.
+    for obj in (werk.Client, werk.AsyncClient, werk.Job, werk.App, werk.Worker, werk.Mutation):
+        assert "Example" in (inspect.getdoc(obj) or ""), obj
+
+
+def test_every_exception_has_one_root() -> None:
+    for name in werk.__all__:
+        obj = getattr(werk, name)
+        if inspect.isclass(obj) and issubclass(obj, BaseException):
+            assert issubclass(obj, werk.FaktoryError), name
+
+
+def test_exceptions_shadow_no_builtins() -> None:
+    import builtins
+
+    for name in werk.__all__:
+        assert not hasattr(builtins, name), f"werk.{name} shadows a builtin"
+
+
+def test_package_is_typed() -> None:
+    assert (Path(werk.__file__).parent / "py.typed").is_file()
+
+
+def test_embedded_server_is_importable_for_users_tests() -> None:
+    assert inspect.getdoc(werk.server.EmbeddedServer)
