@@ -16,6 +16,10 @@ from tests.client.conftest import MakeClient
 
 import werk
 from werk import Mutation, Target
+from werk.errors import JobNotFoundError
+from werk.protocol import commands
+from werk.protocol.jsonc import loads
+from werk.protocol.resp import ErrorReply
 
 
 def boom() -> None:
@@ -42,6 +46,33 @@ def test_push_fetch_ack(faktory_server: Any, make_client: MakeClient) -> None:
     assert info["faktory"]["total_processed"] == 1
     assert faktory_server.info()["working"] == 0
     client.close()
+
+
+def test_execute_many_acks_and_fetches_in_one_round_trip(
+    faktory_server: Any, make_client: MakeClient
+) -> None:
+    """A worker's round trip: every reply comes back in order, an error reply among them is a
+    value and the replies after it are still read; no job is left reserved."""
+    client = make_client(faktory_server.url, wid="wid-many")
+    assert client.execute_many([]) == []
+    first, second = client.push("A", 1), client.push("A", 2)
+    job = client.fetch()
+    assert job is not None and job.jid == first
+    fetch = commands.fetch(["default"])
+    ack, fetched = client.execute_many([commands.ack(first), fetch], blocking=True)
+    assert ack == "OK"
+    assert loads(fetched)["jid"] == second
+    again, failed, info = client.execute_many(
+        [commands.ack(first), commands.fail(first, "E", "gone"), commands.info()]
+    )
+    assert again == "OK"  # an ACK of an unknown jid is accepted
+    assert isinstance(failed, ErrorReply)
+    assert isinstance(failed.to_exception(), JobNotFoundError)
+    assert "faktory" in loads(info)
+    failed, ack = client.execute_many([commands.fail(second, "Boom", "m"), commands.ack(second)])
+    assert failed == "OK" and ack == "OK"
+    state = faktory_server.info()
+    assert (state["working"], state["retries"], state["queues"].get("default")) == (0, 1, 0)
 
 
 def test_fail_keeps_errtype_message_and_backtrace(

@@ -161,6 +161,22 @@ def test_shutdown_error_drops_the_connection(make_client: MakeClient) -> None:
     assert peer.accepted == 2
 
 
+def test_execute_many_cut_short_is_a_network_error_then_reconnects(
+    make_client: MakeClient,
+) -> None:
+    ack, fetch = b'ACK {"jid":"0123456789abcdef"}\r\n', b"FETCH q\r\n"
+    first = [*HANDSHAKE, Expect(ack), Expect(fetch), OK, Close()]  # answers the ACK only
+    second = [*HANDSHAKE, Expect(ack), Expect(fetch), OK, Send(b"$-1\r\n")]
+    with ScriptedPeer([first, second]) as peer:
+        client = make_client(peer.url)
+        with pytest.raises(werk.ConnectionClosedError) as info:
+            client.execute_many([ack, fetch], blocking=True)
+        assert info.value.command_sent is True
+        assert not client.connected
+        assert client.execute_many([ack, fetch], blocking=True) == ["OK", None]
+    assert peer.accepted == 2
+
+
 def test_invalid_job_is_never_sent(make_client: MakeClient) -> None:
     with ScriptedPeer([[*HANDSHAKE, Expect(b"INFO\r\n"), Send(b"$2\r\n{}\r\n")]]) as peer:
         client = make_client(peer.url)

@@ -163,6 +163,14 @@ class _Pipeline(asyncio.Protocol):
             self.transport.write(line)
         return fut
 
+    def send_many(self, lines: Sequence[bytes], allowance: float) -> list[asyncio.Future[Reply]]:
+        """Write several lines at once; one future per line for its reply, in order."""
+        futures = [self.expect(allowance) for _ in lines]
+        if self.failure is None:
+            assert self.transport is not None
+            self.transport.write(b"".join(lines))
+        return futures
+
     async def drain(self) -> None:
         if self.paused and self.failure is None:
             if self.drained is None:
@@ -327,11 +335,7 @@ class AsyncClient:
         try:
             reply = await conn.send(line, read_timeout or self.settings.timeout)
         except NetworkError as exc:
-            if self._conn is conn:
-                self._conn = None
-            # Every pending caller got the same exception object: annotate a copy.
-            fresh = type(exc)(*exc.args)
-            raise network_error(fresh, sent=True, jids=jids) from exc.__cause__
+            raise self._lost(conn, exc, jids) from exc.__cause__
         except RemoteProtocolError:
             if self._conn is conn:
                 self._conn = None
@@ -339,6 +343,41 @@ class AsyncClient:
         if type(reply) is ErrorReply and closes_connection(reply.to_exception()):
             conn.abort(ConnectionClosedError("the server closed the connection"))
         return reply
+
+    async def _call_many(self, lines: Sequence[bytes], read_timeout: float | None) -> list[Reply]:
+        # _call for several commands: one write, one reply per line (kept apart from _call so
+        # that the single-command path builds no list).
+        conn = self._conn
+        if conn is None or not conn.alive:
+            try:
+                conn = await self._connection()
+            except NetworkError as exc:
+                raise network_error(exc, sent=False) from exc.__cause__
+        if conn.paused:
+            await conn.drain()
+        try:
+            # A reply after which the server hangs up fails the later ones as a closed
+            # connection: the caller learns that the rest was not answered.
+            replies = [
+                await fut for fut in conn.send_many(lines, read_timeout or self.settings.timeout)
+            ]
+        except NetworkError as exc:
+            raise self._lost(conn, exc, ()) from exc.__cause__
+        except RemoteProtocolError:
+            if self._conn is conn:
+                self._conn = None
+            raise
+        last = replies[-1]
+        if type(last) is ErrorReply and closes_connection(last.to_exception()):
+            conn.abort(ConnectionClosedError("the server closed the connection"))
+        return replies
+
+    def _lost(self, conn: _Pipeline, exc: NetworkError, jids: Sequence[str]) -> NetworkError:
+        if self._conn is conn:
+            self._conn = None
+        # Every pending caller got the same exception object: annotate a copy.
+        fresh = type(exc)(*exc.args)
+        return network_error(fresh, sent=True, jids=jids)
 
     async def connect(self) -> None:
         """Open and greet the connection now (otherwise the first command does it)."""
@@ -375,6 +414,21 @@ class AsyncClient:
         See :meth:`werk.Client.execute`.
         """
         return await self._call(line, self.settings.fetch_timeout if blocking else None)
+
+    async def execute_many(self, lines: Sequence[bytes], *, blocking: bool = False) -> list[Reply]:
+        """Send several command lines in one write; return their raw replies, in order.
+
+        See :meth:`werk.Client.execute_many`.
+
+        Example::
+
+            ack, job = await client.execute_many(
+                [commands.ack(jid), commands.fetch(["default"])], blocking=True
+            )
+        """
+        if not lines:
+            return []
+        return await self._call_many(lines, self.settings.fetch_timeout if blocking else None)
 
     # -- jobs -----------------------------------------------------------------------------
 

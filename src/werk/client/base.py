@@ -51,6 +51,7 @@ __all__ = [
     "expect_ok",
     "fail_request",
     "fetched_job",
+    "fetched_payload",
     "json_reply",
     "latency_reply",
     "push_request",
@@ -182,13 +183,27 @@ def string_reply(reply: Reply, what: str) -> str:
     raise unexpected(reply, what)
 
 
-def fetched_job(reply: Reply) -> Job | None:
-    """FETCH's reply: a job, or None for ``$-1``."""
+def fetched_payload(reply: Reply) -> dict[str, Any] | None:
+    """FETCH's reply as the job's JSON object, or None for ``$-1`` (error replies raise).
+
+    Example::
+
+        >>> fetched_payload(b'{"jid":"0123456789abcdef","jobtype":"T","args":[]}')["jobtype"]
+        'T'
+    """
     if reply is None:
         return None
     data = json_reply(reply, "FETCH")
     if not isinstance(data, dict) or not isinstance(data.get("jid"), str):
         raise RemoteProtocolError(f"FETCH returned something that is not a job: {reply!r:.200}")
+    return data
+
+
+def fetched_job(reply: Reply) -> Job | None:
+    """FETCH's reply: a job, or None for ``$-1``."""
+    data = fetched_payload(reply)
+    if data is None:
+        return None
     try:
         return Job.from_dict(data)
     except (KeyError, TypeError, ValueError) as exc:
