@@ -178,12 +178,14 @@ def job_payload(
     """The wire payload of a new job, validated exactly as :class:`Job` validates it.
 
     The same dict as ``Job(...).to_dict()`` without building a :class:`Job` (the push path
-    uses it to stay lean). Raises :class:`~werk.errors.JobValidationError` naming the field.
+    uses it to stay lean), ``retry`` always included (see :class:`Job`). Raises
+    :class:`~werk.errors.JobValidationError` naming the field.
 
     Example::
 
         >>> d = job_payload("Resize", [42], queue="images", jid="0123456789abcdef")
-        >>> d == {"jid": "0123456789abcdef", "jobtype": "Resize", "args": [42], "queue": "images"}
+        >>> d == {"jid": "0123456789abcdef", "jobtype": "Resize", "args": [42],
+        ...       "queue": "images", "retry": 25}
         True
     """
     jid, args, at_text, custom = _validate(
@@ -192,8 +194,7 @@ def job_payload(
     d: dict[str, Any] = {"jid": jid, "jobtype": jobtype, "args": args}
     if queue != "default":
         d["queue"] = queue
-    if retry is not None:
-        d["retry"] = retry
+    d["retry"] = DEFAULT_RETRY if retry is None else retry
     if reserve_for is not None:
         d["reserve_for"] = reserve_for
     if at_text:
@@ -238,8 +239,11 @@ class Failure:
 class Job:
     """One unit of work: a ``jobtype`` with JSON ``args``, and how the server should treat it.
 
-    ``retry=None`` leaves the retry count to the server default (25); ``0`` discards the job
-    on failure; a negative count sends it straight to the dead set. ``at`` schedules it (an
+    ``retry=None`` means Faktory's default of 25 retries, sent explicitly as ``"retry":25``
+    because Faktory 1.6 to 1.10 turn the ``retry`` of any PUSH into the server-wide default
+    for later jobs that omit it (one producer's ``retry=0`` would silently stop every other
+    job from being retried). ``0`` discards the job on failure; a negative count sends it
+    straight to the dead set. ``at`` schedules it (an
     aware datetime, a timedelta from now, or an RFC3339 string). ``created_at``,
     ``enqueued_at`` and ``failure`` are set by the server and read-only here.
 
@@ -321,12 +325,12 @@ class Job:
         return job
 
     def to_dict(self) -> dict[str, Any]:
-        """The payload to send: ``jid``, ``jobtype`` and ``args`` always; the rest when set."""
+        """The payload to send: ``jid``, ``jobtype``, ``args`` and ``retry`` (25 when unset)
+        always; the rest when set."""
         d: dict[str, Any] = {"jid": self.jid, "jobtype": self.jobtype, "args": self.args}
         if self.queue != "default":
             d["queue"] = self.queue
-        if self.retry is not None:
-            d["retry"] = self.retry
+        d["retry"] = DEFAULT_RETRY if self.retry is None else self.retry
         if self.reserve_for is not None:
             d["reserve_for"] = self.reserve_for
         if self.at:

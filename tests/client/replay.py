@@ -5,6 +5,11 @@ Every command line the recorded client sent is paired with the reply the real se
 (replies come in order, one per line, none for END). A line becomes a step only when a
 werk client call produces exactly those bytes; lines no werk call can produce (malformed
 commands, lowercase verbs, RESP arrays...) are left out together with their replies.
+
+One deliberate difference: werk always sends ``retry`` (Faktory's default of 25 when the
+caller gives none), because on a real server an explicit ``retry`` in one PUSH becomes the
+default of later jobs that omit it. A recorded job without ``retry`` must therefore come out
+as the recorded bytes plus exactly ``,"retry":25`` after its ``args``/``queue``.
 """
 
 from __future__ import annotations
@@ -88,46 +93,58 @@ def _lines(data: bytes) -> list[bytes]:
         out.append(line + (b"\r\n" if used - len(line) == 2 else b"\n"))
 
 
-def _derive(line: bytes, wid: str | None) -> tuple[str, tuple[Any, ...], dict[str, Any]] | None:
-    """The client call that sends exactly ``line``, or None."""
+def _retry_added(sent: bytes, recorded: bytes, jobs: list[Any]) -> bool:
+    """``sent`` is ``recorded`` with ``,"retry":25`` added to each job that had no retry."""
+    added = sum(1 for job in jobs if "retry" not in job)
+    return added > 0 and sent.replace(b',"retry":25', b"", added) == recorded
+
+
+Derived = tuple[str, tuple[Any, ...], dict[str, Any], bytes]
+
+
+def _derive(line: bytes, wid: str | None) -> Derived | None:
+    """The client call that sends ``line`` (and the bytes it sends), or None."""
     if not line.endswith(b"\r\n"):
         return None
     verb, arg = split_command(line[:-2])
     try:
         text = arg.decode("utf-8") if arg is not None else None
         if verb in (b"INFO", b"FLUSH") and arg is None:
-            return verb.decode().lower(), (), {}
+            return verb.decode().lower(), (), {}, line
         if text is None:
             return None
         if verb == b"PUSH":
             job = json.loads(text)
             opts = {k: v for k, v in job.items() if k not in ("jobtype", "args")}
             args = tuple(job["args"])
-            if base.push_request(job["jobtype"], args, opts)[1] == line:
-                return "push", (job["jobtype"], *args), opts
+            sent = base.push_request(job["jobtype"], args, opts)[1]
+            if sent == line or _retry_added(sent, line, [job]):
+                return "push", (job["jobtype"], *args), opts, sent
         elif verb == b"PUSHB":
             jobs = json.loads(text)
             chunks = base.pushb_requests(jobs)
-            if len(chunks) == 1 and chunks[0][1] == line:
-                return "push_bulk", (jobs,), {}
+            if len(chunks) == 1 and (
+                chunks[0][1] == line or _retry_added(chunks[0][1], line, jobs)
+            ):
+                return "push_bulk", (jobs,), {}, chunks[0][1]
         elif verb == b"FETCH":
             queues = tuple(text.split(" "))
             if base.fetch_request(queues) == line:
-                return "fetch", queues, {}
+                return "fetch", queues, {}, line
         elif verb == b"ACK":
             jid = json.loads(text)["jid"]
             if commands.ack(jid) == line:
-                return "ack", (jid,), {}
+                return "ack", (jid,), {}, line
         elif verb == b"FAIL":
             d = json.loads(text)
             kw = {"errtype": d.get("errtype"), "backtrace": d.get("backtrace")}
             if base.fail_request(d["jid"], d.get("message", ""), **kw) == line:
-                return "fail", (d["jid"], d.get("message", "")), kw
+                return "fail", (d["jid"], d.get("message", "")), kw, line
         elif verb == b"BEAT":
             d = json.loads(text)
             state, rss = d.get("current_state"), d.get("rss_kb")
             if d.get("wid") == wid and base.beat_request(wid, state, rss) == line:
-                return "beat", (state, rss), {}
+                return "beat", (state, rss), {}, line
         elif verb == b"MUTATE":
             d = json.loads(text)
             flt = d.get("filter") or {}
@@ -139,7 +156,7 @@ def _derive(line: bytes, wid: str | None) -> tuple[str, tuple[Any, ...], dict[st
                 pattern=flt.get("regexp"),
             )
             if base.mutate_request(m) == line:
-                return "mutate", (m,), {}
+                return "mutate", (m,), {}, line
         elif verb == b"QUEUE":
             sub, *names = text.split(" ")
             method = {
@@ -150,14 +167,14 @@ def _derive(line: bytes, wid: str | None) -> tuple[str, tuple[Any, ...], dict[st
             }.get(sub)
             build = base.latency_request if sub == "LATENCY" else lambda n: commands.queue(sub, n)
             if method and build(names) == line:
-                return method, tuple(names), {}
+                return method, tuple(names), {}, line
         elif verb in (b"TRACK", b"BATCH"):
             sub, _, rest = text.partition(" ")
             method = f"{verb.decode().lower()}_{sub.lower()}"
             if sub in ("GET", "OPEN", "COMMIT", "STATUS") and rest and " " not in rest:
                 builder: Callable[[str], bytes] = getattr(commands, method)
                 if builder(rest) == line:
-                    return method, (rest,), {}
+                    return method, (rest,), {}, line
     except Exception:  # a line no valid call produces
         return None
     return None
@@ -205,7 +222,7 @@ def plan(name: str, conn: str) -> Plan | None:
             break
         derived = _derive(line, wid)
         if derived is not None:
-            calls.append(Call(derived[0], derived[1], derived[2], line, reply.data))
+            calls.append(Call(*derived, reply.data))
     return Plan(name, conn, hello, greeting, calls, ends)
 
 

@@ -177,6 +177,29 @@ def test_execute_many_cut_short_is_a_network_error_then_reconnects(
     assert peer.accepted == 2
 
 
+def test_push_always_sends_retry(make_client: MakeClient) -> None:
+    """Faktory 1.6-1.10 turn an explicit retry into the default of later jobs that omit it,
+    so werk never omits it: 25 (Faktory's default) unless the caller says otherwise."""
+
+    def answer(line: bytes) -> bytes | None:
+        if line.startswith(b"PUSHB "):
+            return b"$2\r\n{}\r\n"
+        return None if line == b"END\r\n" else b"+OK\r\n"
+
+    with ScriptedPeer([[HI, Respond(answer)]]) as peer:
+        client = make_client(peer.url)
+        client.push("A")
+        client.push("A", retry=0)
+        client.push(werk.Job("A"))
+        client.push(werk.Job("A", retry=-1))
+        client.push_bulk([werk.Job("A"), {"jobtype": "A"}, {"jobtype": "A", "retry": 3}])
+        client.close()
+    pushes = [loads(line[5:]) for line in peer.lines[0] if line.startswith(b"PUSH ")]
+    (bulk,) = [loads(line[6:]) for line in peer.lines[0] if line.startswith(b"PUSHB ")]
+    assert [job["retry"] for job in pushes] == [25, 0, 25, -1]
+    assert [job["retry"] for job in bulk] == [25, 25, 3]
+
+
 def test_invalid_job_is_never_sent(make_client: MakeClient) -> None:
     with ScriptedPeer([[*HANDSHAKE, Expect(b"INFO\r\n"), Send(b"$2\r\n{}\r\n")]]) as peer:
         client = make_client(peer.url)

@@ -8,7 +8,7 @@ Example::
 
     >>> jid, line = push_request("Resize", (42,), {"jid": "0123456789abcdef"})
     >>> line
-    b'PUSH {"jid":"0123456789abcdef","jobtype":"Resize","args":[42]}\\r\\n'
+    b'PUSH {"jid":"0123456789abcdef","jobtype":"Resize","args":[42],"retry":25}\\r\\n'
 """
 
 from __future__ import annotations
