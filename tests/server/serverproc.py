@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -24,8 +25,15 @@ _LISTEN = re.compile(r"listening on tcp(?:\+tls)?://([^:\s]+):(\d+)")
 class ServerProcess:
     """``python -m werk server --bind 127.0.0.1:0 --data DIR ...`` with its log captured."""
 
-    def __init__(self, data_dir: Path, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *args: str,
+        env: dict[str, str] | None = None,
+        max_file_size: int | None = None,
+    ) -> None:
         self.data_dir = data_dir
+        self.max_file_size = max_file_size  # RLIMIT_FSIZE: a "full disk" for the server
         self.args = args
         self.env = {**os.environ, **(env or {})}
         self.env.pop("FAKTORY_PASSWORD", None) if env is None else None
@@ -37,7 +45,12 @@ class ServerProcess:
         cmd = [sys.executable, "-m", "werk", "server", "--bind", "127.0.0.1:0"]
         cmd += ["--data", str(self.data_dir), *self.args]
         self.proc = subprocess.Popen(
-            cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=self.env
+            cmd,
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
+            env=self.env,
+            preexec_fn=self._limit if self.max_file_size else None,
         )
         assert self.proc.stderr is not None
         for line in self.proc.stderr:
@@ -50,6 +63,12 @@ class ServerProcess:
             raise RuntimeError("server did not start:\n" + "".join(self.log))
         threading.Thread(target=self._drain, daemon=True).start()
         return self
+
+    def _limit(self) -> None:
+        # In the child: writes past the limit fail with EFBIG instead of killing it.
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        size = self.max_file_size or resource.RLIM_INFINITY
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
 
     def _drain(self) -> None:
         assert self.proc is not None and self.proc.stderr is not None

@@ -131,20 +131,40 @@ def test_startup_log_names_version_address_and_storage(tmp_path):
 
 def test_full_disk_answers_err_and_acknowledges_only_what_was_stored(tmp_path):
     acked, refused = [], []
-    full = EmbeddedServer(storage="sqlite", data_dir=tmp_path, extra={"max_pages": 40})
-    with full as srv, Raw(srv) as c:
-        for i in range(400):
-            jid = f"jid-full-{i:05d}"
-            reply = c.push(jid, args=["x" * 2000])
-            (acked if reply == "OK" else refused).append((jid, reply))
-        assert refused, "the disk never filled up"
-        assert all(isinstance(r, ErrorReply) and "full" in r.message for _, r in refused)
-        # The server is still up and serves what it stored.
-        assert c.info()["faktory"]["queues"]["default"] == len(acked)
+    with ServerProcess(tmp_path, max_file_size=256 * 1024) as proc:
+        with Raw("127.0.0.1", proc.port) as c:
+            for i in range(400):
+                jid = f"jid-full-{i:05d}"
+                reply = c.push(jid, args=["x" * 2000])
+                (acked if reply == "OK" else refused).append((jid, reply))
+            assert acked and refused, "the disk never filled up"
+            assert all(isinstance(r, ErrorReply) and "too large" in r.message for _, r in refused)
+            # The server is still up and serves exactly what it stored.
+            assert c.info()["faktory"]["queues"]["default"] == len(acked)
+            # A FETCH needs a write too: refused, and the job stays queued.
+            assert isinstance(c.cmd("FETCH default"), ErrorReply)
+            assert c.info()["faktory"]["queues"]["default"] == len(acked)
+        proc.kill9()
     store = SQLiteStorage(tmp_path / "werk.sqlite3")
     stored = [e.jid for e in store.load().entries]
     store.close()
     assert stored == [jid for jid, _ in acked]
+
+
+def test_a_full_database_loses_nothing_journaled(tmp_path):
+    # The database refuses the fold; the journal keeps every acknowledged job meanwhile.
+    full = EmbeddedServer(storage="sqlite", data_dir=tmp_path, extra={"max_pages": 40})
+    with full as srv, Raw(srv) as c:
+        for i in range(200):
+            assert c.push(f"jid-full-{i:05d}", args=["x" * 2000]) == "OK"
+        assert c.info()["faktory"]["queues"]["default"] == 200
+    store = SQLiteStorage(tmp_path / "werk.sqlite3")  # no page limit: the fold goes through
+    stored = [e.jid for e in store.load().entries]
+    store.close()
+    assert stored == [f"jid-full-{i:05d}" for i in range(200)]
+    store = SQLiteStorage(tmp_path / "werk.sqlite3")
+    assert len(store.load().entries) == 200  # folded once, not twice
+    store.close()
 
 
 def test_stored_payloads_are_the_canonical_json(tmp_path):

@@ -170,17 +170,19 @@ class Server:
             conn.close()
         await asyncio.sleep(0)
         if self.storage is not None:
-            commits = getattr(self.storage, "commits", None)
-            if commits is not None:
-                log.info(
-                    "%d commits, %.3f s spent committing",
-                    commits,
-                    getattr(self.storage, "commit_seconds", 0.0),
-                )
             try:
                 self.storage.close()
             except Exception:
                 log.exception("error closing the storage")
+            if isinstance(self.storage, SQLiteStorage):
+                st = self.storage
+                log.info(
+                    "%d journal writes (%.3f s), %d folds into SQLite (%.3f s)",
+                    st.commits,
+                    st.commit_seconds,
+                    st.folds,
+                    st.fold_seconds,
+                )
         self._stopped.set()
         log.info("werk server stopped")
 

@@ -1,0 +1,117 @@
+"""An append-only journal file: the cheap durable write on the per-job path.
+
+The SQLite storage writes the changes of each event-loop turn as one record here (one
+``os.write``) before any reply goes out, and folds them into the database later, many at
+once. Once ``os.write`` has returned, the bytes are in the operating system's page cache,
+so they survive ``kill -9`` of the server (the same guarantee as SQLite's WAL with
+``synchronous=NORMAL``); ``sync=True`` adds an ``fdatasync`` per record for power loss.
+
+Layout: a 16-byte header (magic, generation), then records of
+``[u32 length][u32 crc32][body]``. The generation says which fold the records belong to:
+the database stores the last generation it folded, so records of an already folded
+journal are never applied twice. Reading stops at the first record that is short or
+fails its checksum (a write torn by a crash); the file is cut back there so that later
+records are appended after the last good one.
+
+Example::
+
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "j")
+    >>> j = Journal(path)
+    >>> j.open(next_generation=1)
+    (1, [])
+    >>> j.append(b"first")
+    >>> j.close()
+    >>> j = Journal(path)
+    >>> j.open(next_generation=1)
+    (1, [b'first'])
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import struct
+import zlib
+
+__all__ = ["Journal"]
+
+_MAGIC = b"WERKJNL1"
+_HEADER = struct.Struct("<8sQ")
+_RECORD = struct.Struct("<II")
+
+
+class Journal:
+    """One journal file (see the module docstring)."""
+
+    def __init__(self, path: str, *, sync: bool = False) -> None:
+        self.path = path
+        self.sync = sync
+        self.generation = 0
+        self.size = 0  # bytes of header and good records
+        self._fd = -1
+
+    def open(self, next_generation: int) -> tuple[int, list[bytes]]:
+        """Open (or create) the file; its generation and the bodies of its good records.
+
+        A missing, empty or headerless file starts afresh with ``next_generation``.
+        """
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        with open(self._fd, "rb", closefd=False) as f:
+            data = f.read()
+        if len(data) < _HEADER.size or data[:8] != _MAGIC:
+            self.reset(next_generation)
+            return self.generation, []
+        self.generation = _HEADER.unpack_from(data)[1]
+        records: list[bytes] = []
+        pos, end = _HEADER.size, len(data)
+        while pos + _RECORD.size <= end:
+            length, crc = _RECORD.unpack_from(data, pos)
+            start = pos + _RECORD.size
+            body = data[start : start + length]
+            if len(body) < length or zlib.crc32(body) != crc:
+                break  # torn by a crash mid-write: nothing after it was acknowledged
+            records.append(body)
+            pos = start + length
+        if pos != end:
+            os.ftruncate(self._fd, pos)
+        self.size = pos
+        return self.generation, records
+
+    def append(self, body: bytes) -> None:
+        """Write one record; on any failure cut the file back and raise ``OSError``."""
+        data = _RECORD.pack(len(body), zlib.crc32(body)) + body
+        if self.size < _HEADER.size:  # the header of the last reset failed to write
+            self.reset(self.generation)
+        try:
+            view = memoryview(data)
+            while view:  # a short write means the disk is full: the next call raises
+                view = view[os.write(self._fd, view) :]
+            if self.sync:
+                os.fdatasync(self._fd)
+        except OSError:
+            # A partial record would hide every later one from the replay: remove it.
+            os.ftruncate(self._fd, self.size)
+            raise
+        self.size += len(data)
+
+    def reset(self, generation: int) -> None:
+        """Empty the file and start ``generation`` (after its records were folded)."""
+        os.ftruncate(self._fd, 0)
+        self.generation = generation
+        self.size = 0
+        try:
+            if os.write(self._fd, _HEADER.pack(_MAGIC, generation)) != _HEADER.size:
+                raise OSError(errno.ENOSPC, "short write of the journal header")
+            if self.sync:
+                os.fdatasync(self._fd)
+        except OSError:
+            os.ftruncate(self._fd, 0)
+            raise
+        self.size = _HEADER.size
+
+    def close(self) -> None:
+        """Close the file (its contents stay)."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
