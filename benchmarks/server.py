@@ -8,6 +8,11 @@ Usage::
 
     python benchmarks/server.py            # default sizes
     python benchmarks/server.py --quick    # a smoke run
+    python benchmarks/server.py --baseline ../old/src   # before/after, side by side
+
+``--baseline`` runs a second server from another source tree (e.g. ``git archive`` of an
+older commit) next to the current one; each measurement alternates between the two, so
+that a busy machine slows both alike.
 
 Reference (real Faktory 1.10, Go + Redis): ~11,000 single pushes/s, 25,000-36,000 jobs/s
 by PUSHB from one connection, ~2,800 fetch+ack/s on one connection.
@@ -37,12 +42,14 @@ REFERENCE = {
 class Server:
     """``werk server`` in a child process."""
 
-    def __init__(self, storage: str) -> None:
+    def __init__(self, storage: str, pythonpath: str | None = None) -> None:
         self.tmp = tempfile.TemporaryDirectory()
         cmd = [sys.executable, "-m", "werk", "server", "--bind", "127.0.0.1:0"]
         cmd += ["--storage", storage, "--data", self.tmp.name]
         env = dict(os.environ)
         env.pop("FAKTORY_PASSWORD", None)
+        if pythonpath:
+            env["PYTHONPATH"] = pythonpath
         self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
         assert self.proc.stderr is not None
         for line in self.proc.stderr:  # the start-up log line names the bound port
@@ -180,8 +187,10 @@ def client_fetch_ack(port: int, n: int) -> float:
         return n / (time.perf_counter() - start)
 
 
-def measure(storage: str, sizes: dict[str, int], with_client: bool) -> dict[str, float]:
-    results: dict[str, float] = {}
+def measure(
+    storage: str, sizes: dict[str, int], with_client: bool, sources: dict[str, str | None]
+) -> dict[str, dict[str, float]]:
+    """``{variant: {benchmark: jobs/s}}``; the variants' servers run side by side."""
     plan: list[tuple[str, Callable[[int, int], float], int]] = [
         ("push (1 conn)", raw_push, sizes["push"]),
         ("push (8 conns)", raw_push_many, sizes["push"]),
@@ -194,18 +203,24 @@ def measure(storage: str, sizes: dict[str, int], with_client: bool) -> dict[str,
             ("werk.Client push_bulk x1000", client_pushb, sizes["pushb"]),
             ("werk.Client fetch+ack", client_fetch_ack, sizes["fetch"]),
         ]
-    server = Server(storage)
+    servers = {variant: Server(storage, src) for variant, src in sources.items()}
+    results: dict[str, dict[str, float]] = {variant: {} for variant in sources}
     try:
         for name, fn, n in plan:
-            results[name] = fn(server.port, n)
+            for variant, server in servers.items():
+                results[variant][name] = fn(server.port, n)
     finally:
-        server.close()
+        for server in servers.values():
+            server.close()
     return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
+    parser.add_argument(
+        "--baseline", default=None, help="source tree (src/) of the version to compare with"
+    )
     opts = parser.parse_args()
     sizes = (
         {"push": 2_000, "pushb": 10_000, "fetch": 1_000}
@@ -218,15 +233,36 @@ def main() -> None:
         with_client = hasattr(werk, "Client")
     except ImportError:
         with_client = False
-    table = {storage: measure(storage, sizes, with_client) for storage in ("memory", "sqlite")}
-    names = list(table["memory"])
-    print(f"\n{'jobs/s':32} {'memory':>10} {'sqlite':>10} {'sqlite/mem':>10} {'Faktory':>10}")
+    sources: dict[str, str | None] = {"now": None}
+    if opts.baseline:
+        sources = {"before": os.path.abspath(opts.baseline), "now": None}
+    table = {st: measure(st, sizes, with_client, sources) for st in ("memory", "sqlite")}
+    names = list(table["memory"]["now"])
+    if opts.baseline:
+        head = f"{'jobs/s':30}" + "".join(
+            f" {st + ' ' + col:>12}"
+            for st in ("memory", "sqlite")
+            for col in ("before", "now", "x")
+        )
+        print(f"\n{head} {'now sql/mem':>11} {'Faktory':>8}")
+    else:
+        print(f"\n{'jobs/s':30} {'memory':>12} {'sqlite':>12} {'sqlite/mem':>11} {'Faktory':>8}")
     for name in names:
-        mem, lite = table["memory"][name], table["sqlite"][name]
+        row = f"{name:30}"
+        for st in ("memory", "sqlite"):
+            now = table[st]["now"][name]
+            if opts.baseline:
+                before = table[st]["before"][name]
+                row += f" {before:>12,.0f} {now:>12,.0f} {now / before:>12.2f}"
+            else:
+                row += f" {now:>12,.0f}"
+        ratio = table["sqlite"]["now"][name] / table["memory"]["now"][name]
         ref = REFERENCE.get(name)
-        ref_text = f"{ref:>10,}" if ref else f"{'':>10}"
-        print(f"{name:32} {mem:>10,.0f} {lite:>10,.0f} {lite / mem:>10.2f} {ref_text}")
-    print("\nFaktory column: real Faktory 1.10 (Go + Redis), one connection.")
+        ref_text = f"{ref:>8,}" if ref else f"{'':>8}"
+        print(f"{row} {ratio:>11.2f} {ref_text}")
+    print("\nFaktory column: real Faktory 1.10 (Go + Redis, not durable), one connection.")
+    if opts.baseline:
+        print("x: now / before (above 1 = faster now).")
 
 
 if __name__ == "__main__":
