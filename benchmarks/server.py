@@ -46,6 +46,8 @@ class Server:
         self.tmp = tempfile.TemporaryDirectory()
         cmd = [sys.executable, "-m", "werk", "server", "--bind", "127.0.0.1:0"]
         cmd += ["--storage", storage, "--data", self.tmp.name]
+        if pythonpath is None:  # older trees have no --no-web (and serve no pages anyway)
+            cmd.append("--no-web")
         env = dict(os.environ)
         env.pop("FAKTORY_PASSWORD", None)
         if pythonpath:

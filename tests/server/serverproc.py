@@ -42,7 +42,7 @@ class ServerProcess:
         self.port = 0
 
     def start(self) -> ServerProcess:
-        cmd = [sys.executable, "-m", "werk", "server", "--bind", "127.0.0.1:0"]
+        cmd = [sys.executable, "-m", "werk", "server", "--bind", "127.0.0.1:0", "--no-web"]
         cmd += ["--data", str(self.data_dir), *self.args]
         self.proc = subprocess.Popen(
             cmd,

@@ -2,9 +2,14 @@
 
 Example::
 
-    $ werk server                              # 127.0.0.1:7419, SQLite in ~/.local/share/werk
-    $ werk server --storage memory --bind :7419
-    $ FAKTORY_PASSWORD=s3cret werk server --data ./werk-data --web-bind 127.0.0.1:7420
+    $ werk server                # jobs on 127.0.0.1:7419, web UI on 127.0.0.1:7420 (werk[web])
+    $ werk server --storage memory --bind :7419 --no-web
+    $ FAKTORY_PASSWORD=s3cret werk server --data ./werk-data --web-bind 0.0.0.0:7420
+
+The web UI needs the ``web`` extra (``pip install 'werk[web]'``); without it the server
+runs alone and says once how to get the pages. If the default web port is taken the
+server runs without pages (a warning says so); an explicit ``--web-bind`` that cannot be
+bound stops the start-up.
 
 The data directory defaults to ``$WERK_DATA``, else ``$XDG_DATA_HOME/werk``
 (``~/.local/share/werk``). SIGTERM and SIGINT stop the server gracefully.
@@ -26,7 +31,9 @@ from typing import Any
 from werk.server.config import DEFAULT_BIND, ServerConfig, default_data_dir
 from werk.server.server import Server
 
-__all__ = ["add_server_command", "config_from_args", "run_server"]
+__all__ = ["DEFAULT_WEB_BIND", "add_server_command", "config_from_args", "run_server"]
+
+DEFAULT_WEB_BIND = "127.0.0.1:7420"
 
 log = logging.getLogger("werk.server")
 
@@ -63,7 +70,12 @@ def add_server_command(subparsers: Any) -> argparse.ArgumentParser:
         default="NORMAL",
         help="SQLite sync level: NORMAL survives kill -9, FULL also power loss",
     )
-    p.add_argument("--web-bind", default=None, help="HOST:PORT for the web UI (werk[web])")
+    p.add_argument(
+        "--web-bind",
+        default=None,
+        help=f"HOST:PORT for the web UI, needs werk[web] (default {DEFAULT_WEB_BIND})",
+    )
+    p.add_argument("--no-web", action="store_true", help="do not serve the web UI")
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(func=run_server)
     return p
@@ -87,25 +99,42 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
     )
 
 
-async def _start_web(server: Server, bind: str) -> Any:
+async def _start_web(server: Server, bind: str, explicit: bool) -> Any:
     try:
         from werk import web
     except ImportError:
-        log.warning("web UI not available: pip install 'werk[web]' (aiohttp, jinja2)")
+        log.log(
+            logging.WARNING if explicit else logging.INFO,
+            "web UI not available: pip install 'werk[web]' (aiohttp, jinja2) to get the pages",
+        )
         return None
     from werk.server.config import split_bind
 
     host, port = split_bind(bind)
-    handle = await web.start_web(server, host=host, port=port, password=server.config.password)
+    try:
+        handle = await web.start_web(server, host=host, port=port, password=server.config.password)
+    except OSError as exc:
+        if explicit:
+            raise
+        log.warning("web UI not started on %s (%s); use --web-bind or --no-web", bind, exc)
+        return None
     log.info("web UI at %s", getattr(handle, "url", f"http://{bind}"))
     return handle
 
 
-async def serve(config: ServerConfig, web_bind: str | None = None) -> None:
-    """Run a server until SIGTERM or SIGINT (the handlers only set an event)."""
+async def serve(
+    config: ServerConfig, web_bind: str | None = None, *, web_explicit: bool = True
+) -> None:
+    """Run a server (and its web UI on ``web_bind`` unless None) until SIGTERM or SIGINT
+    (the handlers only set an event). A web port that cannot be bound is fatal only when
+    ``web_explicit``."""
     server = Server(config)
     await server.start()
-    web = await _start_web(server, web_bind) if web_bind else None
+    try:
+        web = await _start_web(server, web_bind, web_explicit) if web_bind else None
+    except BaseException:
+        await server.stop()
+        raise
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -132,7 +161,8 @@ def run_server(args: argparse.Namespace) -> int:
     with contextlib.suppress(ImportError):  # the "fast" extra
         runner = importlib.import_module("uvloop").run
     try:
-        runner(serve(config, args.web_bind))
+        web_bind = None if args.no_web else (args.web_bind or DEFAULT_WEB_BIND)
+        runner(serve(config, web_bind, web_explicit=args.web_bind is not None))
     except OSError as exc:
         log.error("cannot start: %s", exc)
         return 1
