@@ -434,6 +434,28 @@ class Manager:
             self.storage.queue_forget(name)
         self.paused.discard(name)
 
+    def delete_queue_jobs(self, name: str, jids: Iterable[str]) -> int:
+        """Delete the jobs with these jids from one queue (the web UI's queue page; no
+        command does it); the others keep their order. The number deleted.
+
+        Like every change, the deletions are durable once the storage has committed them
+        (``storage.barrier()``).
+        """
+        q = self.queues.get(name)
+        wanted = set(jids)
+        if not q or not wanted:
+            return 0
+        keep = [item for item in q if item.jid not in wanted]
+        removed = len(q) - len(keep)
+        if removed:
+            for item in q:
+                if item.jid in wanted:
+                    self.storage.entry_remove(item.id)
+            # The same deque: FETCH and the waiters keep their reference to it.
+            q.clear()
+            q.extend(keep)
+        return removed
+
     def latency(self, names: Sequence[str]) -> dict[str, float]:
         """QUEUE LATENCY: seconds since the oldest job of each queue was enqueued."""
         out: dict[str, float] = {}

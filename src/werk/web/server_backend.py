@@ -190,23 +190,8 @@ class ServerBackend:
 
     async def delete_queue_jobs(self, name: str, jids: Sequence[str]) -> int:
         """Delete jobs from a queue by jid (Faktory's queue page can; no command does)."""
-        m = self.manager
-        q = m.queues.get(name)
-        wanted = set(jids)
-        if not q or not wanted:
-            return 0
-        keep = []
-        removed = 0
-        for item in q:
-            if item.jid in wanted:
-                m.storage.entry_remove(item.id)
-                removed += 1
-            else:
-                keep.append(item)
+        removed = self.manager.delete_queue_jobs(name, jids)
         if removed:
-            # Same deque object: the manager and its FETCH path keep their reference.
-            q.clear()
-            q.extend(keep)
             await self._committed()
         return removed
 
