@@ -211,3 +211,32 @@ def test_delete_queue_jobs_keeps_the_rest_in_order_and_is_stored(tmp_path):
     assert [item.jid for item in m.queues["default"]] == kept
     assert m.fetch(["default"], "").jid == "jid-del-0000"
     store.close()
+
+
+async def test_commands_during_shutdown_get_shutdown_in_progress_and_the_socket_closes():
+    import asyncio
+
+    async with EmbeddedServer(storage="memory") as srv:
+        host, port = srv.server.address
+        conns = []
+        for wid in ("", "wid-shutdown-1"):
+            reader, writer = await asyncio.open_connection(host, port)
+            assert (await reader.readline()).startswith(b"+HI ")
+            hello = b'{"v":2,"wid":"%s"}' % wid.encode() if wid else b'{"v":2}'
+            writer.write(b"HELLO " + hello + b"\r\n")
+            assert await reader.readline() == b"+OK\r\n"
+            conns.append((reader, writer))
+        writer.write(b'PUSH {"jid":"jid-before-stop","jobtype":"T","args":[]}\r\n')
+        assert await reader.readline() == b"+OK\r\n"
+
+        stopping = asyncio.ensure_future(srv.server.stop())
+        await asyncio.sleep(0)  # stop() has begun: no new connections, commands refused
+        assert srv.server.stopping and not stopping.done()
+        for (reader, writer), line in zip(conns, (b"INFO", b"FETCH default"), strict=True):
+            writer.write(line + b"\r\n")
+            assert await reader.readline() == b"-ERR shutdown in progress\r\n"
+            assert await reader.read() == b""  # closed by the server
+            writer.close()
+        await stopping
+        # The refused FETCH took nothing: the job is still queued.
+        assert len(srv.manager.queues["default"]) == 1
