@@ -32,8 +32,8 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import werk  # noqa: E402
+from werk.client.base import fetched_payload  # noqa: E402
 from werk.protocol import commands  # noqa: E402
-from werk.worker.connection import Connection, ServerSettings  # noqa: E402
 
 QUEUE = "bench"
 
@@ -98,19 +98,19 @@ def bare_loop(url: str, n: int) -> float:
 
 
 def pipelined_loop(url: str, n: int) -> float:
-    """The same loop, each ACK sent in one write with the next FETCH."""
-    conn = Connection(ServerSettings.resolve(url), None)
-    fetch = commands.fetch([QUEUE])
-    report = None
-    start = time.perf_counter()
-    for _ in range(n):
-        _, job = conn.report_and_fetch(report, fetch)
+    """The same loop, each ACK sent in one write with the next FETCH (execute_many)."""
+    with werk.Client(url) as client:
+        fetch = commands.fetch([QUEUE])
+        start = time.perf_counter()
+        job = fetched_payload(client.execute(fetch, blocking=True))
+        for _ in range(n - 1):
+            assert job is not None
+            ack, reply = client.execute_many([commands.ack(job["jid"]), fetch], blocking=True)
+            assert ack == "OK"
+            job = fetched_payload(reply)
         assert job is not None
-        report = commands.ack(job["jid"])
-    conn.report_and_fetch(report, None)
-    elapsed = time.perf_counter() - start
-    conn.close()
-    return elapsed
+        assert client.execute(commands.ack(job["jid"])) == "OK"
+        return time.perf_counter() - start
 
 
 def run_worker(url: str, n: int, concurrency: int, executor: str) -> float:

@@ -1,4 +1,4 @@
-"""The asyncio executor: every slot is a task with its own connection on one event loop.
+"""The asyncio executor: every slot is a task with its own AsyncClient on one event loop.
 
 Async handlers are awaited right in their slot's task; sync handlers go to a thread pool of
 ``concurrency`` threads (with the job's context). As in the thread executor, a job's ACK
@@ -13,30 +13,14 @@ import asyncio
 import contextlib
 import contextvars
 import logging
-import ssl
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from werk.errors import (
-    AuthenticationError,
-    ConnectError,
-    ConnectionClosedError,
-    NetworkTimeout,
-    ProtocolError,
-    ServerError,
-    ShutdownInProgressError,
-)
-from werk.protocol import commands
-from werk.protocol.resp import NEED_DATA, ErrorReply, Reply, ReplyReader
+from werk.client import AsyncClient
+from werk.errors import AuthenticationError, ServerError
 from werk.worker.backoff import Backoff
-from werk.worker.connection import (
-    Identity,
-    ServerSettings,
-    fetched_job,
-    hello_line,
-    is_network_error,
-)
+from werk.worker.exchange import reconnectable, report_and_fetch_async
 from werk.worker.threads import report_error
 
 if TYPE_CHECKING:
@@ -44,158 +28,10 @@ if TYPE_CHECKING:
     from werk.worker.runner import InFlight
     from werk.worker.worker import Worker
 
-__all__ = ["AsyncConnection", "AsyncSlots"]
-
-
-def _expire(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_exception(NetworkTimeout("timed out waiting for the server"))
+__all__ = ["AsyncSlots"]
 
 
 log = logging.getLogger("werk.worker")
-
-
-class _ReplyProtocol(asyncio.Protocol):
-    # Bytes go straight into the sans-I/O reader; a reader waits on one future at a time.
-    # (asyncio streams plus wait_for cost a task per read: 3x slower per job.)
-
-    def __init__(self) -> None:
-        self.replies = ReplyReader()
-        self.transport: asyncio.Transport | None = None
-        self.waiter: asyncio.Future[None] | None = None
-        self.lost: BaseException | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def data_received(self, data: bytes) -> None:
-        self.replies.feed(data)
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.lost = exc or ConnectionClosedError("the server closed the connection")
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-
-class AsyncConnection:
-    """The asyncio twin of :class:`~werk.worker.connection.Connection` (same protocol core)."""
-
-    def __init__(self, settings: ServerSettings, identity: Identity | None) -> None:
-        self.settings = settings
-        self.identity = identity
-        self._proto: _ReplyProtocol | None = None
-
-    async def connect(self) -> None:
-        """Dial, read ``HI``, say ``HELLO`` (no-op when connected)."""
-        if self._proto is not None:
-            return
-        s = self.settings
-        ctx: ssl.SSLContext | None = None
-        if s.tls:
-            ctx = s.ssl_context or ssl.create_default_context()
-        loop = asyncio.get_running_loop()
-        try:
-            _, proto = await asyncio.wait_for(
-                loop.create_connection(
-                    _ReplyProtocol,
-                    s.host,
-                    s.port,
-                    ssl=ctx,
-                    server_hostname=(s.server_hostname or s.host) if ctx else None,
-                ),
-                s.connect_timeout,
-            )
-        except (OSError, asyncio.TimeoutError, ssl.SSLError) as exc:
-            raise ConnectError(f"cannot connect to {s.display}: {exc}") from exc
-        self._proto = proto
-        try:
-            await self._send(hello_line(s, self.identity, await self._read()))
-            self._check(await self._read())
-        except BaseException:
-            self.close(end=False)
-            raise
-
-    def close(self, *, end: bool = True) -> None:
-        """Say ``END`` (best effort) and close."""
-        proto, self._proto = self._proto, None
-        if proto is None or proto.transport is None:
-            return
-        try:
-            if end and proto.lost is None:
-                proto.transport.write(commands.end())
-            proto.transport.close()
-        except (OSError, RuntimeError):
-            pass
-
-    async def _send(self, data: bytes) -> None:
-        proto = self._proto
-        if proto is None or proto.transport is None or proto.lost is not None:
-            self.close(end=False)
-            raise ConnectionClosedError("not connected")
-        try:
-            proto.transport.write(data)
-        except (OSError, RuntimeError) as exc:
-            self.close(end=False)
-            raise ConnectionClosedError(f"write failed: {exc}") from exc
-
-    async def _read(self) -> Reply:
-        proto = self._proto
-        if proto is None:
-            raise ConnectionClosedError("not connected")
-        try:
-            reply = proto.replies.next_reply()
-            while reply is NEED_DATA:
-                if proto.lost is not None:
-                    raise ConnectionClosedError(f"connection lost: {proto.lost}")
-                loop = asyncio.get_running_loop()
-                waiter = proto.waiter = loop.create_future()
-                timer = loop.call_later(self.settings.timeout, _expire, waiter)
-                try:
-                    await waiter
-                finally:
-                    timer.cancel()
-                    proto.waiter = None
-                reply = proto.replies.next_reply()
-        except (ConnectionClosedError, NetworkTimeout, ProtocolError):
-            self.close(end=False)
-            raise
-        return reply  # type: ignore[return-value]
-
-    def _check(self, reply: Reply) -> Reply:
-        if isinstance(reply, ErrorReply):
-            exc = reply.to_exception()
-            if isinstance(exc, ShutdownInProgressError):
-                self.close(end=False)
-                raise ConnectionClosedError(f"server is shutting down: {exc}") from exc
-            raise exc
-        return reply
-
-    async def report_and_fetch(
-        self, report: bytes | None, fetch: bytes | None
-    ) -> tuple[ServerError | None, dict[str, Any] | None]:
-        """ACK/FAIL and the next FETCH in one write; see the sync ``Connection``."""
-        await self.connect()
-        if report is None and fetch is None:
-            return None, None
-        await self._send(report + fetch if report and fetch else (report or fetch))  # type: ignore[arg-type]
-        error: ServerError | None = None
-        if report is not None:
-            try:
-                self._check(await self._read())
-            except ServerError as exc:
-                error = exc
-        job = None
-        if fetch is not None:
-            try:
-                job = fetched_job(self._check(await self._read()))
-            except ProtocolError:
-                self.close(end=False)
-                raise
-        return error, job
 
 
 class AsyncSlots:
@@ -205,7 +41,7 @@ class AsyncSlots:
         self.worker = worker
         self.loop = asyncio.new_event_loop()
         self.pool = ThreadPoolExecutor(worker.concurrency, thread_name_prefix="werk-sync")
-        self.conns: list[AsyncConnection] = []
+        self.clients: list[AsyncClient] = []
         self._thread: threading.Thread | None = None
         self._hard_stop: asyncio.Event | None = None
         self._in_handler: set[asyncio.Task[Any] | None] = set()
@@ -261,8 +97,8 @@ class AsyncSlots:
         w = self.worker
         runner = w.runner
         selector = w.selector
-        conn = AsyncConnection(w.settings, w.identity)
-        self.conns.append(conn)
+        client = w.async_client()
+        self.clients.append(client)
         task = asyncio.current_task()
         backoff = Backoff()
         report: bytes | None = None
@@ -277,11 +113,11 @@ class AsyncSlots:
                         w.lost_report(report)
                     break
                 try:
-                    error, payload = await conn.report_and_fetch(report, fetch)
+                    error, payload = await report_and_fetch_async(client, report, fetch)
                 except Exception as exc:
                     if isinstance(exc, AuthenticationError):
                         w.fatal(exc)
-                    elif is_network_error(exc):
+                    elif reconnectable(exc):
                         w.outage.failed(exc)
                     elif isinstance(exc, ServerError):
                         log.error("FETCH refused: %s", exc)
@@ -301,7 +137,7 @@ class AsyncSlots:
                     continue
                 if w.hard_stop.is_set():
                     try:
-                        await conn.report_and_fetch(runner.refuse(payload), None)
+                        await report_and_fetch_async(client, runner.refuse(payload), None)
                     except Exception as exc:
                         log.warning("could not give back a job at shutdown: %s", exc)
                     break
@@ -316,7 +152,10 @@ class AsyncSlots:
                         self._in_handler.discard(task)
                 report = runner.finish(flight, err)
         finally:
-            conn.close()
+            await client.close()
+
+    async def _close_clients(self) -> None:
+        await asyncio.gather(*(c.close() for c in self.clients), return_exceptions=True)
 
     def stop_jobs(self) -> None:
         """At the deadline: cancel the handlers still running (their jobs were FAILed).
@@ -337,11 +176,12 @@ class AsyncSlots:
         return not self.worker._slots_done.is_set()
 
     def close(self) -> None:
-        """Stop the loop's leftovers and the sync thread pool."""
+        """Stop the loop's leftovers (END on the clients still open) and the sync thread pool."""
         if self._thread is not None:
             self._thread.join(1.0)
         if self.loop.is_running():
-            for conn in self.conns:
-                self.loop.call_soon_threadsafe(conn.close)
+            done = asyncio.run_coroutine_threadsafe(self._close_clients(), self.loop)
+            with contextlib.suppress(Exception):
+                done.result(1.0)
             self.loop.call_soon_threadsafe(self.loop.stop)
         self.pool.shutdown(wait=False, cancel_futures=True)

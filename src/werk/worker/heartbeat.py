@@ -7,7 +7,7 @@ again with a fresh HELLO, and re-sends the local state at once.
 
 Example::
 
-    hb = Heartbeat(settings, identity, state=lambda: "quiet", on_reply=print, interval=15.0)
+    hb = Heartbeat(worker.client(), state=lambda: "quiet", on_reply=print, interval=15.0)
     hb.start()
     ...
     hb.stop()
@@ -21,9 +21,11 @@ import sys
 import threading
 from collections.abc import Callable
 
-from werk.errors import FaktoryError, ServerError, UnknownWorkerError
+from werk.client import Client
+from werk.client.base import BeatState
+from werk.errors import FaktoryError, ServerError, ShutdownInProgressError, UnknownWorkerError
 from werk.worker.backoff import Backoff, Outage
-from werk.worker.connection import Connection, Identity, ServerSettings, is_network_error
+from werk.worker.exchange import reconnectable
 
 __all__ = ["Heartbeat", "rss_kb"]
 
@@ -59,7 +61,8 @@ def rss_kb(status_path: str = "/proc/self/status") -> int | None:
 
 
 class Heartbeat:
-    """Beats every ``interval`` seconds until :meth:`stop`; ``beat_now`` for an early one.
+    """Beats every ``interval`` seconds on ``client`` (a worker's, with its wid) until
+    :meth:`stop`; ``beat_now`` for an early one.
 
     ``state()`` gives the local state to report (``None`` while running, ``"quiet"`` or
     ``"terminate"``); ``on_reply(state)`` receives ``"quiet"`` or ``"terminate"`` when the
@@ -68,19 +71,18 @@ class Heartbeat:
 
     def __init__(
         self,
-        settings: ServerSettings,
-        identity: Identity,
+        client: Client,
         *,
-        state: Callable[[], str | None],
-        on_reply: Callable[[str], None],
+        state: Callable[[], BeatState | None],
+        on_reply: Callable[[BeatState], None],
         interval: float = 15.0,
         outage: Outage | None = None,
     ) -> None:
         self.interval = interval
-        self._conn = Connection(settings, identity)
+        self._client = client
         self._state = state
         self._on_reply = on_reply
-        self._outage = outage or Outage(settings.display, log)
+        self._outage = outage or Outage(str(client.settings.endpoint), log)
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -101,7 +103,7 @@ class Heartbeat:
         self._wake.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
-        self._conn.close()
+        self._client.close()
 
     def _run(self) -> None:
         backoff = Backoff(base=0.5, cap=min(10.0, max(self.interval, 0.5)))
@@ -125,26 +127,29 @@ class Heartbeat:
             # Case-insensitive by construction (werk.errors matches "unknown worker" in any
             # case). Reconnect: the new HELLO registers us again; then tell our state.
             log.warning("server does not know this worker (%s); registering again", exc)
-            self._conn.close(end=False)
+            self._client.close()
             try:
                 reply = self._beat()
             except FaktoryError as exc2:
                 log.warning("heartbeat failed after re-registering: %s", exc2)
                 return False
+        except ShutdownInProgressError as exc:
+            self._outage.failed(exc)  # the server hung up: reconnect with back-off
+            return False
         except ServerError as exc:
             log.warning("heartbeat refused: %s", exc)
             return True  # not a connection problem: try again next interval
         except Exception as exc:
-            if not is_network_error(exc):
+            if not reconnectable(exc):
                 log.exception("heartbeat failed")
                 return False
             self._outage.failed(exc)
             return False
         self._outage.recovered()
         self.beats += 1
-        if reply in ("quiet", "terminate"):
+        if reply is not None:
             self._on_reply(reply)
         return True
 
-    def _beat(self) -> str | None:
-        return self._conn.beat(self._state(), rss_kb())
+    def _beat(self) -> BeatState | None:
+        return self._client.beat(self._state(), rss_kb())

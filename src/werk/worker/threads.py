@@ -1,4 +1,4 @@
-"""The thread executor: one thread and one connection per slot, like the Go worker.
+"""The thread executor: one thread and one client (connection) per slot, like the Go worker.
 
 Each slot loops: FETCH, run the handler right here, then write the ACK (or FAIL) and the next
 FETCH in one packet. There is no hand-off between threads on the hot path, an ACK never
@@ -17,10 +17,11 @@ import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
+from werk.client import Client
 from werk.errors import AuthenticationError, JobNotFoundError, ServerError
 from werk.worker.backoff import Backoff
-from werk.worker.connection import Connection, is_network_error
 from werk.worker.context import JobContext, reset_current, set_current
+from werk.worker.exchange import reconnectable, report_and_fetch
 from werk.worker.runner import InFlight
 
 if TYPE_CHECKING:
@@ -97,13 +98,13 @@ class LoopThread:
 
 
 class ThreadSlots:
-    """``concurrency`` fetch-and-run threads, each with its own connection."""
+    """``concurrency`` fetch-and-run threads, each with its own client."""
 
     def __init__(self, worker: Worker, invoke: Invoke | None = None) -> None:
         self.worker = worker
         self.invoke: Invoke = invoke or self._invoke_here
         self.loop = LoopThread()
-        self.conns: list[Connection] = []
+        self.clients: list[Client] = []
         self.threads: list[threading.Thread] = []
         self.running = 0
         self.in_io: list[bool] = []  # per slot: inside a FETCH
@@ -115,10 +116,10 @@ class ThreadSlots:
         self.running = n
         self.in_io = [False] * n
         for i in range(n):
-            conn = Connection(self.worker.settings, self.worker.identity)
-            self.conns.append(conn)
+            client = self.worker.client()
+            self.clients.append(client)
             t = threading.Thread(
-                target=self._slot, args=(i, conn), name=f"werk-slot-{i}", daemon=True
+                target=self._slot, args=(i, client), name=f"werk-slot-{i}", daemon=True
             )
             self.threads.append(t)
         for t in self.threads:
@@ -132,9 +133,14 @@ class ThreadSlots:
         return any(self.in_io)
 
     def close(self) -> None:
-        """After the shutdown: say END on the connections of slots that did not exit."""
-        for conn in self.conns:
-            conn.close()
+        """After the shutdown: say END on the connections of slots that did not exit.
+
+        A slot still blocked in I/O keeps its client (closing would wait for the reply);
+        it closes it itself when the reply or the timeout comes.
+        """
+        for index, client in enumerate(self.clients):
+            if not self.in_io[index]:
+                client.close()
         self.loop.stop()
 
     def _invoke_here(
@@ -151,7 +157,7 @@ class ThreadSlots:
             return exc
         return None
 
-    def _slot(self, index: int, conn: Connection) -> None:
+    def _slot(self, index: int, client: Client) -> None:
         w = self.worker
         runner = w.runner
         selector = w.selector
@@ -171,11 +177,11 @@ class ThreadSlots:
                     break
                 self.in_io[index] = True
                 try:
-                    error, payload = conn.report_and_fetch(report, fetch)
+                    error, payload = report_and_fetch(client, report, fetch)
                 except Exception as exc:
                     if isinstance(exc, AuthenticationError):
                         w.fatal(exc)
-                    elif not is_network_error(exc):
+                    elif not reconnectable(exc):
                         if isinstance(exc, ServerError):
                             log.error("FETCH refused: %s", exc)
                         else:
@@ -198,21 +204,21 @@ class ThreadSlots:
                     continue
                 if hard_stop.is_set():
                     # Fetched in the last moments: give it straight back.
-                    self._final(conn, runner.refuse(payload))
+                    self._final(client, runner.refuse(payload))
                     break
                 flight, fn = runner.begin(payload)
                 err = runner.unknown(flight.job) if fn is None else self.invoke(index, flight, fn)
                 report = runner.finish(flight, err)
         finally:
-            conn.close()
+            client.close()
             with self._lock:
                 self.running -= 1
                 last = self.running == 0
             if last:
                 w.slots_exited()
 
-    def _final(self, conn: Connection, report: bytes) -> None:
+    def _final(self, client: Client, report: bytes) -> None:
         try:
-            conn.report_and_fetch(report, None)
+            report_and_fetch(client, report, None)
         except Exception as exc:
             log.warning("could not give back a job at shutdown: %s", exc)

@@ -27,15 +27,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
 
-from werk.errors import ConfigurationError, ServerError
+from werk.client import AsyncClient, Client
+from werk.client.base import BeatState, ClientSettings
+from werk.errors import ConfigurationError
 from werk.worker import signals
 from werk.worker.app import App
 from werk.worker.backoff import Backoff, Outage
-from werk.worker.connection import Connection, Identity, ServerSettings, is_network_error
+from werk.worker.exchange import reconnectable, report_and_fetch
 from werk.worker.heartbeat import Heartbeat
 from werk.worker.queues import QueueSelector, QueueSpec, Strategy, parse_queues
 from werk.worker.runner import Runner
@@ -49,6 +52,7 @@ log = logging.getLogger("werk.worker")
 
 ExecutorName = Literal["thread", "asyncio", "process"]
 State = Literal["running", "quiet", "terminate"]
+_AnyClient = TypeVar("_AnyClient", Client, AsyncClient)
 
 
 class _Executor(Protocol):
@@ -99,23 +103,31 @@ class Worker:
                 f"executor must be thread, asyncio or process, not {executor!r}"
             )
         self.app = app
-        self.settings = ServerSettings.resolve(
-            url or app.url,
+        self.wid: str = wid or uuid.uuid4().hex[:16]
+        """This process's worker id: every connection of the worker says HELLO with it."""
+        self.labels: tuple[str, ...] = tuple(labels) or ("python",)
+        self._url = url or app.url
+        # Resolved once (a bad URL fails here, a default TLS context is built once); every
+        # connection is a werk.Client or AsyncClient made from it by client()/async_client().
+        self.settings = ClientSettings(
+            self._url,
             password=password if password is not None else app.password,
-            ssl_context=ssl_context,
+            wid=self.wid,
+            labels=self.labels,
             timeout=timeout,
+            connect_timeout=min(timeout, 5.0),
+            ssl_context=ssl_context,
         )
-        self.identity = Identity.new(wid, list(labels))
         self.concurrency = concurrency
         self.queues = parse_queues(queues)
         self.selector = QueueSelector(self.queues, queue_strategy)
         self.shutdown_timeout = shutdown_timeout
         self.executor_name: ExecutorName = executor
         self.heartbeat_interval = heartbeat_interval
-        self.outage = Outage(self.settings.display)
+        self.outage = Outage(str(self.settings.endpoint))
         self.stopping = threading.Event()  # terminate has begun (JobContext.shutting_down)
         self.hard_stop = threading.Event()  # the deadline passed: no more waiting or retrying
-        self.runner = Runner(app, self.identity.wid, self.stopping)
+        self.runner = Runner(app, self.wid, self.stopping)
         self.heartbeat: Heartbeat | None = None
         self._executor: _Executor | None = None
         self._state: State = "running"
@@ -129,10 +141,32 @@ class Worker:
 
     # -- state ------------------------------------------------------------------------------
 
-    @property
-    def wid(self) -> str:
-        """This process's worker id (the same on every connection)."""
-        return self.identity.wid
+    def client(self) -> Client:
+        """A new connection for this worker: HELLO says its wid, labels and hostname.
+
+        Example::
+
+            with worker.client() as client:
+                client.beat()
+        """
+        return self._new_client(Client)
+
+    def async_client(self) -> AsyncClient:
+        """The asyncio twin of :meth:`client` (use it on one event loop only)."""
+        return self._new_client(AsyncClient)
+
+    def _new_client(self, flavour: type[_AnyClient]) -> _AnyClient:
+        s = self.settings
+        return flavour(
+            self._url,
+            password=s.endpoint.password,
+            wid=self.wid,
+            labels=self.labels,
+            timeout=s.timeout,
+            connect_timeout=s.connect_timeout,
+            ssl_context=s.ssl_context,
+            hostname=s.hostname,
+        )
 
     @property
     def state(self) -> State:
@@ -233,12 +267,11 @@ class Worker:
                 self.executor_name,
                 ", ".join(f"{n}:{w}" if w != 1 else n for n, w in self.queues),
                 self.selector.strategy,
-                self.settings.display,
+                self.settings.endpoint,
             )
             self.heartbeat = Heartbeat(
-                self.settings,
-                self.identity,
-                state=lambda: None if self._state == "running" else self._state,
+                self.client(),
+                state=self._beat_state,
                 on_reply=self._request,
                 interval=self.heartbeat_interval,
                 outage=self.outage,
@@ -290,6 +323,11 @@ class Worker:
                         self.shutdown_timeout,
                     )
                 return
+
+    def _beat_state(self) -> BeatState | None:
+        # What BEAT reports: nothing while running.
+        state = self._state
+        return None if state == "running" else state
 
     def _enter(self, state: State) -> None:
         order = ("running", "quiet", "terminate")
@@ -345,21 +383,21 @@ class Worker:
         self._done.set()
 
     def _send_reports(self, lines: list[bytes], budget: float = 5.0) -> None:
-        conn = Connection(self.settings, self.identity)
+        client = self.client()
         deadline = time.monotonic() + budget
         backoff = Backoff(base=0.05, cap=1.0)
         try:
             for line in lines:
                 while True:
                     try:
-                        error, _ = conn.report_and_fetch(line, None)
-                        if isinstance(error, ServerError):
+                        error, _ = report_and_fetch(client, line, None)
+                        if error is not None:
                             log.warning("server refused a shutdown FAIL: %s", error)
                         break
                     except Exception as exc:
-                        if not is_network_error(exc) or time.monotonic() >= deadline:
+                        if not reconnectable(exc) or time.monotonic() >= deadline:
                             self.lost_report(line)
                             break
                         time.sleep(backoff.next_delay())
         finally:
-            conn.close()
+            client.close()
