@@ -29,6 +29,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import werk
+from werk.client.base import fetched_payload
 from werk.client.config import parse_url
 from werk.job import new_jid
 from werk.protocol import commands
@@ -202,6 +203,28 @@ def main() -> None:
                 assert job is not None
                 client.ack(job.jid)
 
+        fetch_line = commands.fetch(["bench"])
+
+        def client_ack_with_fetch(count: int) -> None:
+            # A worker's round trip: each ACK goes out in one write with the next FETCH.
+            job = fetched_payload(client.execute(fetch_line, blocking=True))
+            for _ in range(count - 1):
+                assert job is not None
+                lines = [commands.ack(job["jid"]), fetch_line]
+                job = fetched_payload(client.execute_many(lines, blocking=True)[1])
+            assert job is not None
+            client.execute(commands.ack(job["jid"]))
+
+        async def async_ack_with_fetch(count: int) -> None:
+            async with werk.AsyncClient(url) as ac:
+                job = fetched_payload(await ac.execute(fetch_line, blocking=True))
+                for _ in range(count - 1):
+                    assert job is not None
+                    lines = [commands.ack(job["jid"]), fetch_line]
+                    job = fetched_payload((await ac.execute_many(lines, blocking=True))[1])
+                assert job is not None
+                await ac.execute(commands.ack(job["jid"]))
+
         async def async_fetch_ack(count: int) -> None:
             async with werk.AsyncClient(url) as ac:
                 for _ in range(count):
@@ -240,6 +263,11 @@ def main() -> None:
                 ("raw socket", raw_fetch_ack),
                 ("Client.fetch + ack", client_fetch_ack),
                 ("AsyncClient.fetch + ack", lambda c: asyncio.run(async_fetch_ack(c))),
+                ("Client.execute_many(ACK, FETCH)", client_ack_with_fetch),
+                (
+                    "AsyncClient.execute_many(ACK, FETCH)",
+                    lambda c: asyncio.run(async_ack_with_fetch(c)),
+                ),
             ],
             n,
             per,
@@ -253,9 +281,9 @@ def main() -> None:
     base = {g: cpu for g, name, _, cpu in rows if name == "raw socket"}
     print(f"werk client benchmark: {n} jobs per variant in rounds of {per}, server {url}")
     print("jobs/s: median round; CPU: best round (client process only; the server is elsewhere)")
-    print(f"{'operation':<10} {'client':<34} {'jobs/s':>10} {'CPU us/job':>11} {'vs raw':>7}")
+    print(f"{'operation':<10} {'client':<38} {'jobs/s':>10} {'CPU us/job':>11} {'vs raw':>7}")
     for group, name, rate, cpu in rows:
-        print(f"{group:<10} {name:<34} {rate:>10,.0f} {cpu:>11.1f} {cpu / base[group]:>6.2f}x")
+        print(f"{group:<10} {name:<38} {rate:>10,.0f} {cpu:>11.1f} {cpu / base[group]:>6.2f}x")
 
 
 if __name__ == "__main__":
