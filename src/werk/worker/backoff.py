@@ -21,7 +21,7 @@ import time
 
 __all__ = ["Backoff", "Outage"]
 
-log = logging.getLogger("werk.worker.connection")
+log = logging.getLogger("werk.worker.backoff")
 
 
 class Backoff:
