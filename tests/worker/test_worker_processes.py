@@ -91,7 +91,9 @@ def test_tstp_quiets_and_ttin_dumps_stacks(server: EmbeddedServer, tmp_path: Pat
         wait_until(lambda: _lines(tmp_path / "first"), timeout=20)
         proc.send_signal(signal.SIGTSTP)
         proc.send_signal(signal.SIGTTIN)
-        wait_until(lambda: "no slot fetching" in output.text(), what="the quiet worker's slots")
+        wait_until(
+            lambda: "no slot fetching" in output.text(), timeout=20, what="the quiet worker's slots"
+        )
         _push(server.url, "record", str(tmp_path), "second")
         time.sleep(0.5)
         assert proc.poll() is None  # quiet: still alive
