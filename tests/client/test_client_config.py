@@ -98,7 +98,18 @@ def test_tls_verifies_by_default() -> None:
 
 
 @pytest.mark.parametrize(
-    "options", [{"timeout": 0}, {"timeout": -1}, {"connect_timeout": 0}, {"wid": "a b"}]
+    "options",
+    [
+        {"timeout": 0},
+        {"timeout": -1},
+        {"connect_timeout": 0},
+        {"wid": "a b"},
+        # The real server hangs up silently on a HELLO whose labels are not an array of
+        # strings (or whose hostname is not a string): refused before connecting.
+        {"labels": "gpu"},
+        {"labels": ["gpu", 1]},
+        {"hostname": 7},
+    ],
 )
 def test_bad_options(options: dict[str, object]) -> None:
     with pytest.raises(werk.ConfigurationError):

@@ -161,6 +161,27 @@ def test_shutdown_error_drops_the_connection(make_client: MakeClient) -> None:
     assert peer.accepted == 2
 
 
+def test_admission_refused_after_ok_is_a_connect_error_then_reconnects(
+    make_client: MakeClient,
+) -> None:
+    # Faktory 1.9+ beyond its connection limit: +OK to HELLO, then at once (before reading a
+    # command) "-ERR too many connections: N" and a hang-up (server/server.go processLines).
+    # The PUSH that reads this error was never run: a refused connection, nothing stored.
+    refused = b"+OK\r\n-ERR too many connections: 2001\r\n"
+    first = [HI, ReadLine(), Send(refused), ReadLine(), Close()]
+    second = [*HANDSHAKE, ReadLine(), OK]
+    with ScriptedPeer([first, second]) as peer:
+        client = make_client(peer.url)
+        with pytest.raises(werk.ConnectError, match="too many connections: 2001") as info:
+            client.push("Resize", 1)
+        assert info.value.command_sent is False
+        assert info.value.unknown_jids == ()
+        assert not client.connected
+        jid = client.push("Resize", 2)
+    assert peer.accepted == 2
+    assert pushed_jid(peer.lines[1][1]) == jid
+
+
 def test_execute_many_cut_short_is_a_network_error_then_reconnects(
     make_client: MakeClient,
 ) -> None:

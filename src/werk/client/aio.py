@@ -44,6 +44,7 @@ from werk.client.base import (
     push_request,
     pushb_reply,
     pushb_requests,
+    refused_admission,
     string_reply,
     track_set_request,
     unexpected,
@@ -340,8 +341,13 @@ class AsyncClient:
             if self._conn is conn:
                 self._conn = None
             raise
-        if type(reply) is ErrorReply and closes_connection(reply.to_exception()):
-            conn.abort(ConnectionClosedError("the server closed the connection"))
+        if type(reply) is ErrorReply:
+            error = reply.to_exception()
+            if closes_connection(error):
+                conn.abort(ConnectionClosedError("the server closed the connection"))
+                refused = refused_admission(error)
+                if refused is not None:
+                    raise refused
         return reply
 
     async def _call_many(self, lines: Sequence[bytes], read_timeout: float | None) -> list[Reply]:

@@ -27,6 +27,7 @@ from werk.client.mutate import Mutation
 from werk.errors import (
     AuthenticationError,
     ConfigurationError,
+    ConnectError,
     JobValidationError,
     LocalProtocolError,
     NetworkError,
@@ -110,7 +111,15 @@ class ClientSettings:
         self.endpoint: Endpoint = endpoint
         self.ssl_context = ssl_context_for(endpoint, ssl_context)
         self.wid = wid
+        # The server decodes HELLO into typed fields and silently hangs up on a mismatch
+        # (labels must be an array of strings, hostname a string): refuse such values here.
+        if isinstance(labels, (str, bytes)):
+            raise ConfigurationError(f"labels must be a list of strings, not {labels!r}")
         self.labels: tuple[str, ...] = tuple(labels)
+        if not all(isinstance(label, str) for label in self.labels):
+            raise ConfigurationError(f"labels must be strings, got {self.labels!r}")
+        if hostname is not None and not isinstance(hostname, str):
+            raise ConfigurationError(f"hostname must be a string, got {hostname!r}")
         self.hostname = hostname or socket.gethostname()
         self.timeout = float(timeout)
         self.connect_timeout = float(connect_timeout or timeout)
@@ -119,7 +128,8 @@ class ClientSettings:
     def hello_line(self, greeting: Reply) -> bytes:
         """The ``HELLO`` line answering the server's greeting (raises on a bad greeting)."""
         if isinstance(greeting, ErrorReply):
-            # e.g. "-ERR too many connections" instead of HI.
+            # Not what a Faktory server sends first (it refuses admission only after +OK,
+            # see refused_admission), but an error line is still the clearest report.
             raise greeting.to_exception()
         payload = hello_payload(
             parse_greeting(greeting),
@@ -147,6 +157,28 @@ def closes_connection(error: ServerError) -> bool:
     return isinstance(error, (AuthenticationError, ShutdownInProgressError)) or (
         error.message.startswith("too many connections")
     )
+
+
+def refused_admission(error: ServerError) -> ConnectError | None:
+    """The ConnectError for ``-ERR too many connections: N``, else None.
+
+    Faktory (1.9+) answers a HELLO beyond its connection limit with ``+OK`` and then, before
+    reading any command, writes that error and hangs up. So it arrives as the reply to the
+    first command, which the server never ran: this is a refused connection (retry later),
+    not the command's failure.
+
+    Example::
+
+        >>> refused_admission(ServerError("ERR", "too many connections: 2001")).command_sent
+        False
+    """
+    if error.code != "ERR" or not error.message.startswith("too many connections"):
+        return None
+    exc = ConnectError(
+        f"the server refused the connection ({error.message}); the command was not run"
+    )
+    exc.__cause__ = error
+    return exc
 
 
 def unexpected(reply: Reply, what: str) -> Exception:

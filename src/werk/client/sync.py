@@ -48,6 +48,7 @@ from werk.client.base import (
     push_request,
     pushb_reply,
     pushb_requests,
+    refused_admission,
     string_reply,
     track_set_request,
     unexpected,
@@ -264,8 +265,13 @@ class Client:
             except RemoteProtocolError:
                 self._drop()
                 raise
-            if type(reply) is ErrorReply and closes_connection(reply.to_exception()):
-                self._drop()
+            if type(reply) is ErrorReply:
+                error = reply.to_exception()
+                if closes_connection(error):
+                    self._drop()
+                    refused = refused_admission(error)
+                    if refused is not None:
+                        raise refused
             return reply
 
     def _call_many(self, lines: Sequence[bytes], read_timeout: float | None) -> list[Reply]:
