@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
@@ -50,6 +49,7 @@ from werk.client.base import (
     unexpected,
 )
 from werk.client.mutate import Mutation
+from werk.client.pipeline import Pipeline
 from werk.errors import (
     ConnectError,
     ConnectionClosedError,
@@ -61,158 +61,9 @@ from werk.errors import (
 )
 from werk.job import Job
 from werk.protocol import commands
-from werk.protocol.resp import NEED_DATA, ErrorReply, Reply, ReplyReader
+from werk.protocol.resp import ErrorReply, Reply
 
 __all__ = ["AsyncClient"]
-
-
-class _Pipeline(asyncio.Protocol):
-    """One connection: writes go out at once, replies resolve waiters in order.
-
-    The read timeout is a watchdog: while anything is pending, the connection must make
-    progress (the next reply) within the head waiter's allowance, else every waiter fails
-    with NetworkTimeout and the connection is dropped.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, where: str) -> None:
-        self.loop = loop
-        self.where = where
-        self.reader = ReplyReader()
-        self.waiters: deque[tuple[asyncio.Future[Reply], float]] = deque()
-        self.transport: asyncio.Transport | None = None
-        self.failure: NetworkError | RemoteProtocolError | None = None
-        self.deadline: float | None = None
-        self.timer: asyncio.TimerHandle | None = None
-        self.paused = False
-        self.drained: asyncio.Future[None] | None = None
-        self.lost: asyncio.Future[None] = loop.create_future()
-
-    # -- asyncio callbacks ------------------------------------------------------------------
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        self.reader.feed(data)
-        self._deliver()
-
-    def eof_received(self) -> bool | None:
-        self.abort(ConnectionClosedError(f"{self.where} closed the connection"))
-        return None
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.lost.done():
-            self.lost.set_result(None)
-        if exc is None:
-            err: NetworkError = ConnectionClosedError(f"{self.where} closed the connection")
-        else:
-            err = ConnectionClosedError(f"connection to {self.where} lost: {exc}")
-            err.__cause__ = exc
-        self.abort(err)
-
-    def pause_writing(self) -> None:
-        self.paused = True
-
-    def resume_writing(self) -> None:
-        self.paused = False
-        if self.drained is not None and not self.drained.done():
-            self.drained.set_result(None)
-        self.drained = None
-
-    # -- the pipeline -----------------------------------------------------------------------
-
-    @property
-    def alive(self) -> bool:
-        return self.failure is None
-
-    def _deliver(self) -> None:
-        waiters = self.waiters
-        reader = self.reader
-        try:
-            while waiters:
-                reply = reader.next_reply()
-                if reply is NEED_DATA:
-                    break
-                fut = waiters.popleft()[0]
-                if not fut.done():  # a cancelled caller still consumes its reply
-                    fut.set_result(reply)  # type: ignore[arg-type]
-        except RemoteProtocolError as exc:
-            self.abort(exc)
-            return
-        self.deadline = self.loop.time() + waiters[0][1] if waiters else None
-
-    def expect(self, allowance: float) -> asyncio.Future[Reply]:
-        """A future for the next reply not yet claimed."""
-        fut: asyncio.Future[Reply] = self.loop.create_future()
-        if self.failure is not None:
-            fut.set_exception(self.failure)
-            return fut
-        self.waiters.append((fut, allowance))
-        if len(self.waiters) == 1:
-            self.deadline = self.loop.time() + allowance
-            if self.timer is None:
-                self.timer = self.loop.call_at(self.deadline, self._watchdog)
-            if self.reader.buffered:
-                self._deliver()
-        return fut
-
-    def send(self, line: bytes, allowance: float) -> asyncio.Future[Reply]:
-        fut = self.expect(allowance)
-        if self.failure is None:
-            assert self.transport is not None
-            self.transport.write(line)
-        return fut
-
-    def send_many(self, lines: Sequence[bytes], allowance: float) -> list[asyncio.Future[Reply]]:
-        """Write several lines at once; one future per line for its reply, in order."""
-        futures = [self.expect(allowance) for _ in lines]
-        if self.failure is None:
-            assert self.transport is not None
-            self.transport.write(b"".join(lines))
-        return futures
-
-    async def drain(self) -> None:
-        if self.paused and self.failure is None:
-            if self.drained is None:
-                self.drained = self.loop.create_future()
-            await self.drained
-
-    def _watchdog(self) -> None:
-        # One timer per connection, re-armed lazily: cheaper than a timer per command.
-        self.timer = None
-        if self.deadline is None or self.failure is not None:
-            return
-        now = self.loop.time()
-        if now >= self.deadline:
-            allowance = self.waiters[0][1] if self.waiters else 0.0
-            self.abort(NetworkTimeout(f"{self.where}: no answer within {allowance:g} s"))
-        else:
-            self.timer = self.loop.call_at(self.deadline, self._watchdog)
-
-    def abort(self, error: NetworkError | RemoteProtocolError, *, hard: bool = True) -> None:
-        """Fail every pending command with ``error`` and drop the connection."""
-        if self.failure is None:
-            self.failure = error
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-        while self.waiters:
-            fut = self.waiters.popleft()[0]
-            if not fut.done():
-                fut.set_exception(self.failure)
-                fut.exception()  # a cancelled caller must not log "never retrieved"
-        if self.drained is not None and not self.drained.done():
-            self.drained.set_result(None)
-        if hard and self.transport is not None:
-            self.transport.abort()
-
-    def close(self) -> None:
-        """Write END and close (no reply is awaited)."""
-        if self.transport is not None and self.failure is None:
-            self.transport.write(commands.end())
-            self.transport.close()  # flushes END first
-        self.abort(ConnectionClosedError("the client closed the connection"), hard=False)
 
 
 class AsyncClient:
@@ -251,7 +102,7 @@ class AsyncClient:
             ssl_context=ssl_context,
             hostname=hostname,
         )
-        self._conn: _Pipeline | None = None
+        self._conn: Pipeline | None = None
         self._connecting: asyncio.Lock | None = None
 
     def __repr__(self) -> str:
@@ -264,11 +115,11 @@ class AsyncClient:
         """True while a greeted connection is open."""
         return self._conn is not None and self._conn.alive
 
-    async def _open(self) -> _Pipeline:
+    async def _open(self) -> Pipeline:
         s = self.settings
         ep = s.endpoint
         loop = asyncio.get_running_loop()
-        pipe = _Pipeline(loop, str(ep))
+        pipe = Pipeline(loop, str(ep))
         try:
             await asyncio.wait_for(
                 loop.create_connection(
@@ -309,7 +160,7 @@ class AsyncClient:
             raise
         return pipe
 
-    async def _connection(self) -> _Pipeline:
+    async def _connection(self) -> Pipeline:
         conn = self._conn
         if conn is not None and conn.alive:
             return conn
@@ -378,7 +229,7 @@ class AsyncClient:
             conn.abort(ConnectionClosedError("the server closed the connection"))
         return replies
 
-    def _lost(self, conn: _Pipeline, exc: NetworkError, jids: Sequence[str]) -> NetworkError:
+    def _lost(self, conn: Pipeline, exc: NetworkError, jids: Sequence[str]) -> NetworkError:
         if self._conn is conn:
             self._conn = None
         # Every pending caller got the same exception object: annotate a copy.

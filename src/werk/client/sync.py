@@ -20,8 +20,6 @@ from __future__ import annotations
 import os
 import socket
 import ssl
-import struct
-import sys
 import threading
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
@@ -54,76 +52,20 @@ from werk.client.base import (
     unexpected,
 )
 from werk.client.mutate import Mutation
+from werk.client.socket_conn import KERNEL_TIMEOUTS, Connection, os_error
 from werk.errors import (
     ConnectError,
     ConnectionClosedError,
     FaktoryError,
     NetworkError,
-    NetworkTimeout,
     RemoteProtocolError,
     ServerError,
 )
 from werk.job import Job
 from werk.protocol import commands
-from werk.protocol.resp import NEED_DATA, ErrorReply, Reply, ReplyReader
+from werk.protocol.resp import ErrorReply, Reply
 
 __all__ = ["Client"]
-
-_RECV_SIZE = 65536
-# On Linux a blocking socket with SO_RCVTIMEO/SO_SNDTIMEO lets the kernel enforce the
-# timeouts: recv() is then one system call, where a Python-level socket timeout adds a
-# poll() before every recv(). TLS sockets keep Python timeouts (ssl needs them).
-_KERNEL_TIMEOUTS = sys.platform.startswith("linux")
-
-
-def _timeval(seconds: float) -> bytes:
-    whole = int(seconds)
-    return struct.pack("@ll", whole, int((seconds - whole) * 1_000_000))
-
-
-def _os_error(exc: OSError, doing: str, timeout: float) -> NetworkError:
-    if isinstance(exc, (TimeoutError, BlockingIOError)):
-        return NetworkTimeout(f"{doing}: no answer within {timeout:g} s")
-    if isinstance(exc, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)):
-        return ConnectionClosedError(f"{doing}: connection lost ({exc})")
-    return NetworkError(f"{doing}: {exc}")
-
-
-class _Connection:
-    """A connected, greeted socket and its reply reader."""
-
-    __slots__ = ("buffer", "kernel_timeouts", "read_timeout", "reader", "sock", "view")
-
-    def __init__(self, sock: socket.socket, timeout: float, kernel_timeouts: bool) -> None:
-        self.sock = sock
-        self.reader = ReplyReader()
-        # recv_into one reused buffer: recv(65536) would malloc and shrink 64 KiB per reply.
-        self.buffer = bytearray(_RECV_SIZE)
-        self.view = memoryview(self.buffer)
-        self.kernel_timeouts = kernel_timeouts
-        self.read_timeout = -1.0
-        if kernel_timeouts:
-            sock.settimeout(None)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(timeout))
-        self.set_read_timeout(timeout)
-
-    def set_read_timeout(self, seconds: float) -> None:
-        if self.kernel_timeouts:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(seconds))
-        else:
-            self.sock.settimeout(seconds)
-        self.read_timeout = seconds
-
-    def read_reply(self) -> Reply:
-        reader = self.reader
-        reply = reader.next_reply() if reader.buffered else NEED_DATA
-        while reply is NEED_DATA:
-            size = self.sock.recv_into(self.buffer)
-            if not size:
-                raise ConnectionClosedError("the server closed the connection")
-            reply = reader.feed_and_read(self.view[:size])
-        return reply  # type: ignore[return-value]
-
 
 _clients: weakref.WeakSet[Client] = weakref.WeakSet()
 
@@ -181,7 +123,7 @@ class Client:
             ssl_context=ssl_context,
             hostname=hostname,
         )
-        self._conn: _Connection | None = None
+        self._conn: Connection | None = None
         self._lock = threading.Lock()
         _clients.add(self)
 
@@ -195,15 +137,15 @@ class Client:
         """True while a greeted connection is open."""
         return self._conn is not None
 
-    def _open(self) -> _Connection:
+    def _open(self) -> Connection:
         s = self.settings
         ep = s.endpoint
         try:
             sock = socket.create_connection((ep.host, ep.port), timeout=s.connect_timeout)
         except OSError as exc:
-            err = _os_error(exc, f"connecting to {ep}", s.connect_timeout)
+            err = os_error(exc, f"connecting to {ep}", s.connect_timeout)
             raise ConnectError(str(err)) from exc
-        conn: _Connection | None = None
+        conn: Connection | None = None
         stage = "the TLS handshake with" if s.ssl_context else "the handshake with"
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -211,7 +153,7 @@ class Client:
             if s.ssl_context is not None:
                 sock = s.ssl_context.wrap_socket(sock, server_hostname=ep.host)
             stage = "the handshake with"
-            conn = _Connection(sock, s.timeout, _KERNEL_TIMEOUTS and s.ssl_context is None)
+            conn = Connection(sock, s.timeout, KERNEL_TIMEOUTS and s.ssl_context is None)
             greeting = conn.read_reply()
             conn.sock.sendall(s.hello_line(greeting))
             reply = conn.read_reply()
@@ -222,7 +164,7 @@ class Client:
             raise ConnectError(f"{stage} {ep} failed: {exc}") from exc
         except OSError as exc:
             sock.close()
-            raise _os_error(exc, f"{stage} {ep}", s.timeout) from exc
+            raise os_error(exc, f"{stage} {ep}", s.timeout) from exc
         except ConnectionClosedError as exc:
             sock.close()
             raise ConnectionClosedError(
@@ -310,7 +252,7 @@ class Client:
         # The connection broke after the command was (maybe) sent: drop it, say what happened.
         self._drop()
         if isinstance(exc, OSError):
-            exc = _os_error(exc, f"talking to {self.settings.endpoint}", timeout)
+            exc = os_error(exc, f"talking to {self.settings.endpoint}", timeout)
         return network_error(exc, sent=True, jids=jids)
 
     def connect(self) -> None:
