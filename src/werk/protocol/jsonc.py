@@ -13,6 +13,7 @@ Example::
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["dumps", "loads"]
@@ -31,11 +32,11 @@ def _std_loads(data: bytes | bytearray | memoryview | str) -> Any:
 
 
 try:  # pragma: no cover - depends on the optional extra
-    import orjson
+    import orjson  # type: ignore[import-not-found,unused-ignore]
 
-    _orjson_dumps = orjson.dumps
-    _orjson_loads = orjson.loads
-    _JSONDecodeError: tuple[type[Exception], ...] = (orjson.JSONDecodeError,)
+    # Typed here so the module type-checks the same with and without the extra installed.
+    _orjson_dumps: Callable[[Any], bytes] = orjson.dumps
+    _orjson_loads: Callable[[bytes | bytearray | memoryview | str], Any] = orjson.loads
 
     def dumps(obj: Any) -> bytes:
         """Encode ``obj`` as compact UTF-8 JSON bytes."""
