@@ -110,3 +110,8 @@ def test_redis_glob():
     assert not glob_to_regex(b"h[^e]llo").match(b"hello")
     assert glob_to_regex(b"h[a-c]llo").match(b"hbllo")
     assert not glob_to_regex(b"a\\*").match(b"ab")
+
+
+def test_lone_surrogate_escapes_decode_as_replacement_characters_as_in_go():
+    value = GoDecoder().loads(b'{"k\\udc00":["\\ud800x","\\ud83d\\ude00","\\\\ud800",1]}')
+    assert value == {"k\ufffd": ["\ufffdx", "\U0001f600", "\\ud800", 1]}

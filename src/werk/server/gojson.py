@@ -274,6 +274,22 @@ def _refuse_constant(name: str) -> Any:
     raise GoJSONError(name)
 
 
+# A \uD800-\uDFFF escape: Python keeps a lone one as a surrogate in the str, which no
+# UTF-8 encoder (SQLite's included) accepts; Go decodes it as U+FFFD. Checked on the
+# bytes first so that the common payload pays one scan, not a walk of the value.
+_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _replace_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "werk-go-replace").decode("utf-8")
+    if isinstance(value, list):
+        return [_replace_surrogates(item) for item in value]
+    if isinstance(value, dict):
+        return {_replace_surrogates(k): _replace_surrogates(v) for k, v in value.items()}
+    return value
+
+
 class GoDecoder:
     """Decode JSON bytes as Go's decoder sees them (numbers as float64, U+FFFD for bad UTF-8).
 
@@ -300,7 +316,10 @@ class GoDecoder:
         except UnicodeDecodeError:
             text = data.decode("utf-8", "werk-go-replace")
         try:
-            return self._decode(text)
+            value = self._decode(text)
+            if _SURROGATE.search(data) is not None:
+                value = _replace_surrogates(value)
+            return value
         except GoJSONError as exc:
             if str(exc).startswith("json:"):
                 raise
