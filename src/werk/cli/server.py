@@ -24,12 +24,14 @@ import importlib
 import logging
 import os
 import signal
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
 
 from werk.server.config import DEFAULT_BIND, ServerConfig, default_data_dir
 from werk.server.server import Server
+from werk.server.storage.ops import JournalFormatError
 
 __all__ = ["DEFAULT_WEB_BIND", "add_server_command", "config_from_args", "run_server"]
 
@@ -163,7 +165,9 @@ def run_server(args: argparse.Namespace) -> int:
     try:
         web_bind = None if args.no_web else (args.web_bind or DEFAULT_WEB_BIND)
         runner(serve(config, web_bind, web_explicit=args.web_bind is not None))
-    except OSError as exc:
+    except (OSError, sqlite3.Error, JournalFormatError) as exc:
+        # A port in use, a data directory locked by another server, a journal of another
+        # format: one clear line rather than a traceback.
         log.error("cannot start: %s", exc)
         return 1
     return 0

@@ -6,8 +6,13 @@ once. Once ``os.write`` has returned, the bytes are in the operating system's pa
 so they survive ``kill -9`` of the server (the same guarantee as SQLite's WAL with
 ``synchronous=NORMAL``); ``sync=True`` adds an ``fdatasync`` per record for power loss.
 
-Layout: a 16-byte header (magic, generation), then records of
-``[u32 length][u32 crc32][body]``. The generation says which fold the records belong to:
+Layout: a 16-byte header (``WERKJNL``, the format version as one ASCII digit, the u64
+generation), then records of ``[u32 length][u32 crc32][body]``; bodies are changes in
+:func:`~werk.server.storage.ops.encode_ops`'s encoding, which the version covers too. A
+file of another version (or not a journal at all) is refused with
+:class:`~werk.server.storage.ops.JournalFormatError` rather than emptied, unless it holds
+no record (a clean shutdown leaves it so): nothing is lost by starting that one afresh.
+The generation says which fold the records belong to:
 the database stores the last generation it folded, so records of an already folded
 journal are never applied twice. Reading stops at the first record that is short or
 fails its checksum (a write torn by a crash); the file is cut back there so that later
@@ -34,10 +39,15 @@ import os
 import struct
 import zlib
 
-__all__ = ["Journal"]
+from werk.server.storage.ops import JournalFormatError
 
-_MAGIC = b"WERKJNL1"
-_HEADER = struct.Struct("<8sQ")
+__all__ = ["FORMAT_VERSION", "Journal"]
+
+# Version 1 held marshal-encoded records (not stable across Python versions).
+FORMAT_VERSION = 2
+_MAGIC = b"WERKJNL"
+_HEADER = struct.Struct("<7ssQ")
+_VERSION = str(FORMAT_VERSION).encode()
 _RECORD = struct.Struct("<II")
 
 
@@ -54,15 +64,32 @@ class Journal:
     def open(self, next_generation: int) -> tuple[int, list[bytes]]:
         """Open (or create) the file; its generation and the bodies of its good records.
 
-        A missing, empty or headerless file starts afresh with ``next_generation``.
+        A missing or empty file, or one whose header was torn, starts afresh with
+        ``next_generation``; :class:`JournalFormatError` if it is not a journal of this
+        format version.
         """
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
         with open(self._fd, "rb", closefd=False) as f:
             data = f.read()
-        if len(data) < _HEADER.size or data[:8] != _MAGIC:
+        if len(data) < _HEADER.size and _MAGIC.startswith(data[: len(_MAGIC)]):
+            # Only reset() writes a header, right after a fold: nothing is lost here.
             self.reset(next_generation)
             return self.generation, []
-        self.generation = _HEADER.unpack_from(data)[1]
+        magic, version, generation = _HEADER.unpack_from(data.ljust(_HEADER.size, b"\0"))
+        if magic != _MAGIC:
+            self.close()
+            raise JournalFormatError(f"{self.path} is not a werk journal: move it away")
+        if version != _VERSION:
+            if len(data) == _HEADER.size:
+                self.reset(next_generation)
+                return self.generation, []
+            self.close()
+            raise JournalFormatError(
+                f"{self.path} holds unfolded changes in journal format {version!r}, this werk "
+                f"reads format {FORMAT_VERSION}: start the werk version that wrote it once "
+                "(it folds the journal into the database), then this one"
+            )
+        self.generation = generation
         records: list[bytes] = []
         pos, end = _HEADER.size, len(data)
         while pos + _RECORD.size <= end:
@@ -101,7 +128,7 @@ class Journal:
         self.generation = generation
         self.size = 0
         try:
-            if os.write(self._fd, _HEADER.pack(_MAGIC, generation)) != _HEADER.size:
+            if os.write(self._fd, _HEADER.pack(_MAGIC, _VERSION, generation)) != _HEADER.size:
                 raise OSError(errno.ENOSPC, "short write of the journal header")
             if self.sync:
                 os.fdatasync(self._fd)

@@ -1,16 +1,24 @@
 """The storage's change records: what the manager did, as small tuples.
 
 A change is ``(code, params)``. The SQLite storage journals lists of them (one record per
-event-loop turn), later folds them into the database with :func:`write_ops`, and at boot
-applies the ones not yet folded to what it read from the database with
-:func:`apply_ops`. Both interpret the same codes, so the journal and the database can
-never disagree on what a change means.
+event-loop turn, in the bytes of :func:`encode_ops`), later folds them into the database
+with :func:`write_ops`, and at boot applies the ones not yet folded to what it read from
+the database with :func:`apply_ops`. Both interpret the same codes, so the journal and the
+database can never disagree on what a change means.
+
+The record encoding is ours, not ``marshal`` or ``pickle``, whose bytes may change between
+Python versions: a journal left by a crash must read the same after an upgrade. Each
+change is its code byte and its fields in a fixed little-endian layout; strings are UTF-8
+(``surrogatepass``: a lone surrogate decoded from a client's JSON survives the trip),
+prefixed with their byte length. Changing the layout means bumping the journal's
+:data:`~werk.server.storage.journal.FORMAT_VERSION`.
 
 Example::
 
     >>> entries, queues, counters = {}, {}, {}
-    >>> apply_ops([(INSERT, (1, 0, "default", 0.0, "jid-1", b"{}", 0.0)),
-    ...            (COUNTER, ("processed", 1))], entries, queues, counters)
+    >>> ops = decode_ops(encode_ops([(INSERT, (1, 0, "default", 0.0, "jid-1", b"{}", 0.0)),
+    ...                              (COUNTER, ("processed", 1))]))
+    >>> apply_ops(ops, entries, queues, counters)
     >>> [e.jid for e in entries.values()], counters
     (['jid-1'], {'processed': 1})
 """
@@ -18,8 +26,10 @@ Example::
 from __future__ import annotations
 
 import sqlite3
+import struct
 from typing import Any
 
+from werk.errors import FaktoryError
 from werk.server.storage.base import QUEUE, StoredEntry
 
 __all__ = [
@@ -30,8 +40,11 @@ __all__ = [
     "INSERT",
     "QUEUE_FORGET",
     "QUEUE_KNOWN",
+    "JournalFormatError",
     "Op",
     "apply_ops",
+    "decode_ops",
+    "encode_ops",
     "write_ops",
 ]
 
@@ -45,6 +58,19 @@ QUEUE_FORGET = 3  # (name,)
 CLEAR_KIND = 4  # (kind,)
 COUNTER = 5  # (name, delta)
 FLUSH_ALL = 6  # ()
+
+
+class JournalFormatError(FaktoryError, ValueError):
+    """A journal this version of werk cannot read: refused rather than guessed at.
+
+    Example::
+
+        >>> decode_ops(b"\\x63")
+        Traceback (most recent call last):
+        ...
+        werk.server.storage.ops.JournalFormatError: unknown journal change code 99 at byte 0
+    """
+
 
 _SQL: dict[int, tuple[str, ...]] = {
     INSERT: (
@@ -117,3 +143,83 @@ def apply_ops(
             counters.clear()
         else:
             raise ValueError(f"unknown storage operation {code}")
+
+
+# Fixed parts of each change; strings and payloads follow, their lengths in the fixed part.
+_INSERT = struct.Struct("<BqqddIII")  # code, id, kind, score, since, len(name, jid, payload)
+_INT = struct.Struct("<Bq")  # DELETE (id), CLEAR_KIND (kind)
+_TEXT = struct.Struct("<BI")  # QUEUE_FORGET: len(name)
+_TEXT_INT = struct.Struct("<BqI")  # QUEUE_KNOWN (paused), COUNTER (delta): int, len(name)
+
+
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
+
+
+def encode_ops(ops: list[Op]) -> bytes:
+    """The journal record of ``ops`` (read back by :func:`decode_ops`)."""
+    parts: list[bytes] = []
+    add = parts.append
+    for code, p in ops:
+        if code == INSERT:
+            name, jid, payload = _utf8(p[2]), _utf8(p[4]), p[5]
+            add(_INSERT.pack(code, p[0], p[1], p[3], p[6], len(name), len(jid), len(payload)))
+            add(name)
+            add(jid)
+            add(payload)
+        elif code in (DELETE, CLEAR_KIND):
+            add(_INT.pack(code, p[0]))
+        elif code in (QUEUE_KNOWN, COUNTER):
+            name = _utf8(p[0])
+            add(_TEXT_INT.pack(code, p[1], len(name)))
+            add(name)
+        elif code == QUEUE_FORGET:
+            name = _utf8(p[0])
+            add(_TEXT.pack(code, len(name)))
+            add(name)
+        elif code == FLUSH_ALL:
+            add(bytes((code,)))
+        else:
+            raise ValueError(f"unknown storage operation {code}")
+    return b"".join(parts)
+
+
+def decode_ops(body: bytes) -> list[Op]:
+    """The changes in one journal record; :class:`JournalFormatError` if it is not one."""
+    ops: list[Op] = []
+    pos, end = 0, len(body)
+    try:
+        while pos < end:
+            code = body[pos]
+            if code == INSERT:
+                _, eid, kind, score, since, n, j, k = _INSERT.unpack_from(body, pos)
+                pos += _INSERT.size
+                name = body[pos : pos + n].decode("utf-8", "surrogatepass")
+                jid = body[pos + n : pos + n + j].decode("utf-8", "surrogatepass")
+                payload = body[pos + n + j : pos + n + j + k]
+                pos += n + j + k
+                ops.append((code, (eid, kind, name, score, jid, payload, since)))
+            elif code in (DELETE, CLEAR_KIND):
+                ops.append((code, (_INT.unpack_from(body, pos)[1],)))
+                pos += _INT.size
+            elif code in (QUEUE_KNOWN, COUNTER):
+                _, number, n = _TEXT_INT.unpack_from(body, pos)
+                pos += _TEXT_INT.size
+                name = body[pos : pos + n].decode("utf-8", "surrogatepass")
+                pos += n
+                ops.append((code, (name, number)))
+            elif code == QUEUE_FORGET:
+                n = _TEXT.unpack_from(body, pos)[1]
+                pos += _TEXT.size
+                ops.append((code, (body[pos : pos + n].decode("utf-8", "surrogatepass"),)))
+                pos += n
+            elif code == FLUSH_ALL:
+                ops.append((code, ()))
+                pos += 1
+            else:
+                raise JournalFormatError(f"unknown journal change code {code} at byte {pos}")
+    except (struct.error, UnicodeDecodeError) as exc:
+        raise JournalFormatError(f"malformed journal change at byte {pos}: {exc}") from None
+    if pos != end:
+        raise JournalFormatError(f"journal change runs past the record's end ({pos} > {end})")
+    return ops

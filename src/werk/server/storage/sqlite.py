@@ -38,7 +38,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import marshal
 import os
 import sqlite3
 import time
@@ -56,6 +55,8 @@ from werk.server.storage.ops import (
     QUEUE_KNOWN,
     Op,
     apply_ops,
+    decode_ops,
+    encode_ops,
     write_ops,
 )
 
@@ -128,7 +129,11 @@ class SQLiteStorage:
         self._journal = Journal(
             self.location + ".journal", sync=synchronous.upper() in ("FULL", "EXTRA")
         )
-        self._recover()
+        try:
+            self._recover()
+        except BaseException:
+            self._db.close()  # releases the exclusive lock: the caller may retry
+            raise
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         """Commit in group on ``loop`` (the server's event loop) from now on."""
@@ -142,7 +147,7 @@ class SQLiteStorage:
             self._journal.reset(folded + 1)
             return
         for body in records:
-            self._unfolded.extend(marshal.loads(body))
+            self._unfolded.extend(decode_ops(body))
         try:
             self.fold()
         except sqlite3.Error as exc:
@@ -263,7 +268,7 @@ class SQLiteStorage:
             return
         started = time.perf_counter()
         try:
-            self._journal.append(marshal.dumps(ops))
+            self._journal.append(encode_ops(ops))
         finally:
             self.commit_seconds += time.perf_counter() - started
         self.commits += 1
