@@ -3,6 +3,8 @@ other clients are not slowed, and nothing stored is damaged."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import socket
 import time
 
@@ -11,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.server.rawclient import Raw
 
+from werk.protocol.lines import split_command
 from werk.protocol.resp import ErrorReply
 from werk.server import EmbeddedServer, ManualClock
 
@@ -114,25 +117,93 @@ def test_raw_error_bytes_are_echoed_exactly(faktory_server):
     sock.close()
 
 
-_lines = st.lists(
-    st.one_of(
-        st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"")),
-        st.sampled_from(
-            [b"PUSH", b"PUSH ", b"FETCH", b"ACK {}", b"FAIL {", b"BEAT []", b"MUTATE {}"]
-        ).flatmap(lambda v: st.binary(max_size=30).map(lambda b: v + b.replace(b"\n", b""))),
-        st.sampled_from([b"QUEUE PAUSE *", b"QUEUE REMOVE *", b"FLUSH", b"INFO", b"PUSHB [{}]"]),
-    ),
-    max_size=12,
+_VERBS = [
+    b"PUSH",
+    b"PUSHB",
+    b"FETCH",
+    b"ACK",
+    b"FAIL",
+    b"BEAT",
+    b"INFO",
+    b"FLUSH",
+    b"MUTATE",
+    b"QUEUE",
+    b"QUEUE PAUSE",
+    b"QUEUE RESUME",
+    b"QUEUE REMOVE",
+    b"QUEUE LATENCY",
+    b"BATCH",
+    b"TRACK",
+    b"HELLO",
+]
+_garbage = st.binary(max_size=40).map(lambda b: b.replace(b"\n", b""))
+_json_ish = st.sampled_from(
+    [
+        b"{}",
+        b"[]",
+        b"null",
+        b'[{"jid":"jid-fuzz-000001","jobtype":"T","args":[]}]',
+        b'{"jid":"jid-fuzz-000001","jobtype":"T","args":[],"queue":"\xff"}',
+        b'{"cmd":"kill","target":"retries","filter":{"regexp":"*\xff","jids":["\xfe"]}}',
+        b'{"cmd":"discard","target":"dead","filter":{"jobtype":"\xc3"}}',
+        b'{"cmd":"requeue","target":"scheduled","filter":{"regexp":"[","jids":[1]}}',
+        b'{"cmd":"clear","target":"nowhere"}',
+        b'{"wid":"\xff","current_state":"\\u0000"}',
+        b'{"jid":"\\ud800","errtype":"\xff","backtrace":["\xfe",null]}',
+        b"default \xff\xfe *",
+    ]
 )
+_line = st.one_of(
+    _garbage,
+    # Every verb, its argument valid, broken JSON, invalid UTF-8 or both.
+    st.tuples(st.sampled_from(_VERBS), st.one_of(_json_ish, _garbage), _garbage).map(
+        lambda t: t[0] + b" " + t[1] + t[2][:3]
+    ),
+    st.sampled_from(_VERBS),  # bare
+    st.sampled_from([b"QUEUE PAUSE *", b"QUEUE REMOVE *", b"QUEUE LATENCY *", b"FLUSH"]),
+)
+_MAX_LINE = 1024
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(lines=_lines)
-def test_nothing_a_client_sends_stops_the_server(lines):
-    with EmbeddedServer(fetch_timeout=0.01) as srv:
-        sock = socket.create_connection((srv.host, srv.port), timeout=5)
-        sock.sendall(b"HELLO {}\r\n" + b"".join(line + b"\r\n" for line in lines))
-        sock.close()
-        with Raw(srv) as c:
-            assert c.push("jid-survivor-1") == "OK"
-            assert c.fetch()["jid"] == "jid-survivor-1"
+class _Failures(logging.Handler):
+    """Collects what the server logged with a traceback: an exception it did not expect."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info:
+            self.records.append(record)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(lines=st.lists(_line, max_size=12), huge=st.sampled_from([0, 0, 0, _MAX_LINE + 1, 50_000]))
+def test_nothing_a_client_sends_stops_the_server(lines, huge):
+    if huge:  # the cap is per line, even after well-formed pipelined ones
+        lines = [*lines, b"PUSH " + b"\xff" * huge]
+    failures = _Failures()
+    logging.getLogger("werk").addHandler(failures)
+    try:
+        with EmbeddedServer(fetch_timeout=0.01, max_line=_MAX_LINE) as srv:
+            # All pipelined in one write, then END: one reply per line until the close.
+            with Raw(srv) as c:
+                c.send(b"".join(line + b"\r\n" for line in lines) + b"END\r\n")
+                replies = []
+                with contextlib.suppress(EOFError):
+                    while True:
+                        replies.append(c.read())
+            expected = 0
+            for line in lines:
+                if len(line) > _MAX_LINE or split_command(line)[0] == b"END":
+                    expected += len(line) > _MAX_LINE  # its error, then the close
+                    break
+                expected += 1
+            assert len(replies) == expected, (lines, replies)
+            with Raw(srv) as c:
+                c.cmd(b"QUEUE RESUME *")
+                assert c.push("jid-survivor-1") == "OK"
+                assert c.fetch()["jid"] == "jid-survivor-1"
+        assert failures.records == [], [r.getMessage() for r in failures.records]
+    finally:
+        logging.getLogger("werk").removeHandler(failures)
