@@ -19,7 +19,7 @@ from __future__ import annotations
 from json.encoder import encode_basestring
 from typing import Any
 
-from werk.server.gojson import GoDecoder, GoJSONError, GoNumber, go_bytes, go_dumps_text
+from werk.server.gojson import GoDecoder, GoJSONError, go_bytes, go_dumps_text
 
 __all__ = [
     "CommandArgumentError",
@@ -331,7 +331,3 @@ class Operation:
                     elif fkey in ("regexp", "jobtype"):
                         setattr(op, fkey, _check_field(fitem, path, _STRING) or "")
         return op
-
-
-# GoNumber is re-exported for type checks elsewhere.
-_ = GoNumber
