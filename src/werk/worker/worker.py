@@ -52,6 +52,8 @@ log = logging.getLogger("werk.worker")
 
 ExecutorName = Literal["thread", "asyncio", "process"]
 State = Literal["running", "quiet", "terminate"]
+
+_SIGNAL_POLL = 0.25  # seconds: the longest a signal can wait for its handler to run
 _AnyClient = TypeVar("_AnyClient", Client, AsyncClient)
 
 
@@ -293,7 +295,12 @@ class Worker:
         deadline: float | None = None
         force = False
         while True:
-            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            # Never block without a timeout: a signal delivered to another thread only sets
+            # CPython's flag, and the main thread runs the Python handler (which wakes us)
+            # the next time it executes bytecode. An unbounded wait would sleep through it.
+            timeout = _SIGNAL_POLL
+            if deadline is not None:
+                timeout = min(timeout, max(0.0, deadline - time.monotonic()))
             self._wake.wait(timeout)
             self._wake.clear()
             while self._requests:
