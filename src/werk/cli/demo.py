@@ -170,7 +170,8 @@ def _run(args: argparse.Namespace) -> int:
             if args.keep and srv is not None:
                 print("\nThe server keeps running (Ctrl-C to stop).", file=out)
                 with contextlib.suppress(KeyboardInterrupt):
-                    threading.Event().wait()
+                    while True:  # short sleeps: Ctrl-C may land on another thread
+                        time.sleep(0.5)
     except FaktoryError as exc:
         print(f"werk demo: cannot talk to the server: {exc}", file=sys.stderr)
         return 1

@@ -130,13 +130,7 @@ async def serve(
     """Run a server (and its web UI on ``web_bind`` unless None) until SIGTERM or SIGINT
     (the handlers only set an event). A web port that cannot be bound is fatal only when
     ``web_explicit``."""
-    server = Server(config)
-    await server.start()
-    try:
-        web = await _start_web(server, web_bind, web_explicit) if web_bind else None
-    except BaseException:
-        await server.stop()
-        raise
+    # Handlers first: a TERM that arrives while the server is starting still stops it cleanly.
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -144,6 +138,13 @@ async def serve(
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):  # pragma: no cover - Windows
             signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stop.set))
+    server = Server(config)
+    await server.start()
+    try:
+        web = await _start_web(server, web_bind, web_explicit) if web_bind else None
+    except BaseException:
+        await server.stop()
+        raise
     await stop.wait()
     log.info("stopping")
     if web is not None and hasattr(web, "close"):
