@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
 
 __all__ = ["DEAD", "QUEUE", "RETRIES", "SCHEDULED", "WORKING", "Snapshot", "Storage", "StoredEntry"]
 
@@ -52,65 +51,70 @@ class Snapshot:
     counters: dict[str, int] = field(default_factory=dict)
 
 
-class Storage(Protocol):
+class Storage:
     """What the server's manager needs from a storage. Every method is cheap and in-memory
-    until :meth:`barrier` (or :meth:`flush`) commits the gathered changes."""
+    until :meth:`barrier` (or :meth:`flush`) commits the gathered changes.
 
-    durable: bool
-    location: str
+    The methods here are documented no-ops that store nothing, which is exactly what
+    :class:`~werk.server.storage.MemoryStorage` needs; a durable storage overrides them all.
+
+    Example::
+
+        >>> class Counting(Storage):
+        ...     pushed = 0
+        ...     def queue_push(self, eid, queue, jid, payload):
+        ...         self.pushed += 1
+        >>> store = Counting()
+        >>> store.queue_push(1, "default", "jid-0000001", b"{}")
+        >>> store.pushed, store.after_commit(print)
+        (1, False)
+    """
+
+    durable: bool = False
+    location: str = ""
 
     def load(self) -> Snapshot:
         """Everything stored, for booting or re-syncing after a failed commit."""
-        ...
+        return Snapshot()
 
     def queue_known(self, name: str, paused: bool) -> None:
         """Remember a queue name and its paused flag."""
-        ...
 
     def queue_forget(self, name: str) -> None:
         """Forget a queue name and delete its jobs (QUEUE REMOVE)."""
-        ...
 
     def queue_push(self, eid: int, queue: str, jid: str, payload: bytes) -> None:
         """Append a job to a queue."""
-        ...
 
     def entry_add(
         self, eid: int, kind: int, name: str, score: float, jid: str, payload: bytes, since: float
     ) -> None:
         """Add a job to a sorted set (or a reservation when ``kind`` is ``WORKING``)."""
-        ...
 
     def entry_remove(self, eid: int) -> None:
         """Delete one entry (popped from a queue, removed from a set, reservation ended)."""
-        ...
 
     def clear_kind(self, kind: int) -> None:
         """Delete every entry of one kind (MUTATE clear)."""
-        ...
 
     def counter_add(self, name: str, delta: int) -> None:
         """Add to a statistics counter."""
-        ...
 
     def flush_all(self) -> None:
         """Delete all jobs and counters and the paused flags (FLUSH)."""
-        ...
 
     def barrier(self) -> asyncio.Future[None] | None:
         """A future resolved when every change so far is committed, or None if nothing is
-        pending (memory storage: always None)."""
-        ...
+        pending (nothing ever is here)."""
+        return None
 
     def after_commit(self, callback: Callable[[BaseException | None], None]) -> bool:
         """Call ``callback(error)`` once everything recorded so far is committed; False
-        (callback never called) when nothing is pending."""
-        ...
+        (callback never called) when nothing is pending, as here."""
+        return False
 
     def flush(self) -> None:
         """Commit every pending change now (raises the storage's error on failure)."""
-        ...
 
     def close(self) -> None:
         """Commit what is pending and release the storage."""
-        ...

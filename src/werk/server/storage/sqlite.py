@@ -43,7 +43,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 
-from werk.server.storage.base import QUEUE, Snapshot, StoredEntry
+from werk.server.storage.base import QUEUE, Snapshot, Storage, StoredEntry
 from werk.server.storage.journal import Journal
 from werk.server.storage.ops import (
     CLEAR_KIND,
@@ -84,7 +84,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) W
 _FOLDED = "journal_generation"  # meta key: the last journal generation folded in
 
 
-class SQLiteStorage:
+class SQLiteStorage(Storage):
     """Durable storage: a journal for every change, folded into SQLite (see the module
     docstring)."""
 
