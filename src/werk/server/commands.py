@@ -107,22 +107,18 @@ def _fetch(s: Session, arg: bytes | None) -> Reply:
     return encode_bulk(res.payload)
 
 
+# ACK, FAIL and BEAT raise CommandArgumentError on a bad argument: dispatch() answers it.
+
+
 def _ack(s: Session, arg: bytes) -> Reply:
     m = s.manager
-    try:
-        jid = parse_ack(m.codec, arg)  # type: ignore[arg-type]
-    except CommandArgumentError:
-        return encode_error(b"invalid ACK " + arg)
-    m.ack(jid)
+    m.ack(parse_ack(m.codec, arg))
     return OK
 
 
 def _fail(s: Session, arg: bytes) -> Reply:
     m = s.manager
-    try:
-        payload = parse_fail(m.codec, arg)  # type: ignore[arg-type]
-    except CommandArgumentError:
-        return encode_error(b"invalid FAIL " + arg)
+    payload = parse_fail(m.codec, arg)
     error = m.fail(
         payload.get("jid") or "",
         payload.get("errtype") or "",
@@ -140,10 +136,7 @@ _STATES = {
 
 def _beat(s: Session, arg: bytes) -> Reply:
     m = s.manager
-    try:
-        beat = parse_beat(m.codec, arg)  # type: ignore[arg-type]
-    except CommandArgumentError:
-        return encode_error(b"invalid BEAT " + arg)
+    beat = parse_beat(m.codec, arg)
     wid = beat.get("wid") or ""
     worker = m.workers.heartbeat(
         wid, beat.get("current_state") or "", beat.get("rss_kb") or 0, now=m.clock.now()
@@ -175,7 +168,7 @@ def _mutate(s: Session, line: bytes) -> Reply:
         return encode_error("invalid format")
     m = s.manager
     try:
-        mutate(m, Operation.decode(m.codec, parts[1]))  # type: ignore[arg-type]
+        mutate(m, Operation.decode(m.codec, parts[1]))
     except (GoJSONError, MutateError) as exc:
         return encode_error(str(exc))
     return OK
@@ -269,6 +262,9 @@ def dispatch(session: Session, line: bytes) -> Reply:
         if whole is not None:
             session.stats.commands += 1
             return whole(session, line)
+    except CommandArgumentError:
+        # Go's text echoes the whole line: "invalid ACK <arg>".
+        return encode_error(b"invalid " + line)
     except Exception:
         log.exception("internal error handling %r", line[:200])
         return INTERNAL_ERROR

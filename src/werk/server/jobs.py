@@ -229,7 +229,12 @@ class CommandArgumentError(ValueError):
     """The argument of ACK, FAIL or BEAT does not decode into the server's struct."""
 
 
-def _string_map(decode: GoDecoder, data: bytes) -> dict[str, str]:
+# ACK, FAIL and BEAT arguments: anything that Go would not decode into the command's struct
+# is one error ("invalid ACK ..."), so every failure becomes CommandArgumentError.
+_Loads = GoDecoder | JobCodec
+
+
+def _object(decode: _Loads, data: bytes) -> dict[str, Any]:
     try:
         value = decode.loads(data)
     except GoJSONError:
@@ -238,23 +243,12 @@ def _string_map(decode: GoDecoder, data: bytes) -> dict[str, str]:
         return {}
     if not isinstance(value, dict):
         raise CommandArgumentError
-    for item in value.values():
-        if item is not None and not isinstance(item, str):
-            raise CommandArgumentError
-    return {k: v or "" for k, v in value.items()}
+    return value
 
 
-def _struct(decode: GoDecoder, data: bytes, fields: dict[str, str]) -> dict[str, Any]:
-    try:
-        value = decode.loads(data)
-    except GoJSONError:
-        raise CommandArgumentError from None
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise CommandArgumentError
+def _struct(decode: _Loads, data: bytes, fields: dict[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for key, item in value.items():
+    for key, item in _object(decode, data).items():
         gotype = fields.get(key)
         if gotype is not None:
             try:
@@ -264,24 +258,33 @@ def _struct(decode: GoDecoder, data: bytes, fields: dict[str, str]) -> dict[str,
     return out
 
 
-def parse_ack(decode: GoDecoder, data: bytes) -> str:
-    """The jid of ``ACK {"jid":...}``; CommandArgumentError unless a string map with ``jid``."""
-    value = _string_map(decode, data)
+def parse_ack(decode: _Loads, data: bytes) -> str:
+    """The jid of ``ACK {"jid":...}``; CommandArgumentError unless a string map with ``jid``.
+
+    Example::
+
+        >>> parse_ack(GoDecoder(), b'{"jid":"0123456789","note":null}')
+        '0123456789'
+    """
+    value = _object(decode, data)
+    for item in value.values():
+        if item is not None and not isinstance(item, str):
+            raise CommandArgumentError
     if "jid" not in value:
         raise CommandArgumentError
-    return value["jid"]
+    return value["jid"] or ""
 
 
 _FAIL_FIELDS = {"jid": _STRING, "message": _STRING, "errtype": _STRING, "backtrace": "[]string"}
 _BEAT_FIELDS = {"wid": _STRING, "current_state": _STRING, "rss_kb": _INT}
 
 
-def parse_fail(decode: GoDecoder, data: bytes) -> dict[str, Any]:
+def parse_fail(decode: _Loads, data: bytes) -> dict[str, Any]:
     """The FAIL payload (``jid``, ``message``, ``errtype``, ``backtrace``) as Go decodes it."""
     return _struct(decode, data, _FAIL_FIELDS)
 
 
-def parse_beat(decode: GoDecoder, data: bytes) -> dict[str, Any]:
+def parse_beat(decode: _Loads, data: bytes) -> dict[str, Any]:
     """The BEAT payload (``wid``, ``current_state``, ``rss_kb``) as Go decodes it."""
     return _struct(decode, data, _BEAT_FIELDS)
 
@@ -307,7 +310,7 @@ class Operation:
         self.jobtype = ""
 
     @classmethod
-    def decode(cls, decode: GoDecoder, data: bytes) -> Operation:
+    def decode(cls, decode: _Loads, data: bytes) -> Operation:
         """Decode the MUTATE argument; GoJSONError carries Go's text (no prefix)."""
         value = decode.loads(data)
         op = cls()
