@@ -20,41 +20,54 @@ __all__ = ["SETS", "SetPage", "setup"]
 
 @dataclass(frozen=True)
 class SetPage:
-    """How a set is presented: its title, the time column, its actions and their labels."""
+    """How a set is presented: the time column, the empty-page text, its actions and their
+    labels, and whether rows show the failure.
+
+    Example::
+
+        >>> SETS["dead"].title, [cmd for cmd, _label in SETS["dead"].actions]
+        ('Dead', ['requeue', 'discard'])
+    """
 
     name: SetName
-    title: str
     when_label: str
     empty: str
     actions: tuple[tuple[MutateCmd, str], ...]
-    show_error: bool
+    show_error: bool = True
 
+    @property
+    def title(self) -> str:
+        """The page title: the set's name, capitalised."""
+        return self.name.capitalize()
+
+
+_RETRY: tuple[MutateCmd, str] = ("requeue", "Retry now")
+_DELETE: tuple[MutateCmd, str] = ("discard", "Delete")
+_KILL: tuple[MutateCmd, str] = ("kill", "Kill")
 
 SETS: dict[str, SetPage] = {
-    "scheduled": SetPage(
-        name="scheduled",
-        title="Scheduled",
-        when_label="Runs",
-        empty="No scheduled jobs. Jobs pushed with a time in the future wait here.",
-        actions=(("requeue", "Enqueue now"), ("discard", "Delete"), ("kill", "Kill")),
-        show_error=False,
-    ),
-    "retries": SetPage(
-        name="retries",
-        title="Retries",
-        when_label="Next retry",
-        empty="No retries. Failed jobs wait here for their next attempt.",
-        actions=(("requeue", "Retry now"), ("discard", "Delete"), ("kill", "Kill")),
-        show_error=True,
-    ),
-    "dead": SetPage(
-        name="dead",
-        title="Dead",
-        when_label="Died",
-        empty="No dead jobs. Jobs that ran out of retries rest here for 180 days.",
-        actions=(("requeue", "Retry now"), ("discard", "Delete")),
-        show_error=True,
-    ),
+    page.name: page
+    for page in (
+        SetPage(
+            "scheduled",
+            "Runs",
+            "No scheduled jobs. Jobs pushed with a time in the future wait here.",
+            (("requeue", "Enqueue now"), _DELETE, _KILL),
+            show_error=False,
+        ),
+        SetPage(
+            "retries",
+            "Next retry",
+            "No retries. Failed jobs wait here for their next attempt.",
+            (_RETRY, _DELETE, _KILL),
+        ),
+        SetPage(
+            "dead",
+            "Died",
+            "No dead jobs. Jobs that ran out of retries rest here for 180 days.",
+            (_RETRY, _DELETE),
+        ),
+    )
 }
 
 
