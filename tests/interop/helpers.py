@@ -47,8 +47,21 @@ def dead(srv: EmbeddedServer) -> list[dict[str, Any]]:
 
 
 def workers(srv: EmbeddedServer) -> dict[str, dict[str, Any]]:
-    """The registered worker processes by wid, as the web UI sees them."""
-    return srv.call(lambda: {wid: w.to_dict() for wid, w in srv.manager.workers.workers.items()})
+    """The registered worker processes by wid: what each sent in HELLO, its state, its sockets."""
+
+    def read() -> dict[str, dict[str, Any]]:
+        return {
+            wid: {
+                "hostname": w.hostname,
+                "pid": w.pid,
+                "labels": list(w.labels),
+                "state": w.state or "running",
+                "connections": len(w.connections),
+            }
+            for wid, w in srv.manager.workers.workers.items()
+        }
+
+    return srv.call(read)
 
 
 def signal_worker(srv: EmbeddedServer, wid: str, state: str) -> None:
