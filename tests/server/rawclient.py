@@ -17,6 +17,18 @@ from werk.protocol.handshake import hello_payload, parse_greeting
 from werk.protocol.resp import NEED_DATA, ReplyReader
 
 
+def read_reply(sock: socket.socket, reader: ReplyReader) -> Any:
+    """The next decoded reply on ``sock``; EOFError if the server closes first."""
+    while True:
+        reply = reader.next_reply()
+        if reply is not NEED_DATA:
+            return reply
+        chunk = sock.recv(1 << 20)
+        if not chunk:
+            raise EOFError("server closed the connection")
+        reader.feed(chunk)
+
+
 class Raw:
     """One connection: ``cmd(line)`` sends ``line + CRLF`` and returns the decoded reply."""
 
@@ -50,14 +62,7 @@ class Raw:
         self.sock.sendall(data)
 
     def read(self) -> Any:
-        while True:
-            reply = self.reader.next_reply()
-            if reply is not NEED_DATA:
-                return reply
-            chunk = self.sock.recv(1 << 20)
-            if not chunk:
-                raise EOFError("server closed the connection")
-            self.reader.feed(chunk)
+        return read_reply(self.sock, self.reader)
 
     def cmd(self, line: bytes | str) -> Any:
         if isinstance(line, str):

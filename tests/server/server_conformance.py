@@ -29,6 +29,7 @@ import socket
 from dataclasses import replace
 from typing import Any
 
+from tests.server.rawclient import read_reply
 from tests.transcripts import Entry, load
 
 from werk.protocol.handshake import password_hash
@@ -160,14 +161,7 @@ class Peer:
             pass  # the server closed first: the next entry expects EOF
 
     def read(self) -> Any:
-        while True:
-            reply = self.reader.next_reply()
-            if reply is not NEED_DATA:
-                return reply
-            chunk = self.sock.recv(1 << 20)
-            if not chunk:
-                raise EOFError("server closed the connection")
-            self.reader.feed(chunk)
+        return read_reply(self.sock, self.reader)
 
     def read_eof(self) -> None:
         try:
