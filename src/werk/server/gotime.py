@@ -30,10 +30,6 @@ def _quote(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
-class _Fail(Exception):
-    pass
-
-
 def parse_rfc3339(value: str) -> float:
     """Parse ``value`` as Go does with the RFC3339Nano layout; return Unix seconds.
 

@@ -24,7 +24,6 @@ import asyncio
 import heapq
 import itertools
 import logging
-import os
 import ssl
 import time
 from collections.abc import Callable
@@ -60,7 +59,19 @@ class _ManualTimer:
 
 
 class Server:
-    """A Faktory-compatible server on one event loop (see the module docstring)."""
+    """A Faktory-compatible server on one event loop (see the module docstring).
+
+    Example::
+
+        >>> import asyncio
+        >>> async def main():
+        ...     server = Server(ServerConfig(bind="127.0.0.1:0", storage="memory"))
+        ...     await server.start()
+        ...     await server.stop()
+        ...     return server.manager.queues
+        >>> asyncio.run(main())
+        {}
+    """
 
     def __init__(
         self,
@@ -229,7 +240,3 @@ class Server:
             self.manager.load()
         except Exception:
             log.exception("cannot reload state after a failed commit")
-
-
-def _pid() -> int:
-    return os.getpid()
