@@ -25,7 +25,13 @@ __all__ = ["Clock", "ManualClock", "SystemClock"]
 
 @runtime_checkable
 class Clock(Protocol):
-    """Anything with ``now() -> float`` (Unix seconds) and a ``manual`` flag."""
+    """Anything with ``now() -> float`` (Unix seconds) and a ``manual`` flag.
+
+    Example::
+
+        >>> isinstance(ManualClock(0), Clock), isinstance(SystemClock(), Clock)
+        (True, True)
+    """
 
     manual: bool
 

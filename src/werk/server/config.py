@@ -21,7 +21,13 @@ DEFAULT_BIND = "127.0.0.1:7419"
 
 
 def default_data_dir() -> Path:
-    """``$WERK_DATA`` if set, else ``$XDG_DATA_HOME/werk`` (``~/.local/share/werk``)."""
+    """``$WERK_DATA`` if set, else ``$XDG_DATA_HOME/werk`` (``~/.local/share/werk``).
+
+    Example::
+
+        >>> default_data_dir().name
+        'werk'
+    """
     env = os.environ.get("WERK_DATA")
     if env:
         return Path(env)
@@ -40,7 +46,13 @@ def split_bind(bind: str) -> tuple[str, int]:
 
 @dataclass
 class ServerConfig:
-    """Every setting of the server, with the real server's defaults."""
+    """Every setting of the server, with the real server's defaults.
+
+    Example::
+
+        >>> ServerConfig().bind, ServerConfig(bind=":7500").port
+        ('127.0.0.1:7419', 7500)
+    """
 
     bind: str = DEFAULT_BIND
     storage: str = "sqlite"  # or "memory"

@@ -46,6 +46,14 @@ class EmbeddedServer:
     Parameters: ``storage`` ``"memory"`` (default) or ``"sqlite"`` (in ``data_dir``),
     ``password``, ``clock``, ``bind`` (default ``127.0.0.1:0``: a free port), and any other
     :class:`~werk.server.config.ServerConfig` field as a keyword (``fetch_timeout=0.2``).
+
+    Example::
+
+        >>> job = b'{"jid":"jid-00000001","jobtype":"T","args":[]}'
+        >>> with EmbeddedServer(storage="memory", fetch_timeout=0.2) as srv:
+        ...     srv.call(srv.manager.push_bytes, job)
+        ...     srv.call(srv.manager.queue_sizes)
+        {'default': 1}
     """
 
     def __init__(

@@ -77,7 +77,16 @@ class Waiter:
 
 
 class Manager:
-    """Pure Faktory semantics over a storage and a clock (see the module docstring)."""
+    """Pure Faktory semantics over a storage and a clock (see the module docstring).
+
+    Example::
+
+        >>> from werk.server.clock import ManualClock
+        >>> from werk.server.storage import MemoryStorage
+        >>> m = Manager(MemoryStorage(), ManualClock(0))
+        >>> m.push_bytes(b'{"jid":"0123456789","jobtype":"T","args":[],"queue":7}')
+        'invalid JSON: json: cannot unmarshal number into Go struct field Job.queue of type string'
+    """
 
     def __init__(
         self,

@@ -55,7 +55,13 @@ class WebHandle:
 
 
 def backend_for(server_or_backend: Any) -> WebBackend:
-    """The :class:`WebBackend` of an embedded server (or the object itself if it is one)."""
+    """The :class:`WebBackend` of an embedded server (or the object itself if it is one).
+
+    Example::
+
+        backend = backend_for(srv)            # an EmbeddedServer, or a Server
+        print(await backend.queues())
+    """
     needed = ("stats", "queues", "set_entries", "mutate", "workers", "signal_workers")
     if all(callable(getattr(server_or_backend, name, None)) for name in needed):
         backend: WebBackend = server_or_backend
