@@ -98,12 +98,10 @@ def _fetch(s: Session, arg: bytes | None) -> Reply:
     if arg is None:
         return encode_error("must call fetch with at least one queue")
     queues = arg.decode("utf-8", "replace").split(" ")
-    active = m.active_queues(queues)
-    if not active:
-        return FetchWait([])
-    res = m.fetch(active, s.wid)
+    res = m.fetch(queues, s.wid)  # skips paused queues itself
     if res is None:
-        return FetchWait(active)
+        # Wait on the unpaused ones; none left means waiting just for the timeout.
+        return FetchWait(m.active_queues(queues))
     return encode_bulk(res.payload)
 
 

@@ -106,6 +106,9 @@ class Manager:
         self._waiters: dict[str, deque[Waiter]] = {}
         self._stamp_second = -1
         self._stamp_prefix = ""
+        self._count_second = -1
+        self._count_ok: tuple[str, ...] = ()
+        self._count_failed: tuple[str, ...] = ()
         self.load()
 
     # -- boot ------------------------------------------------------------------------
@@ -172,10 +175,14 @@ class Manager:
     # -- counters --------------------------------------------------------------------
 
     def _count(self, failed: bool) -> None:
-        day = time.strftime("%Y-%m-%d", time.localtime(self.clock.now()))
-        names = ["processed", f"processed:{day}"]
-        if failed:
-            names += ["failures", f"failures:{day}"]
+        second = int(self.clock.now())
+        if second != self._count_second:
+            # The local date needs strftime: once per second, not once per ACK.
+            self._count_second = second
+            day = time.strftime("%Y-%m-%d", time.localtime(second))
+            self._count_ok = ("processed", f"processed:{day}")
+            self._count_failed = (*self._count_ok, "failures", f"failures:{day}")
+        names = self._count_failed if failed else self._count_ok
         counters, storage = self.counters, self.storage
         for name in names:
             counters[name] = counters.get(name, 0) + 1
