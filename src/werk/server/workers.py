@@ -71,6 +71,20 @@ class Worker:
         """True once the worker is quiet or terminating: FETCH gets no jobs."""
         return self.state != RUNNING
 
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly description (what tests and tools inspect)."""
+        return {
+            "wid": self.wid,
+            "hostname": self.hostname,
+            "pid": self.pid,
+            "labels": list(self.labels),
+            "started_at": self.started_at,
+            "last_beat": self.last_beat,
+            "rss_kb": self.rss_kb,
+            "state": self.state or "running",
+            "connections": len(self.connections),
+        }
+
 
 class WorkerRegistry:
     """Every registered worker by wid (see the module docstring)."""
