@@ -130,7 +130,7 @@ def test_not_a_faktory_greeting() -> None:
         Client(peer.url).connect()
 
 
-def _session(name: str, conn: str = "c1") -> list[Send | Expect | Close]:
+def _conversation(name: str, conn: str = "c1") -> list[Send | Expect | Close]:
     # Skip the recorder's own HELLO (its key order differs); answer ours instead.
     steps = replay(name, conn)
     assert isinstance(steps[1], Expect) and steps[1].line.startswith(b"HELLO ")

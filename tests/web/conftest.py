@@ -3,7 +3,7 @@
 * ``web_ui``: server without a password; ``.url`` (http), ``.srv`` (the EmbeddedServer),
   ``.client()`` (a werk Client for it), ``.http`` helpers for plain HTTP.
 * ``web_ui_password``: the same behind the server's password.
-* ``browser``: Debian's Chromium driven by Playwright (session-wide). Without
+* ``browser``: Debian's Chromium driven by Playwright (one browser per test module). Without
   /usr/bin/chromium the browser tests skip, unless ``WERK_REQUIRE_BROWSER=1`` (CI), where
   they fail.
 """

@@ -1,7 +1,7 @@
 """Command dispatch: one line in, one reply out, with the real server's texts.
 
 :func:`dispatch` is sans-I/O: it gets a line (already split off the byte stream by
-:class:`~werk.protocol.lines.LineReader`) and the connection's :class:`Session`, calls the
+:class:`~werk.protocol.lines.LineReader`) and the connection's :class:`ClientState`, calls the
 :class:`~werk.server.manager.Manager`, and returns the reply bytes, :data:`CLOSE` (END),
 or a :class:`FetchWait` when a FETCH has to block. Nothing a client sends raises out of
 here: an unexpected exception becomes ``-ERR internal error``.
@@ -11,7 +11,7 @@ Example::
     >>> from werk.server.clock import ManualClock
     >>> from werk.server.storage import MemoryStorage
     >>> from werk.server.manager import Manager
-    >>> s = Session(Manager(MemoryStorage(), ManualClock(0)), ServerStats(0.0))
+    >>> s = ClientState(Manager(MemoryStorage(), ManualClock(0)), ServerStats(0.0))
     >>> dispatch(s, b"PUSH")
     b'-ERR internal error\\r\\n'
     >>> dispatch(s, b"FOO bar")
@@ -32,7 +32,7 @@ from werk.server.jobs import CommandArgumentError, Operation, parse_ack, parse_b
 from werk.server.manager import Manager
 from werk.server.mutate import MutateError, mutate
 
-__all__ = ["CLOSE", "FetchWait", "ServerStats", "Session", "dispatch"]
+__all__ = ["CLOSE", "ClientState", "FetchWait", "ServerStats", "dispatch"]
 
 log = logging.getLogger("werk.server")
 
@@ -65,7 +65,7 @@ class ServerStats:
         self.commands = 0
 
 
-class Session:
+class ClientState:
     """What a command needs to know about its connection."""
 
     __slots__ = ("manager", "stats", "wid")
@@ -79,19 +79,19 @@ class Session:
 Reply = bytes | _Close | FetchWait
 
 
-def _push(s: Session, arg: bytes) -> Reply:
+def _push(s: ClientState, arg: bytes) -> Reply:
     error = s.manager.push_bytes(arg)
     return OK if error is None else encode_error(error)
 
 
-def _pushb(s: Session, arg: bytes) -> Reply:
+def _pushb(s: ClientState, arg: bytes) -> Reply:
     try:
         return encode_bulk(s.manager.push_bulk_bytes(arg))
     except GoJSONError as exc:
         return encode_error(f"invalid JSON: {exc}")
 
 
-def _fetch(s: Session, arg: bytes | None) -> Reply:
+def _fetch(s: ClientState, arg: bytes | None) -> Reply:
     m = s.manager
     if s.wid and m.workers.is_quiet(s.wid):
         return FetchWait([])
@@ -108,13 +108,13 @@ def _fetch(s: Session, arg: bytes | None) -> Reply:
 # ACK, FAIL and BEAT raise CommandArgumentError on a bad argument: dispatch() answers it.
 
 
-def _ack(s: Session, arg: bytes) -> Reply:
+def _ack(s: ClientState, arg: bytes) -> Reply:
     m = s.manager
     m.ack(parse_ack(m.codec, arg))
     return OK
 
 
-def _fail(s: Session, arg: bytes) -> Reply:
+def _fail(s: ClientState, arg: bytes) -> Reply:
     m = s.manager
     payload = parse_fail(m.codec, arg)
     error = m.fail(
@@ -132,7 +132,7 @@ _STATES = {
 }
 
 
-def _beat(s: Session, arg: bytes) -> Reply:
+def _beat(s: ClientState, arg: bytes) -> Reply:
     m = s.manager
     beat = parse_beat(m.codec, arg)
     wid = beat.get("wid") or ""
@@ -144,23 +144,23 @@ def _beat(s: Session, arg: bytes) -> Reply:
     return _STATES.get(worker.state, OK)
 
 
-def _info(s: Session, arg: bytes | None) -> Reply:
+def _info(s: ClientState, arg: bytes | None) -> Reply:
     st = s.stats
     return encode_bulk(
         info_json(s.manager, started=st.started, connections=st.connections, commands=st.commands)
     )
 
 
-def _flush(s: Session, arg: bytes | None) -> Reply:
+def _flush(s: ClientState, arg: bytes | None) -> Reply:
     s.manager.flush()
     return OK
 
 
-def _end(s: Session, arg: bytes | None) -> Reply:
+def _end(s: ClientState, arg: bytes | None) -> Reply:
     return CLOSE
 
 
-def _mutate(s: Session, line: bytes) -> Reply:
+def _mutate(s: ClientState, line: bytes) -> Reply:
     parts = line.split(b" ")
     if len(parts) != 2:
         return encode_error("invalid format")
@@ -172,7 +172,7 @@ def _mutate(s: Session, line: bytes) -> Reply:
     return OK
 
 
-def _queue(s: Session, line: bytes) -> Reply:
+def _queue(s: ClientState, line: bytes) -> Reply:
     tokens = line.decode("utf-8", "replace").split(" ")[1:]
     if not tokens:
         return INTERNAL_ERROR  # bare QUEUE: 1.10.0's recovered panic
@@ -212,23 +212,23 @@ def _json_str(text: str) -> str:
     return str(encode_basestring(text))
 
 
-def _batch(s: Session, arg: bytes | None) -> Reply:
+def _batch(s: ClientState, arg: bytes | None) -> Reply:
     return encode_error("batch subsystem is only available in Faktory Enterprise")
 
 
-def _track(s: Session, arg: bytes | None) -> Reply:
+def _track(s: ClientState, arg: bytes | None) -> Reply:
     return encode_error("tracking subsystem is only available in Faktory Enterprise")
 
 
 # Verbs whose argument is required: a bare verb is "-ERR internal error" (1.10.0), never a crash.
-_WITH_ARG: dict[bytes, Callable[[Session, bytes], Reply]] = {
+_WITH_ARG: dict[bytes, Callable[[ClientState, bytes], Reply]] = {
     b"PUSH": _push,
     b"PUSHB": _pushb,
     b"ACK": _ack,
     b"FAIL": _fail,
     b"BEAT": _beat,
 }
-_OPTIONAL_ARG: dict[bytes, Callable[[Session, bytes | None], Reply]] = {
+_OPTIONAL_ARG: dict[bytes, Callable[[ClientState, bytes | None], Reply]] = {
     b"FETCH": _fetch,
     b"INFO": _info,
     b"FLUSH": _flush,
@@ -236,30 +236,30 @@ _OPTIONAL_ARG: dict[bytes, Callable[[Session, bytes | None], Reply]] = {
     b"BATCH": _batch,
     b"TRACK": _track,
 }
-_WHOLE_LINE: dict[bytes, Callable[[Session, bytes], Reply]] = {
+_WHOLE_LINE: dict[bytes, Callable[[ClientState, bytes], Reply]] = {
     b"MUTATE": _mutate,
     b"QUEUE": _queue,
 }
 
 
-def dispatch(session: Session, line: bytes) -> Reply:
+def dispatch(state: ClientState, line: bytes) -> Reply:
     """Run one command line (after the handshake) and return its reply."""
     verb, arg = split_command(line)
     try:
         handler = _WITH_ARG.get(verb)
         if handler is not None:
-            session.stats.commands += 1
+            state.stats.commands += 1
             if arg is None:
                 return INTERNAL_ERROR
-            return handler(session, arg)
+            return handler(state, arg)
         optional = _OPTIONAL_ARG.get(verb)
         if optional is not None:
-            session.stats.commands += 1
-            return optional(session, arg)
+            state.stats.commands += 1
+            return optional(state, arg)
         whole = _WHOLE_LINE.get(verb)
         if whole is not None:
-            session.stats.commands += 1
-            return whole(session, line)
+            state.stats.commands += 1
+            return whole(state, line)
     except CommandArgumentError:
         # Go's text echoes the whole line: "invalid ACK <arg>".
         return encode_error(b"invalid " + line)

@@ -25,7 +25,7 @@ from werk.errors import LineTooLongError
 from werk.protocol.handshake import Greeting, HandshakeRejected, check_password, parse_hello
 from werk.protocol.lines import LineReader
 from werk.protocol.resp import NULL_BULK, OK, encode_bulk, encode_error
-from werk.server.commands import CLOSE, FetchWait, Session, dispatch
+from werk.server.commands import CLOSE, ClientState, FetchWait, dispatch
 from werk.server.manager import Waiter
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ class Connection(asyncio.Protocol):
         self.server = server
         self.reader = LineReader(server.config.max_line)
         self.transport: asyncio.Transport | None = None
-        self.session: Session | None = None
+        self.client_state: ClientState | None = None
         self.greeting: Greeting | None = None
         self.busy = False
         self.closed = False
@@ -92,11 +92,11 @@ class Connection(asyncio.Protocol):
             self.server.manager.cancel_waiter(self._waiter)
             self._waiter = None
         self.server.connections.discard(self)
-        if self.session is not None:
+        if self.client_state is not None:
             self.server.stats.connections -= 1
-            if self.session.wid:
-                self.server.manager.workers.remove_connection(self.session.wid, self)
-            self.session = None
+            if self.client_state.wid:
+                self.server.manager.workers.remove_connection(self.client_state.wid, self)
+            self.client_state = None
 
     # -- helpers ---------------------------------------------------------------------
 
@@ -134,14 +134,14 @@ class Connection(asyncio.Protocol):
                     self._paused = False
                     self.transport.resume_reading()
                 return
-            if self.session is None:
+            if self.client_state is None:
                 self._handshake(line)
                 continue
             if self.server.stopping:
                 self._write(encode_error("shutdown in progress"))
                 self.close()
                 return
-            reply = dispatch(self.session, line)
+            reply = dispatch(self.client_state, line)
             if reply.__class__ is bytes:
                 self._reply(reply)
             elif reply is CLOSE:
@@ -164,7 +164,7 @@ class Connection(asyncio.Protocol):
         self._process()
 
     def _wait_fetch(self, wait: FetchWait) -> None:
-        assert self.session is not None
+        assert self.client_state is not None
         self.busy = True
         manager = self.server.manager
         timer: list[Any] = []
@@ -181,7 +181,7 @@ class Connection(asyncio.Protocol):
             if not self.busy:
                 self._process()
 
-        self._waiter = Waiter(wait.queues, self.session.wid, deliver)
+        self._waiter = Waiter(wait.queues, self.client_state.wid, deliver)
         if wait.queues:
             manager.add_waiter(self._waiter)
         timer.append(self.server.call_later(self.server.config.fetch_timeout, deliver, None))
@@ -204,7 +204,7 @@ class Connection(asyncio.Protocol):
             return
         self._cancel_deadline()
         manager = server.manager
-        self.session = Session(manager, server.stats, hello.wid)
+        self.client_state = ClientState(manager, server.stats, hello.wid)
         if hello.wid:
             manager.workers.register(
                 hello.wid,
