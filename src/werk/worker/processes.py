@@ -45,8 +45,7 @@ def app_reference(app: App) -> str:
 
     Example::
 
-        >>> app_reference(myproject.jobs.app)
-        'myproject.jobs:app'
+        app_reference(myproject.jobs.app)   # 'myproject.jobs:app'
     """
     if app.import_path:
         return app.import_path
