@@ -6,6 +6,11 @@ baselines: a bare ``fetch`` + ``ack`` loop (werk.Client), and the same loop send
 in the same write as the next FETCH. CPU time per job of the server and of the worker
 process shows where the time goes.
 
+The worker's "all" CPU column covers the whole run, start-up and shutdown included (for the
+process executor that is mostly starting the child interpreters). The "steady" columns are
+measured only after the first 20% of the jobs, while every child is up: the rate, and the
+CPU per job of the worker process plus its live children - the per-job overhead.
+
 The server is ``FAKTORY_URL`` when set (e.g. a real Faktory), else ``werk server`` started
 in a separate process (memory storage) so that it gets a core of its own.
 
@@ -77,6 +82,33 @@ def _self_cpu() -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
+def _children() -> list[int]:
+    """Pids of this process's live children (Linux /proc), [] elsewhere."""
+    pids: list[int] = []
+    for task in Path("/proc/self/task").glob("*/children"):
+        try:
+            pids.extend(int(p) for p in task.read_text().split())
+        except OSError:
+            continue
+    return pids
+
+
+def _tree_cpu() -> float:
+    """CPU seconds of this process (all threads) plus its live children so far."""
+    t = os.times()
+    return t.user + t.system + sum(_cpu_of(pid) for pid in _children())
+
+
+class Steady:
+    """Wall and CPU time (this process + live children) from a warm-up point to the end."""
+
+    def __init__(self) -> None:
+        self.jobs = 0
+        self.seconds = float("nan")
+        self.cpu = float("nan")
+        self.server_cpu = float("nan")
+
+
 def prefill(url: str, n: int) -> None:
     with werk.Client(url) as client:
         client.flush()
@@ -113,7 +145,9 @@ def pipelined_loop(url: str, n: int) -> float:
         return time.perf_counter() - start
 
 
-def run_worker(url: str, n: int, concurrency: int, executor: str) -> float:
+def run_worker(
+    url: str, n: int, concurrency: int, executor: str, steady: Steady, server_pid: int | None
+) -> float:
     marker = FirstJob()
     bench_app = app
     bench_app.hooks.middleware.clear()
@@ -127,9 +161,18 @@ def run_worker(url: str, n: int, concurrency: int, executor: str) -> float:
     )
     worker.start()
     runner = worker.runner
+    warm = n // 5
+    while runner.processed + runner.failed < warm:
+        time.sleep(0.002)
+    done0, t0, cpu0 = runner.processed + runner.failed, time.perf_counter(), _tree_cpu()
+    srv0 = _cpu_of(server_pid) if server_pid else float("nan")
     while runner.processed + runner.failed < n:
         time.sleep(0.002)
     end = time.perf_counter()
+    steady.cpu = _tree_cpu() - cpu0
+    steady.server_cpu = (_cpu_of(server_pid) - srv0) if server_pid else float("nan")
+    steady.seconds = end - t0
+    steady.jobs = n - done0
     worker.stop(30)
     assert runner.failed == 0, f"{runner.failed} jobs failed"
     assert marker.first is not None
@@ -137,7 +180,12 @@ def run_worker(url: str, n: int, concurrency: int, executor: str) -> float:
 
 
 def measure(
-    label: str, url: str, n: int, server_pid: int | None, fn: Callable[[], float]
+    label: str,
+    url: str,
+    n: int,
+    server_pid: int | None,
+    fn: Callable[[], float],
+    steady: Steady | None = None,
 ) -> dict[str, Any]:
     prefill(url, n)
     server_cpu = _cpu_of(server_pid) if server_pid else 0.0
@@ -149,13 +197,22 @@ def measure(
         info = client.info()["faktory"]
     left = info["queues"].get(QUEUE, 0) + info["sets"]["working"]
     assert left == 0, f"{label}: {left} jobs not acknowledged"
-    return {
+    row = {
         "label": label,
         "seconds": seconds,
         "rate": n / seconds,
         "server_us": server_cpu / n * 1e6,
         "worker_us": own_cpu / n * 1e6,
+        # A single-connection loop has no start-up worth the name: steady = whole run.
+        "steady_rate": n / seconds,
+        "steady_us": own_cpu / n * 1e6,
+        "steady_srv_us": server_cpu / n * 1e6,
     }
+    if steady is not None and steady.jobs:
+        row["steady_rate"] = steady.jobs / steady.seconds
+        row["steady_us"] = steady.cpu / steady.jobs * 1e6
+        row["steady_srv_us"] = steady.server_cpu / steady.jobs * 1e6
+    return row
 
 
 def main() -> int:
@@ -196,13 +253,15 @@ def main() -> int:
             measure("ACK+FETCH one write, 1 conn", url, n, pid, lambda: pipelined_loop(url, n))
         )
         for ex in args.executor:
+            steady = Steady()
             rows.append(
                 measure(
                     f"werk worker {ex}, c={c}",
                     url,
                     n,
                     pid,
-                    lambda ex=ex: run_worker(url, n, c, ex),  # type: ignore[misc]
+                    lambda ex=ex, st=steady: run_worker(url, n, c, ex, st, pid),  # type: ignore[misc]
+                    steady,
                 )
             )
     finally:
@@ -212,13 +271,24 @@ def main() -> int:
     base = rows[0]["rate"]
     where = "werk server (separate process)" if server else url
     print(f"\n{n} no-op jobs, server: {where}, python {sys.version.split()[0]}")
-    print(f"{'':30} {'seconds':>8} {'jobs/s':>8} {'vs loop':>8} {'srv CPU':>9} {'wkr CPU':>9}")
+    print(f"{'':30} {'':-^44} {'':-^35}")
+    print(f"{'':30} {'whole run':^44} {'steady state (after 20%)':^35}")
+    print(
+        f"{'':30} {'seconds':>8} {'jobs/s':>8} {'vs loop':>8} {'srv CPU':>9} {'wkr CPU':>9}"
+        f" {'jobs/s':>8} {'vs loop':>8} {'srv CPU':>9} {'wkr CPU':>9}"
+    )
     for r in rows:
         print(
             f"{r['label']:30} {r['seconds']:8.2f} {r['rate']:8.0f} {r['rate'] / base:7.2f}x"
             f" {r['server_us']:7.0f}us {r['worker_us']:7.0f}us"
+            f" {r['steady_rate']:8.0f} {r['steady_rate'] / rows[0]['steady_rate']:7.2f}x"
+            f" {r['steady_srv_us']:7.0f}us {r['steady_us']:7.0f}us"
         )
-    print("(CPU = CPU time per job, server process and benchmark/worker process incl. children)")
+    print(
+        "(CPU = CPU time per job of the server process and of the benchmark/worker process;"
+        "\n whole run: incl. worker start-up/shutdown and reaped children (the process"
+        " executor's\n child interpreters); steady: worker process + live children, per-job only)"
+    )
     return 0
 
 
