@@ -37,7 +37,7 @@ class Blocking:
 MakeClient = Callable[..., Any]
 
 
-@pytest.fixture(params=["sync", "async"])
+@pytest.fixture(params=["sync", "async", "async-uvloop"])
 def make_client(request: pytest.FixtureRequest) -> Iterator[MakeClient]:
     """``make_client(url, **options)``: a werk.Client, or an AsyncClient driven blockingly."""
     if request.param == "sync":
@@ -51,7 +51,11 @@ def make_client(request: pytest.FixtureRequest) -> Iterator[MakeClient]:
         for client in made:
             client._drop()
         return
-    loop = asyncio.new_event_loop()
+    if request.param == "async-uvloop":
+        uvloop = pytest.importorskip("uvloop")
+        loop = uvloop.new_event_loop()
+    else:
+        loop = asyncio.new_event_loop()
     clients: list[werk.AsyncClient] = []
 
     def make_async(*args: Any, **kwargs: Any) -> Blocking:
