@@ -82,7 +82,7 @@ def _self_cpu() -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
-def _children() -> list[int]:
+def _children(exclude: int | None) -> list[int]:
     """Pids of this process's live children (Linux /proc), [] elsewhere."""
     pids: list[int] = []
     for task in Path("/proc/self/task").glob("*/children"):
@@ -90,13 +90,13 @@ def _children() -> list[int]:
             pids.extend(int(p) for p in task.read_text().split())
         except OSError:
             continue
-    return pids
+    return [pid for pid in pids if pid != exclude]
 
 
-def _tree_cpu() -> float:
-    """CPU seconds of this process (all threads) plus its live children so far."""
+def _tree_cpu(server_pid: int | None) -> float:
+    """CPU seconds of this process (all threads) plus its live children (but the server)."""
     t = os.times()
-    return t.user + t.system + sum(_cpu_of(pid) for pid in _children())
+    return t.user + t.system + sum(_cpu_of(pid) for pid in _children(server_pid))
 
 
 class Steady:
@@ -164,12 +164,12 @@ def run_worker(
     warm = n // 5
     while runner.processed + runner.failed < warm:
         time.sleep(0.002)
-    done0, t0, cpu0 = runner.processed + runner.failed, time.perf_counter(), _tree_cpu()
+    done0, t0, cpu0 = runner.processed + runner.failed, time.perf_counter(), _tree_cpu(server_pid)
     srv0 = _cpu_of(server_pid) if server_pid else float("nan")
     while runner.processed + runner.failed < n:
         time.sleep(0.002)
     end = time.perf_counter()
-    steady.cpu = _tree_cpu() - cpu0
+    steady.cpu = _tree_cpu(server_pid) - cpu0
     steady.server_cpu = (_cpu_of(server_pid) - srv0) if server_pid else float("nan")
     steady.seconds = end - t0
     steady.jobs = n - done0
