@@ -83,10 +83,9 @@ def load_app(ref: str) -> App:
 
 
 # The pipe protocol. Each message is one frame in multiprocessing's own framing (a 4-byte
-# big-endian length, then the bytes), written with Connection.send_bytes: one write() for
-# anything under 16 KiB. Frames are read back by _Reader, which takes a whole small frame in
-# one read() where Connection.recv_bytes needs two (header, then body) - each a system call
-# and, in the parent, a release and re-acquisition of the GIL among the slot threads.
+# big-endian length, then the bytes), sent in one write() and, when small, read in one
+# read(): Connection.recv_bytes needs two (header, then body) - each a system call and, in
+# the parent, a release and re-acquisition of the GIL among the slot threads.
 #
 #   child -> parent, once:  b"ready" (the app is imported)
 #   parent -> child, a job: one byte, the backtrace limit (0-50), then pickle(payload)
@@ -102,8 +101,8 @@ _OK = b""
 _PICKLE = pickle.HIGHEST_PROTOCOL
 
 
-class _Reader:
-    """Reads whole frames from a connection, in one ``read()`` each when they are small.
+class _Channel:
+    """Sends and reads whole frames on a connection, in one system call each when small.
 
     The protocol is strictly one request, one reply, so nothing is ever left over after a
     frame; the loop still handles frames split across reads (large payloads).
@@ -112,6 +111,15 @@ class _Reader:
     def __init__(self, conn: Pipe) -> None:
         self._conn = conn
         self._fd = conn.fileno() if os.name == "posix" else -1
+
+    def send(self, data: bytes) -> None:
+        """Send one frame (OSError, e.g. BrokenPipeError, when the other end is gone)."""
+        if self._fd < 0:
+            self._conn.send_bytes(data)
+            return
+        frame = memoryview(_HEADER.pack(len(data)) + data)
+        while frame:
+            frame = frame[os.write(self._fd, frame) :]
 
     def recv(self) -> bytes:
         """The next frame's bytes; EOFError when the other end is gone."""
@@ -150,15 +158,15 @@ def _child_main(ref: str, conn: Pipe, wid: str) -> None:
         if sig is not None:
             signal.signal(sig, signal.SIG_IGN)
     jobs = load_app(ref).jobs  # resolved once; each job is one dict lookup
-    reader = _Reader(conn)
-    send = conn.send_bytes
+    channel = _Channel(conn)
+    send = channel.send
     loads = pickle.loads
     from_dict = Job.from_dict
     send(_READY)  # the parent waits for this: no job waits on a cold child
     loop: asyncio.AbstractEventLoop | None = None
     while True:
         try:
-            frame = reader.recv()
+            frame = channel.recv()
         except (EOFError, OSError):
             return
         job = from_dict(loads(memoryview(frame)[1:]))
@@ -186,7 +194,7 @@ class _Child:
     def __init__(self, ctx: Any, ref: str, wid: str, slot: int) -> None:
         parent, child = ctx.Pipe(duplex=True)
         self.conn: Pipe = parent
-        self.reader = _Reader(parent)
+        self.channel = _Channel(parent)
         self.proc: SpawnProcess = ctx.Process(
             target=_child_main, args=(ref, child, wid), name=f"werk-child-{slot}", daemon=True
         )
@@ -197,7 +205,7 @@ class _Child:
     def wait_ready(self, timeout: float = 60.0) -> None:
         """Wait until the child imported the app; raise if it died or hung trying."""
         try:
-            if self.conn.poll(timeout) and self.reader.recv() == _READY:
+            if self.conn.poll(timeout) and self.channel.recv() == _READY:
                 return
         except (EOFError, OSError):
             pass
@@ -209,11 +217,11 @@ class _Child:
 
     def send(self, frame: bytes) -> None:
         """Hand over one job (OSError if the child is gone: then it never got the job)."""
-        self.conn.send_bytes(frame)
+        self.channel.send(frame)
 
     def outcome(self) -> tuple[str, str, list[str]] | None:
         """Wait for the job's outcome: None, or (errtype, message, backtrace)."""
-        reply = self.reader.recv()
+        reply = self.channel.recv()
         if not reply:
             return None
         result: tuple[str, str, list[str]] = pickle.loads(reply)
