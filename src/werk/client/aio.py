@@ -177,7 +177,7 @@ class AsyncClient:
         self, line: bytes, read_timeout: float | None = None, jids: Sequence[str] = ()
     ) -> Reply:
         conn = self._conn
-        if conn is None or not conn.alive:
+        if conn is None or conn.failure is not None:
             try:
                 conn = await self._connection()
             except NetworkError as exc:

@@ -52,8 +52,25 @@ class Pipeline(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
-        self.reader.feed(data)
-        self._deliver()
+        waiters = self.waiters
+        if not waiters:
+            # Nobody asked yet (the greeting): keep it for the next expect().
+            self.reader.feed(data)
+            return
+        # The per-call path: a lone reply (usually +OK) is parsed without buffering it.
+        try:
+            reply = self.reader.feed_and_read(data)
+        except RemoteProtocolError as exc:
+            self.abort(exc)
+            return
+        if reply is not NEED_DATA:
+            fut = waiters.popleft()[0]
+            if not fut.done():  # a cancelled caller still consumes its reply
+                fut.set_result(reply)  # type: ignore[arg-type]
+            if waiters:
+                self._deliver()  # pipelined replies that came in the same read
+                return
+        self.deadline = self.loop.time() + waiters[0][1] if waiters else None
 
     def eof_received(self) -> bool | None:
         self.abort(ConnectionClosedError(f"{self.where} closed the connection"))
@@ -116,10 +133,24 @@ class Pipeline(asyncio.Protocol):
         return fut
 
     def send(self, line: bytes, allowance: float) -> asyncio.Future[Reply]:
-        fut = self.expect(allowance)
-        if self.failure is None:
-            assert self.transport is not None
-            self.transport.write(line)
+        """Write one command line; a future for its reply."""
+        # expect() inlined: this runs once per awaited command.
+        fut: asyncio.Future[Reply] = self.loop.create_future()
+        if self.failure is not None:
+            fut.set_exception(self.failure)
+            return fut
+        waiters = self.waiters
+        waiters.append((fut, allowance))
+        if len(waiters) == 1:
+            self.deadline = self.loop.time() + allowance
+            if self.timer is None:
+                self.timer = self.loop.call_at(self.deadline, self._watchdog)
+            if self.reader.buffered:
+                self._deliver()
+                if self.failure is not None:
+                    return fut
+        assert self.transport is not None
+        self.transport.write(line)
         return fut
 
     def send_many(self, lines: Sequence[bytes], allowance: float) -> list[asyncio.Future[Reply]]:
