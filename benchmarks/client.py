@@ -10,6 +10,11 @@ only. Each case prints jobs/s, client CPU microseconds per job, and the CPU rati
 raw-socket baseline of the same operation (1.00x = as cheap as hand-written socket code).
 The target is at most ~25 us of client CPU per single push. The server is FLUSHed between
 cases, so never point this at a server whose data you need.
+
+An awaited command costs an event loop two turns (the reply wakes the protocol, which wakes
+the caller): the "minimal asyncio protocol" rows are that floor, hand-written with one
+future per command, so AsyncClient's own cost is its distance from them. With uvloop
+installed (extra ``fast``) the asyncio rows are repeated on uvloop.
 """
 
 from __future__ import annotations
@@ -106,6 +111,59 @@ class Raw:
         self.sock.close()
 
 
+class RawAsync(asyncio.Protocol):
+    """Hand-written asyncio code: one future per command, no timeouts, no error handling."""
+
+    def __init__(self) -> None:
+        self.reader = ReplyReader()
+        self.waiter: asyncio.Future[Any] | None = None
+        self.transport: Any = None
+
+    @classmethod
+    async def open(cls, url: str) -> RawAsync:
+        ep = parse_url(url)
+        loop = asyncio.get_running_loop()
+        _, proto = await loop.create_connection(cls, ep.host, ep.port)
+        greeting = await proto.call(None)
+        assert isinstance(greeting, str) and greeting.startswith("HI ")
+        assert await proto.call(b'HELLO {"v":2}\r\n') == "OK"
+        return proto
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.reader.feed(data)
+        if self.waiter is not None:
+            reply = self.reader.next_reply()
+            if reply is not NEED_DATA:
+                self.waiter.set_result(reply)
+                self.waiter = None
+
+    def call(self, line: bytes | None) -> asyncio.Future[Any]:
+        self.waiter = fut = asyncio.get_running_loop().create_future()
+        if line is not None:
+            self.transport.write(line)
+        reply = self.reader.next_reply()
+        if reply is not NEED_DATA:
+            fut.set_result(reply)
+            self.waiter = None
+        return fut
+
+    async def push(self, n: int) -> None:
+        job = {"jid": new_jid(), "jobtype": "Bench", "args": [n]}
+        if await self.call(b"PUSH " + dumps(job) + b"\r\n") != "OK":
+            raise RuntimeError("push failed")
+
+    async def fetch_ack(self) -> None:
+        job = werk.protocol.jsonc.loads(await self.call(b"FETCH bench\r\n"))
+        assert await self.call(b'ACK {"jid":"' + job["jid"].encode() + b'"}\r\n') == "OK"
+
+    def close(self) -> None:
+        self.transport.write(commands.end())
+        self.transport.close()
+
+
 def measure(jobs: int, run: Callable[[], None]) -> tuple[float, float]:
     """(jobs per second, client CPU microseconds per job) of one run."""
     wall, cpu = time.perf_counter(), time.process_time()
@@ -138,6 +196,18 @@ def rounds(
     return rows
 
 
+def on_uvloop(cases: list[tuple[str, Callable[[int], Any]]]) -> list[Variant]:
+    """The same coroutine cases run on uvloop, when it is installed."""
+    try:
+        import uvloop
+    except ImportError:
+        return []
+    return [
+        (f"{name}, uvloop", lambda c, case=case: uvloop.run(case(c)))  # type: ignore[misc]
+        for name, case in cases
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--jobs", type=int, default=20000, help="jobs per variant in all")
@@ -160,6 +230,18 @@ def main() -> None:
             for start in range(0, count, 1000):
                 size = min(1000, count - start)
                 admin.push_bulk([werk.Job("Bench", [i], queue="bench") for i in range(size)])
+
+        async def raw_async_push(count: int) -> None:
+            proto = await RawAsync.open(url)
+            for i in range(count):
+                await proto.push(i)
+            proto.close()
+
+        async def raw_async_fetch_ack(count: int) -> None:
+            proto = await RawAsync.open(url)
+            for _ in range(count):
+                await proto.fetch_ack()
+            proto.close()
 
         async def async_seq(count: int) -> None:
             async with werk.AsyncClient(url) as ac:
@@ -238,8 +320,15 @@ def main() -> None:
                 ("raw socket", lambda c: [raw.push(i) for i in range(c)] and None),
                 ("Client.push(type, arg)", push_type),
                 ("Client.push(Job)", push_job),
+                ("minimal asyncio protocol, awaited", lambda c: asyncio.run(raw_async_push(c))),
                 ("AsyncClient.push, awaited", lambda c: asyncio.run(async_seq(c))),
                 ("AsyncClient.push, 100 pipelined", lambda c: asyncio.run(async_pipelined(c))),
+                *on_uvloop(
+                    [
+                        ("minimal asyncio protocol, awaited", raw_async_push),
+                        ("AsyncClient.push, awaited", async_seq),
+                    ]
+                ),
             ],
             n,
             per,
@@ -262,7 +351,14 @@ def main() -> None:
             [
                 ("raw socket", raw_fetch_ack),
                 ("Client.fetch + ack", client_fetch_ack),
+                ("minimal asyncio protocol", lambda c: asyncio.run(raw_async_fetch_ack(c))),
                 ("AsyncClient.fetch + ack", lambda c: asyncio.run(async_fetch_ack(c))),
+                *on_uvloop(
+                    [
+                        ("minimal asyncio protocol", raw_async_fetch_ack),
+                        ("AsyncClient.fetch + ack", async_fetch_ack),
+                    ]
+                ),
                 ("Client.execute_many(ACK, FETCH)", client_ack_with_fetch),
                 (
                     "AsyncClient.execute_many(ACK, FETCH)",
@@ -281,9 +377,9 @@ def main() -> None:
     base = {g: cpu for g, name, _, cpu in rows if name == "raw socket"}
     print(f"werk client benchmark: {n} jobs per variant in rounds of {per}, server {url}")
     print("jobs/s: median round; CPU: best round (client process only; the server is elsewhere)")
-    print(f"{'operation':<10} {'client':<38} {'jobs/s':>10} {'CPU us/job':>11} {'vs raw':>7}")
+    print(f"{'operation':<10} {'client':<40} {'jobs/s':>10} {'CPU us/job':>11} {'vs raw':>7}")
     for group, name, rate, cpu in rows:
-        print(f"{group:<10} {name:<38} {rate:>10,.0f} {cpu:>11.1f} {cpu / base[group]:>6.2f}x")
+        print(f"{group:<10} {name:<40} {rate:>10,.0f} {cpu:>11.1f} {cpu / base[group]:>6.2f}x")
 
 
 if __name__ == "__main__":
