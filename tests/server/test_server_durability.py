@@ -9,11 +9,13 @@ from __future__ import annotations
 import json
 import signal
 import threading
+from pathlib import Path
 
 import pytest
 from tests.server.rawclient import Raw
 from tests.server.serverproc import ServerProcess
 
+import werk
 from werk.protocol.resp import ErrorReply
 from werk.server import EmbeddedServer, ManualClock
 from werk.server.manager import Manager
@@ -177,3 +179,21 @@ def test_stored_payloads_are_the_canonical_json(tmp_path):
     order = ["retry", "custom", "jid", "queue", "jobtype", "created_at", "enqueued_at", "args"]
     assert list(job) == order
     assert b'"args":[2,{"a":"\\u003c\\u0026\\u003e","b":1}]' in entry.payload
+
+
+def test_mutate_clear_empties_one_set_and_stays_cleared_after_restart(tmp_path: Path) -> None:
+    # MUTATE clear is stored as one change for the whole set: the other sets must keep theirs.
+    with EmbeddedServer(storage="sqlite", data_dir=tmp_path) as srv:
+        with werk.Client(srv.url) as client:
+            for n in range(3):
+                client.push("Dead", n, retry=-1)
+                client.push("Retry", n, retry=5)
+            for _ in range(6):
+                job = client.fetch("default")
+                assert job is not None
+                client.fail(job.jid, "boom")
+            assert (srv.info()["dead"], srv.info()["retries"]) == (3, 3)
+            client.mutate(werk.Mutation.clear(werk.Target.DEAD))
+        assert (srv.info()["dead"], srv.info()["retries"]) == (0, 3)
+    with EmbeddedServer(storage="sqlite", data_dir=tmp_path) as srv:
+        assert (srv.info()["dead"], srv.info()["retries"]) == (0, 3)

@@ -23,7 +23,7 @@ from werk.job import QUEUE_NAME_RE
 from werk.server.gojson import GoJSONError
 from werk.server.jobs import Operation
 from werk.server.sets import SortedSet
-from werk.server.storage import DEAD
+from werk.server.storage import DEAD, RETRIES, SCHEDULED
 
 if TYPE_CHECKING:
     from werk.server.manager import Manager
@@ -101,14 +101,17 @@ def mutate(m: Manager, op: Operation) -> None:
     """Apply a decoded MUTATE to the manager; MutateError carries the reply text."""
     if op.cmd not in ("clear", "kill", "discard", "requeue"):
         raise MutateError("unknown mutate operation")
-    target: SortedSet | None = {"retries": m.retries, "dead": m.dead, "scheduled": m.scheduled}.get(
-        op.target
-    )
-    if target is None:
+    found: tuple[SortedSet, int] | None = {
+        "retries": (m.retries, RETRIES),
+        "dead": (m.dead, DEAD),
+        "scheduled": (m.scheduled, SCHEDULED),
+    }.get(op.target)
+    if found is None:
         raise MutateError("invalid target for mutation command")
+    target, kind = found
     if op.cmd == "clear" or (op.cmd == "discard" and not op.has_filter):
-        for entry in target.ordered():
-            m.storage.entry_remove(entry.id)
+        # One stored change for the whole set, not one per job.
+        m.storage.clear_kind(kind)
         target.clear()
         return
     match = _matcher(op)
