@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -31,18 +30,6 @@ pytestmark = pytest.mark.slow  # each empty FETCH blocks 2 s, as on a real serve
 @pytest.fixture(autouse=True)
 def _client_installed() -> None:
     need(faktory is not None, "the `faktory` package (pip install faktory)")
-
-
-@pytest.fixture(params=["no-password", "password"])
-def server(
-    request: pytest.FixtureRequest,
-    faktory_server: EmbeddedServer,
-    faktory_server_password: EmbeddedServer,
-) -> Iterator[tuple[EmbeddedServer, str]]:
-    if request.param == "password":
-        yield faktory_server_password, faktory_server_password.url_with_password
-    else:
-        yield faktory_server, faktory_server.url
 
 
 def add(a: int, b: int) -> int:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -42,19 +41,6 @@ def node() -> str:
     )
     assert path is not None
     return path
-
-
-@pytest.fixture(params=["no-password", "password"])
-def server(
-    request: pytest.FixtureRequest,
-    faktory_server: EmbeddedServer,
-    faktory_server_password: EmbeddedServer,
-) -> Iterator[tuple[EmbeddedServer, str]]:
-    """The server under test and the URL the client gets (password in it when required)."""
-    if request.param == "password":
-        yield faktory_server_password, faktory_server_password.url_with_password
-    else:
-        yield faktory_server, faktory_server.url
 
 
 def test_node_client_and_worker_round_trip(node: str, server: tuple[EmbeddedServer, str]) -> None:

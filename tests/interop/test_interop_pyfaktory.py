@@ -9,7 +9,6 @@ Skipped when the package is not installed, unless WERK_REQUIRE_INTEROP=1.
 from __future__ import annotations
 
 import traceback
-from collections.abc import Iterator
 
 import pytest
 from tests.interop.helpers import dead, need, retries, signal_worker, wait_until, workers
@@ -30,18 +29,6 @@ WID = "pyfaktory-interop-wid"
 @pytest.fixture(autouse=True)
 def _client_installed() -> None:
     need(Client is not None, "the `pyfaktory` package (pip install pyfaktory)")
-
-
-@pytest.fixture(params=["no-password", "password"])
-def server(
-    request: pytest.FixtureRequest,
-    faktory_server: EmbeddedServer,
-    faktory_server_password: EmbeddedServer,
-) -> Iterator[tuple[EmbeddedServer, str]]:
-    if request.param == "password":
-        yield faktory_server_password, faktory_server_password.url_with_password
-    else:
-        yield faktory_server, faktory_server.url
 
 
 def test_push_fetch_ack_fail_beat_mutate(server: tuple[EmbeddedServer, str]) -> None:
