@@ -1,4 +1,4 @@
-"""Load the byte-exact recordings of a real Faktory server (``../shared/transcripts``).
+"""Load the byte-exact recordings of a real Faktory server (``tests/data/transcripts``).
 
 Each file is one scenario; each entry is what one connection sent or received::
 
@@ -6,6 +6,9 @@ Each file is one scenario; each entry is what one connection sent or received::
     [   0.004s] c1  C->S b'HELLO {...}\\r\\n'
     [   0.004s] c1  S->C <EOF: server closed connection> (after 0.000s)
     [   0.004s] c1  (tcp connect 127.0.0.1:17419)
+
+The scenarios are a fixed list (:data:`SCENARIOS`), so a test parametrized over them never
+runs over an empty list: a missing recording fails the test that needs it, naming the file.
 
 Example::
 
@@ -20,8 +23,38 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-TRANSCRIPTS = REPO.parent / "shared" / "transcripts"
+TRANSCRIPTS = Path(__file__).resolve().parent / "data" / "transcripts"
+
+# Every recording in TRANSCRIPTS, in order (its README says what each one shows).
+SCENARIOS = (
+    "01_handshake_no_password",
+    "02_handshake_password",
+    "03_handshake_wrong_password",
+    "04_push_valid",
+    "05_push_invalid",
+    "06_pushb",
+    "07_fetch_empty",
+    "08_fetch_multiple_queues",
+    "09_ack",
+    "10_ack_unknown_jid",
+    "11_fail",
+    "12_beat",
+    "13_info",
+    "14_flush",
+    "15_mutate",
+    "16_queue_pause_resume_remove",
+    "17_scheduled_job",
+    "18_reserve_for_expiry",
+    "19_unknown_command",
+    "20_malformed_line",
+    "21_end",
+    "22_v194_bare_verb_crash",
+)
+
+
+class MissingRecording(FileNotFoundError):
+    """A recording the tests need is not in the repository."""
+
 
 _ENTRY = re.compile(r"^\[\s*([0-9.]+)s\]\s+([a-z]+\d+)\s+(.*)$")
 # A huge argument is recorded as ``xxxx...(1048576 x)...``: expand it back.
@@ -55,15 +88,26 @@ class Entry:
 
 
 def names() -> list[str]:
-    """Scenario names, e.g. ``"01_handshake_no_password"``."""
-    return sorted(p.stem for p in TRANSCRIPTS.glob("[0-9]*.txt"))
+    """Scenario names, e.g. ``"01_handshake_no_password"`` (the fixed list, never empty)."""
+    return list(SCENARIOS)
+
+
+def path(name: str) -> Path:
+    """The file of one scenario; :class:`MissingRecording` names it when it is absent."""
+    file = TRANSCRIPTS / f"{name}.txt"
+    if not file.is_file():
+        raise MissingRecording(
+            f"the real-server recording {file} is missing: the tests read the recordings "
+            "from tests/data/transcripts (see tests/data/README.md)"
+        )
+    return file
 
 
 def load(name: str) -> list[Entry]:
     """Parse one scenario; ``comment`` holds the ``#`` lines just before each entry."""
     entries: list[Entry] = []
     comments: list[str] = []
-    for raw in (TRANSCRIPTS / f"{name}.txt").read_text(encoding="utf-8").splitlines():
+    for raw in path(name).read_text(encoding="utf-8").splitlines():
         if raw.startswith("#"):
             comments.append(raw[1:].strip())
             continue

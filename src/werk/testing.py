@@ -9,8 +9,9 @@ exactly as it will to Faktory in production.
   ``.port``, ``.info()`` (queue and set sizes, counters), ``.manager``.
 * ``faktory_server_password``: requires ``.password`` (``"test-password"``);
   ``.url_with_password`` is ``tcp://:test-password@127.0.0.1:PORT``.
-* ``manual_server``: time stands still; ``.advance(seconds)`` runs whatever came due
-  (scheduled jobs, retries, reservation expiry, heartbeat expiry) without sleeping.
+* ``manual_server``: time stands still (at :data:`MANUAL_EPOCH` until moved);
+  ``.advance(seconds)`` runs whatever came due (scheduled jobs, retries, reservation
+  expiry, heartbeat expiry) without sleeping.
 * ``faktory_url``: a ``faktory_server`` whose URL is also in ``FAKTORY_URL`` for the test,
   so code that builds its own ``werk.Client()`` finds it.
 
@@ -39,6 +40,7 @@ import pytest
 from werk.server import EmbeddedServer, ManualClock
 
 __all__ = [
+    "MANUAL_EPOCH",
     "TEST_PASSWORD",
     "faktory_server",
     "faktory_server_password",
@@ -47,7 +49,9 @@ __all__ = [
 ]
 
 TEST_PASSWORD = "test-password"
-_MANUAL_EPOCH = 1_800_000_000.0  # a fixed start, so manual-clock tests are repeatable
+# Where manual_server's clock starts (Unix seconds): fixed, so manual-clock tests are
+# repeatable, and a multiple of 60, so periodic ticks fall on round numbers.
+MANUAL_EPOCH = 1_800_000_000.0
 
 
 def _options() -> dict[str, Any]:
@@ -72,7 +76,7 @@ def faktory_server_password() -> Iterator[EmbeddedServer]:
 @pytest.fixture
 def manual_server() -> Iterator[EmbeddedServer]:
     """A fresh werk server on a manual clock: ``srv.advance(seconds)`` moves time."""
-    with EmbeddedServer(clock=ManualClock(_MANUAL_EPOCH), **_options()) as srv:
+    with EmbeddedServer(clock=ManualClock(MANUAL_EPOCH), **_options()) as srv:
         yield srv
 
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.worker.helpers import FETCH_BLOCK, ROOT, WERK, subprocess_env
+from tests.worker.helpers import ROOT, WERK, subprocess_env
 
 import werk
 from werk.cli import main
@@ -17,14 +16,8 @@ from werk.cli.worker import load_app
 from werk.server import EmbeddedServer
 
 
-@pytest.fixture
-def srv() -> Iterator[EmbeddedServer]:
-    with EmbeddedServer(fetch_timeout=FETCH_BLOCK) as server:
-        yield server
-
-
 def test_push_prints_the_jid_and_sends_every_option(
-    srv: EmbeddedServer, capsys: pytest.CaptureFixture[str]
+    server: EmbeddedServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code = main(
         [
@@ -40,12 +33,12 @@ def test_push_prints_the_jid_and_sends_every_option(
             "--custom",
             '{"trace": "abc"}',
             "--url",
-            srv.url,
+            server.url,
         ]
     )
     assert code == 0
     jid = capsys.readouterr().out.strip()
-    with werk.Client(srv.url) as client:
+    with werk.Client(server.url) as client:
         job = client.fetch("mail")
     assert job is not None
     assert (job.jid, job.jobtype, job.args) == (
@@ -57,34 +50,34 @@ def test_push_prints_the_jid_and_sends_every_option(
 
 
 def test_push_schedules_and_accepts_a_single_argument(
-    srv: EmbeddedServer, capsys: pytest.CaptureFixture[str]
+    server: EmbeddedServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["push", "Later", "42", "--in", "600", "--url", srv.url]) == 0
-    assert main(["push", "At", "--at", "2099-01-01T00:00:00Z", "--url", srv.url]) == 0
-    assert srv.info()["scheduled"] == 2
+    assert main(["push", "Later", "42", "--in", "600", "--url", server.url]) == 0
+    assert main(["push", "At", "--at", "2099-01-01T00:00:00Z", "--url", server.url]) == 0
+    assert server.info()["scheduled"] == 2
 
 
 def test_push_reports_bad_input_clearly(
-    srv: EmbeddedServer, capsys: pytest.CaptureFixture[str]
+    server: EmbeddedServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit):
-        main(["push", "X", "[1,", "--url", srv.url])
+        main(["push", "X", "[1,", "--url", server.url])
     assert "not valid JSON" in capsys.readouterr().err
-    assert main(["push", "X", "--queue", "bad queue", "--url", srv.url]) == 1
+    assert main(["push", "X", "--queue", "bad queue", "--url", server.url]) == 1
     assert "queue" in capsys.readouterr().err
-    assert srv.info()["queues"] == {}  # nothing was sent
+    assert server.info()["queues"] == {}  # nothing was sent
 
 
-def test_info_table_and_json(srv: EmbeddedServer, capsys: pytest.CaptureFixture[str]) -> None:
-    with werk.Client(srv.url) as client:
+def test_info_table_and_json(server: EmbeddedServer, capsys: pytest.CaptureFixture[str]) -> None:
+    with werk.Client(server.url) as client:
         client.push("A", 1, queue="mail")
         client.push("B", 2, queue="mail")
         client.push("C", 3, queue="critical")
-    assert main(["info", "--url", srv.url]) == 0
+    assert main(["info", "--url", server.url]) == 0
     table = capsys.readouterr().out
     assert "mail" in table and "critical" in table
     assert any(line.split() == ["mail", "2"] for line in table.splitlines())
-    assert main(["info", "--json", "--url", srv.url]) == 0
+    assert main(["info", "--json", "--url", server.url]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["faktory"]["queues"] == {"critical": 1, "mail": 2}
 
@@ -118,7 +111,7 @@ def test_worker_help_explains_the_options(capsys: pytest.CaptureFixture[str]) ->
         assert option in text
 
 
-def test_worker_command_with_weighted_queues_and_labels(srv: EmbeddedServer) -> None:
+def test_worker_command_with_weighted_queues_and_labels(server: EmbeddedServer) -> None:
     proc = subprocess.Popen(
         [
             *WERK,
@@ -136,24 +129,26 @@ def test_worker_command_with_weighted_queues_and_labels(srv: EmbeddedServer) -> 
             "asyncio",
         ],
         cwd=ROOT,
-        env=subprocess_env(srv.url),
+        env=subprocess_env(server.url),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
     try:
-        with werk.Client(srv.url) as client:
+        with werk.Client(server.url) as client:
             client.push("boom", "x", queue="critical", retry=0)
             client.push("boom", "y", retry=0)
         deadline = time.monotonic() + 20
-        while srv.info()["processed"] < 2 and time.monotonic() < deadline:
+        while server.info()["processed"] < 2 and time.monotonic() < deadline:
             time.sleep(0.02)
-        workers = srv.call(lambda: [w.to_dict() for w in srv.manager.workers.workers.values()])
+        workers = server.call(
+            lambda: [w.to_dict() for w in server.manager.workers.workers.values()]
+        )
         proc.terminate()
         output, _ = proc.communicate(timeout=15)
     finally:
         proc.kill()
-    assert srv.info()["processed"] == 2, output
+    assert server.info()["processed"] == 2, output
     assert workers and workers[0]["labels"] == ["cli-test"]
     assert "critical:3, default (weighted)" in output
     assert proc.returncode == 0

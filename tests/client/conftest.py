@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -37,6 +38,15 @@ class Blocking:
 MakeClient = Callable[..., Any]
 
 
+def uvloop_module() -> Any:
+    """uvloop (a test dependency wherever it runs); skips the test only on Windows."""
+    if sys.platform == "win32":
+        pytest.skip("uvloop does not run on Windows")
+    import uvloop
+
+    return uvloop
+
+
 @pytest.fixture(params=["sync", "async", "async-uvloop"])
 def make_client(request: pytest.FixtureRequest) -> Iterator[MakeClient]:
     """``make_client(url, **options)``: a werk.Client, or an AsyncClient driven blockingly."""
@@ -49,11 +59,10 @@ def make_client(request: pytest.FixtureRequest) -> Iterator[MakeClient]:
 
         yield make_sync
         for client in made:
-            client._drop()
+            client.abort()
         return
     if request.param == "async-uvloop":
-        uvloop = pytest.importorskip("uvloop")
-        loop = uvloop.new_event_loop()
+        loop = uvloop_module().new_event_loop()
     else:
         loop = asyncio.new_event_loop()
     clients: list[werk.AsyncClient] = []
@@ -64,7 +73,5 @@ def make_client(request: pytest.FixtureRequest) -> Iterator[MakeClient]:
 
     yield make_async
     for c in clients:
-        if c._conn is not None:
-            c._conn.abort(werk.ConnectionClosedError("test over"))
-    loop.run_until_complete(asyncio.sleep(0))
+        loop.run_until_complete(c.abort())
     loop.close()

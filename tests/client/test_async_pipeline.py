@@ -14,6 +14,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
+from tests.client.conftest import uvloop_module
 from tests.client.peer import ExpectEOF, ReadLine, ScriptedPeer, Send, Sleep
 
 import werk
@@ -29,8 +30,7 @@ Run = Callable[[Coroutine[Any, Any, Any]], Any]
 def run(request: pytest.FixtureRequest) -> Run:
     """Run a coroutine to completion on a fresh loop of the given kind."""
     if request.param == "uvloop":
-        uvloop = pytest.importorskip("uvloop")
-        return uvloop.run  # type: ignore[no-any-return]
+        return uvloop_module().run  # type: ignore[no-any-return]
     return asyncio.run
 
 

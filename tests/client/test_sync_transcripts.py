@@ -54,7 +54,7 @@ def test_producer_handshake_and_info(pid_4242: None) -> None:
     with ScriptedPeer([script]) as peer:
         client = Client(peer.url, hostname="host1")
         info = client.info()
-        client._drop()  # the recording closed the socket without END
+        client.abort()  # the recording closed the socket without END
     assert info["server"]["faktory_version"] == "1.10.0"
     assert info == werk.protocol.jsonc.loads(info_reply.split(b"\r\n")[1])
 
@@ -75,7 +75,7 @@ def test_producer_with_password_from_url(pid_4242: None) -> None:
     with ScriptedPeer([script]) as peer:
         client = Client(f"tcp://:secret-pw@127.0.0.1:{peer.port}", hostname="host1")
         client.connect()
-        client._drop()
+        client.abort()
 
 
 def test_url_encoded_password_is_decoded(pid_4242: None) -> None:
@@ -176,4 +176,4 @@ def test_mutate_transcript_bytes(pid_4242: None) -> None:
         client = Client(peer.url)
         for m in built:
             client.mutate(m)
-        client._drop()
+        client.abort()

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
+from tests.servers import ServerFactory
 
 from werk.server import EmbeddedServer
+from werk.testing import TEST_PASSWORD
 
 
 @pytest.fixture(params=["no-password", "password"])
-def server(
-    request: pytest.FixtureRequest,
-    faktory_server: EmbeddedServer,
-    faktory_server_password: EmbeddedServer,
-) -> Iterator[tuple[EmbeddedServer, str]]:
-    """The server under test and the URL the client gets (password in it when required)."""
-    if request.param == "password":
-        yield faktory_server_password, faktory_server_password.url_with_password
-    else:
-        yield faktory_server, faktory_server.url
+def interop_server(request: pytest.FixtureRequest, make_server: ServerFactory) -> EmbeddedServer:
+    """The server under test, once open and once behind ``TEST_PASSWORD``; clients get
+    ``.url_with_password`` (the plain URL when there is no password)."""
+    return make_server(password=TEST_PASSWORD if request.param == "password" else None)

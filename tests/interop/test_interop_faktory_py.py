@@ -48,8 +48,9 @@ def tick_until(worker: Any, cond: Any, what: str, timeout: float = 12.0) -> None
         worker.tick()
 
 
-def test_push_then_worker_acks_fails_and_obeys_beat(server: tuple[EmbeddedServer, str]) -> None:
-    srv, url = server
+def test_push_then_worker_acks_fails_and_obeys_beat(interop_server: EmbeddedServer) -> None:
+    srv = interop_server
+    url = srv.url_with_password
     with faktory.Client(url) as client:
         assert client.queue("add", args=(1, 2), jid="cdrx-add-1", custom={"from": "cdrx"})
         assert client.queue("add", args=[3, 4], queue="low", jid="cdrx-add-2")

@@ -43,8 +43,9 @@ def node() -> str:
     return path
 
 
-def test_node_client_and_worker_round_trip(node: str, server: tuple[EmbeddedServer, str]) -> None:
-    srv, url = server
+def test_node_client_and_worker_round_trip(node: str, interop_server: EmbeddedServer) -> None:
+    srv = interop_server
+    url = srv.url_with_password
     wid = "node-interop-wid"
     env = {**os.environ, "FAKTORY_URL": url, "INTEROP_WID": wid}
     env.pop("FAKTORY_PROVIDER", None)

@@ -31,8 +31,9 @@ def _client_installed() -> None:
     need(Client is not None, "the `pyfaktory` package (pip install pyfaktory)")
 
 
-def test_push_fetch_ack_fail_beat_mutate(server: tuple[EmbeddedServer, str]) -> None:
-    srv, url = server
+def test_push_fetch_ack_fail_beat_mutate(interop_server: EmbeddedServer) -> None:
+    srv = interop_server
+    url = srv.url_with_password
     client = Client(faktory_url=url, role="both", worker_id=WID, labels=["pyfaktory"])
     client.beat_period = 0.1  # its heartbeat thread BEATs this often
     client.connect()

@@ -30,6 +30,7 @@ from dataclasses import replace
 from typing import Any
 
 from tests.server.rawclient import read_reply
+from tests.servers import ServerFactory
 from tests.transcripts import Entry, load
 
 from werk.protocol.handshake import password_hash
@@ -197,8 +198,9 @@ def _rewrite_hello(data: bytes, peer: Peer, recorded: dict[str, Any]) -> bytes:
     return data
 
 
-def replay(name: str) -> int:
-    """Replay one scenario; raise AssertionError at the first differing reply.
+def replay(name: str, make_server: ServerFactory) -> int:
+    """Replay one scenario on a server from ``make_server``; raise AssertionError at the
+    first differing reply.
 
     Returns the number of replies compared.
     """
@@ -210,67 +212,67 @@ def replay(name: str) -> int:
     peers: dict[str, Peer] = {}
     recorded_hi: dict[str, dict[str, Any]] = {}
     first_fetch: float | None = None
-    with EmbeddedServer(clock=clock, password=password) as srv:
-        for idx, e in enumerate(entries):
-            where = f"{name} entry {idx} [{e.elapsed:.3f}s] {e.conn} {e.kind} {e.data[:80]!r}"
-            for poll in _POLL.finditer(e.comment):
-                # 18: the recorder polled INFO on p1 every 5 s and kept only summaries.
-                assert first_fetch is not None
-                _sync(srv, peers)
-                srv.set_time(origin + min(first_fetch + float(poll.group(1)), e.elapsed))
-                p1 = peers["p1"]
-                p1.send(b"INFO\r\n")
-                info = json.loads(p1.read())["faktory"]
-                assert info["sets"] == json.loads(poll.group(2)), where
-                assert info["tasks"]["Busy"] == json.loads(poll.group(3)), where
-                assert info["tasks"]["Workers"] == json.loads(poll.group(4)), where
-                compared += 1
+    srv = make_server(clock=clock, password=password)
+    for idx, e in enumerate(entries):
+        where = f"{name} entry {idx} [{e.elapsed:.3f}s] {e.conn} {e.kind} {e.data[:80]!r}"
+        for poll in _POLL.finditer(e.comment):
+            # 18: the recorder polled INFO on p1 every 5 s and kept only summaries.
+            assert first_fetch is not None
             _sync(srv, peers)
-            srv.set_time(origin + e.elapsed)
-            for wid, state in _WEB_SIGNAL.findall(e.comment):
-                # 12: the recorder quieted workers from the Web UI's Busy page.
-                srv.call(srv.manager.workers.signal, wid, state)
-            if e.kind == "connect":
-                peers[e.conn] = Peer(srv)
-            elif e.kind == "send":
-                peer = peers[e.conn]
-                if first_fetch is None and e.data.startswith(b"FETCH"):
-                    first_fetch = e.elapsed
-                peer.send(_rewrite_hello(e.data, peer, recorded_hi.get(e.conn, {})))
-            elif e.kind == "recv":
-                peer = peers[e.conn]
-                actual = peer.read()
-                if e.abbreviated:
-                    # 04's 1 MiB reply is recorded cut short: check its shape only.
-                    m = re.match(rb"\$(\d+)\r\n", e.data)
-                    assert m is not None and isinstance(actual, bytes), where
-                    assert abs(len(actual) - int(m.group(1))) < 40, where
-                    assert actual.startswith(e.data[m.end() :]), where
+            srv.set_time(origin + min(first_fetch + float(poll.group(1)), e.elapsed))
+            p1 = peers["p1"]
+            p1.send(b"INFO\r\n")
+            info = json.loads(p1.read())["faktory"]
+            assert info["sets"] == json.loads(poll.group(2)), where
+            assert info["tasks"]["Busy"] == json.loads(poll.group(3)), where
+            assert info["tasks"]["Workers"] == json.loads(poll.group(4)), where
+            compared += 1
+        _sync(srv, peers)
+        srv.set_time(origin + e.elapsed)
+        for wid, state in _WEB_SIGNAL.findall(e.comment):
+            # 12: the recorder quieted workers from the Web UI's Busy page.
+            srv.call(srv.manager.workers.signal, wid, state)
+        if e.kind == "connect":
+            peers[e.conn] = Peer(srv)
+        elif e.kind == "send":
+            peer = peers[e.conn]
+            if first_fetch is None and e.data.startswith(b"FETCH"):
+                first_fetch = e.elapsed
+            peer.send(_rewrite_hello(e.data, peer, recorded_hi.get(e.conn, {})))
+        elif e.kind == "recv":
+            peer = peers[e.conn]
+            actual = peer.read()
+            if e.abbreviated:
+                # 04's 1 MiB reply is recorded cut short: check its shape only.
+                m = re.match(rb"\$(\d+)\r\n", e.data)
+                assert m is not None and isinstance(actual, bytes), where
+                assert abs(len(actual) - int(m.group(1))) < 40, where
+                assert actual.startswith(e.data[m.end() :]), where
+            else:
+                expected = _decode(e.data)
+                if isinstance(expected, str) and expected.startswith("HI "):
+                    recorded_hi[e.conn] = json.loads(expected[3:])
+                    assert isinstance(actual, str) and actual.startswith("HI "), where
+                    peer.greeting = json.loads(actual[3:])
+                    assert set(peer.greeting) == set(recorded_hi[e.conn]), where
+                    if "i" in peer.greeting:
+                        assert 4000 <= peer.greeting["i"] <= 8095, where
                 else:
-                    expected = _decode(e.data)
-                    if isinstance(expected, str) and expected.startswith("HI "):
-                        recorded_hi[e.conn] = json.loads(expected[3:])
-                        assert isinstance(actual, str) and actual.startswith("HI "), where
-                        peer.greeting = json.loads(actual[3:])
-                        assert set(peer.greeting) == set(recorded_hi[e.conn]), where
-                        if "i" in peer.greeting:
-                            assert 4000 <= peer.greeting["i"] <= 8095, where
-                    else:
-                        exp = normalise(expected, peer.last_command)
-                        act = normalise(actual, peer.last_command)
-                        assert act == exp, f"{where}\n expected {exp!r}\n      got {act!r}"
-                compared += 1
-            elif e.kind == "eof":
-                try:
-                    peers[e.conn].read_eof()
-                except OSError as exc:
-                    raise AssertionError(f"{where}: {exc!r}") from exc
-                compared += 1
-            elif e.kind == "close":
-                peer = peers.pop(e.conn)
-                local = peer.sock.getsockname()
-                peer.sock.close()
-                _wait_closed(srv, local)
+                    exp = normalise(expected, peer.last_command)
+                    act = normalise(actual, peer.last_command)
+                    assert act == exp, f"{where}\n expected {exp!r}\n      got {act!r}"
+            compared += 1
+        elif e.kind == "eof":
+            try:
+                peers[e.conn].read_eof()
+            except OSError as exc:
+                raise AssertionError(f"{where}: {exc!r}") from exc
+            compared += 1
+        elif e.kind == "close":
+            peer = peers.pop(e.conn)
+            local = peer.sock.getsockname()
+            peer.sock.close()
+            _wait_closed(srv, local)
     return compared
 
 

@@ -12,15 +12,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.server.rawclient import Raw
+from tests.servers import MANUAL_EPOCH
 
 from werk.protocol.lines import split_command
 from werk.protocol.resp import ErrorReply
-from werk.server import EmbeddedServer, ManualClock
+from werk.server import ManualClock
 
 
-def test_oversized_line_gets_a_clear_error_and_a_close(faktory_server):
-    small = EmbeddedServer(max_line=4096)
-    with small as srv, Raw(srv) as keeper, Raw(srv) as hog:
+def test_oversized_line_gets_a_clear_error_and_a_close(make_server):
+    srv = make_server(max_line=4096)
+    with Raw(srv) as keeper, Raw(srv) as hog:
         assert keeper.push("jid-keep-00001") == "OK"
         hog.send(b"PUSH " + b"x" * 10_000)  # no newline, beyond the cap
         reply = hog.read()
@@ -30,24 +31,24 @@ def test_oversized_line_gets_a_clear_error_and_a_close(faktory_server):
         assert keeper.fetch()["jid"] == "jid-keep-00001"
 
 
-def test_a_line_just_under_the_cap_is_fine():
-    with EmbeddedServer(max_line=4096) as srv, Raw(srv) as c:
+def test_a_line_just_under_the_cap_is_fine(make_server):
+    with Raw(make_server(max_line=4096)) as c:
         pad = "y" * (4096 - 200)
         assert c.push("jid-big-000001", args=[pad]) == "OK"
         assert c.fetch()["args"] == [pad]
 
 
-def test_silent_client_is_dropped_after_the_handshake_deadline():
-    with EmbeddedServer(clock=ManualClock(1_800_000_000)) as srv:
-        sock = socket.create_connection((srv.host, srv.port), timeout=5)
-        assert sock.recv(100) == b'+HI {"v":2}\r\n'
-        srv.advance(1.9)
-        sock.settimeout(0.2)
-        with pytest.raises(TimeoutError):
-            sock.recv(1)
-        srv.advance(0.2)
-        sock.settimeout(5)
-        assert sock.recv(1) == b""
+def test_silent_client_is_dropped_after_the_handshake_deadline(make_server):
+    srv = make_server(clock=ManualClock(MANUAL_EPOCH))
+    sock = socket.create_connection((srv.host, srv.port), timeout=5)
+    assert sock.recv(100) == b'+HI {"v":2}\r\n'
+    srv.advance(1.9)
+    sock.settimeout(0.2)
+    with pytest.raises(TimeoutError):
+        sock.recv(1)
+    srv.advance(0.2)
+    sock.settimeout(5)
+    assert sock.recv(1) == b""
 
 
 def test_half_sent_line_is_never_executed(faktory_server):
@@ -58,21 +59,21 @@ def test_half_sent_line_is_never_executed(faktory_server):
         assert c.info()["faktory"]["total_enqueued"] == 0
 
 
-def test_connection_limit_refuses_with_the_real_text():
-    with EmbeddedServer(max_connections=3) as srv:
-        clients = [Raw(srv) for _ in range(3)]
-        sock = socket.create_connection((srv.host, srv.port), timeout=5)
-        sock.sendall(b"HELLO {}\r\n")
-        data = b""
-        while True:
-            chunk = sock.recv(1024)
-            if not chunk:
-                break
-            data += chunk
-        assert data == b'+HI {"v":2}\r\n+OK\r\n-ERR too many connections: 4\r\n'
-        assert clients[0].push("jid-still-ok-1") == "OK"
-        for c in clients:
-            c.close()
+def test_connection_limit_refuses_with_the_real_text(make_server):
+    srv = make_server(max_connections=3)
+    clients = [Raw(srv) for _ in range(3)]
+    sock = socket.create_connection((srv.host, srv.port), timeout=5)
+    sock.sendall(b"HELLO {}\r\n")
+    data = b""
+    while True:
+        chunk = sock.recv(1024)
+        if not chunk:
+            break
+        data += chunk
+    assert data == b'+HI {"v":2}\r\n+OK\r\n-ERR too many connections: 4\r\n'
+    assert clients[0].push("jid-still-ok-1") == "OK"
+    for c in clients:
+        c.close()
 
 
 @pytest.mark.slow
@@ -177,15 +178,21 @@ class _Failures(logging.Handler):
             self.records.append(record)
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=80,
+    deadline=None,
+    # make_server is a factory: each example starts (and stops) a server of its own.
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(lines=st.lists(_line, max_size=12), huge=st.sampled_from([0, 0, 0, _MAX_LINE + 1, 50_000]))
-def test_nothing_a_client_sends_stops_the_server(lines, huge):
+def test_nothing_a_client_sends_stops_the_server(make_server, lines, huge):
     if huge:  # the cap is per line, even after well-formed pipelined ones
         lines = [*lines, b"PUSH " + b"\xff" * huge]
     failures = _Failures()
     logging.getLogger("werk").addHandler(failures)
     try:
-        with EmbeddedServer(fetch_timeout=0.01, max_line=_MAX_LINE) as srv:
+        srv = make_server(fetch_timeout=0.01, max_line=_MAX_LINE)
+        try:
             # All pipelined in one write, then END: one reply per line until the close.
             with Raw(srv) as c:
                 c.send(b"".join(line + b"\r\n" for line in lines) + b"END\r\n")
@@ -204,6 +211,8 @@ def test_nothing_a_client_sends_stops_the_server(lines, huge):
                 c.cmd(b"QUEUE RESUME *")
                 assert c.push("jid-survivor-1") == "OK"
                 assert c.fetch()["jid"] == "jid-survivor-1"
+        finally:
+            srv.stop()
         assert failures.records == [], [r.getMessage() for r in failures.records]
     finally:
         logging.getLogger("werk").removeHandler(failures)

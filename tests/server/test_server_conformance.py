@@ -6,19 +6,16 @@ from __future__ import annotations
 
 import pytest
 from tests.server.server_conformance import adjusted, replay
-from tests.transcripts import TRANSCRIPTS, names
-
-pytestmark = pytest.mark.skipif(
-    not TRANSCRIPTS.is_dir(), reason="shared transcripts are not beside the repository"
-)
+from tests.servers import ServerFactory
+from tests.transcripts import SCENARIOS
 
 
-@pytest.mark.parametrize("name", names() if TRANSCRIPTS.is_dir() else [])
-def test_scenario_replays_identically(name: str) -> None:
-    compared = replay(name)
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_scenario_replays_identically(name: str, make_server: ServerFactory) -> None:
+    compared = replay(name, make_server)
     # A replay that compared nothing would prove nothing.
     assert compared >= sum(1 for e in adjusted(name) if e.kind in ("recv", "eof"))
 
 
 def test_every_scenario_is_covered() -> None:
-    assert len(names()) >= 22
+    assert len(SCENARIOS) >= 22

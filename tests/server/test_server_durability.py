@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 from tests.server.rawclient import Raw
 from tests.server.serverproc import ServerProcess
+from tests.servers import ServerFactory
 
 import werk
 from werk.protocol.resp import ErrorReply
-from werk.server import EmbeddedServer, ManualClock
+from werk.server import ManualClock
 from werk.server.manager import Manager
 from werk.server.storage import SQLiteStorage
 
@@ -153,13 +154,14 @@ def test_full_disk_answers_err_and_acknowledges_only_what_was_stored(tmp_path):
     assert stored == [jid for jid, _ in acked]
 
 
-def test_a_full_database_loses_nothing_journaled(tmp_path):
+def test_a_full_database_loses_nothing_journaled(make_server, tmp_path):
     # The database refuses the fold; the journal keeps every acknowledged job meanwhile.
-    full = EmbeddedServer(storage="sqlite", data_dir=tmp_path, extra={"max_pages": 40})
-    with full as srv, Raw(srv) as c:
+    srv = make_server(storage="sqlite", data_dir=tmp_path, extra={"max_pages": 40})
+    with Raw(srv) as c:
         for i in range(200):
             assert c.push(f"jid-full-{i:05d}", args=["x" * 2000]) == "OK"
         assert c.info()["faktory"]["queues"]["default"] == 200
+    srv.stop()
     store = SQLiteStorage(tmp_path / "werk.sqlite3")  # no page limit: the fold goes through
     stored = [e.jid for e in store.load().entries]
     store.close()
@@ -169,9 +171,11 @@ def test_a_full_database_loses_nothing_journaled(tmp_path):
     store.close()
 
 
-def test_stored_payloads_are_the_canonical_json(tmp_path):
-    with EmbeddedServer(storage="sqlite", data_dir=tmp_path) as srv, Raw(srv) as c:
+def test_stored_payloads_are_the_canonical_json(make_server, tmp_path):
+    srv = make_server(storage="sqlite", data_dir=tmp_path)
+    with Raw(srv) as c:
         c.push("jid-canonical1", args=[2.0, {"b": 1, "a": "<&>"}], custom={"z": 1, "a": 2})
+    srv.stop()
     store = SQLiteStorage(tmp_path / "werk.sqlite3")
     (entry,) = store.load().entries
     store.close()
@@ -181,19 +185,22 @@ def test_stored_payloads_are_the_canonical_json(tmp_path):
     assert b'"args":[2,{"a":"\\u003c\\u0026\\u003e","b":1}]' in entry.payload
 
 
-def test_mutate_clear_empties_one_set_and_stays_cleared_after_restart(tmp_path: Path) -> None:
+def test_mutate_clear_empties_one_set_and_stays_cleared_after_restart(
+    make_server: ServerFactory, tmp_path: Path
+) -> None:
     # MUTATE clear is stored as one change for the whole set: the other sets must keep theirs.
-    with EmbeddedServer(storage="sqlite", data_dir=tmp_path) as srv:
-        with werk.Client(srv.url) as client:
-            for n in range(3):
-                client.push("Dead", n, retry=-1)
-                client.push("Retry", n, retry=5)
-            for _ in range(6):
-                job = client.fetch("default")
-                assert job is not None
-                client.fail(job.jid, "boom")
-            assert (srv.info()["dead"], srv.info()["retries"]) == (3, 3)
-            client.mutate(werk.Mutation.clear(werk.Target.DEAD))
-        assert (srv.info()["dead"], srv.info()["retries"]) == (0, 3)
-    with EmbeddedServer(storage="sqlite", data_dir=tmp_path) as srv:
-        assert (srv.info()["dead"], srv.info()["retries"]) == (0, 3)
+    srv = make_server(storage="sqlite", data_dir=tmp_path)
+    with werk.Client(srv.url) as client:
+        for n in range(3):
+            client.push("Dead", n, retry=-1)
+            client.push("Retry", n, retry=5)
+        for _ in range(6):
+            job = client.fetch("default")
+            assert job is not None
+            client.fail(job.jid, "boom")
+        assert (srv.info()["dead"], srv.info()["retries"]) == (3, 3)
+        client.mutate(werk.Mutation.clear(werk.Target.DEAD))
+    assert (srv.info()["dead"], srv.info()["retries"]) == (0, 3)
+    srv.stop()
+    srv = make_server(storage="sqlite", data_dir=tmp_path)
+    assert (srv.info()["dead"], srv.info()["retries"]) == (0, 3)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from tests.server.rawclient import Raw
+from tests.servers import MANUAL_EPOCH
 
 import werk
 from werk.server import EmbeddedServer, Manager, ManualClock
@@ -48,15 +49,17 @@ async def test_async_with_runs_on_the_callers_loop():
         writer.close()
 
 
-def test_sqlite_embedded_server_keeps_data_across_restarts(tmp_path):
-    with EmbeddedServer(storage="sqlite", data_dir=tmp_path) as srv, Raw(srv) as c:
+def test_sqlite_embedded_server_keeps_data_across_restarts(make_server, tmp_path):
+    srv = make_server(storage="sqlite", data_dir=tmp_path)
+    with Raw(srv) as c:
         c.push("jid-restart-01")
-    with EmbeddedServer(storage="sqlite", data_dir=tmp_path) as srv, Raw(srv) as c:
+    srv.stop()
+    with Raw(make_server(storage="sqlite", data_dir=tmp_path)) as c:
         assert c.fetch()["jid"] == "jid-restart-01"
 
 
 def test_manager_alone_runs_periodic_tasks_on_a_manual_clock():
-    clock = ManualClock(1_800_000_000.0)
+    clock = ManualClock(MANUAL_EPOCH)
     m = Manager(MemoryStorage(), clock)
     assert m.push_bytes(b'{"jid":"jid-alone-001","jobtype":"T","args":[],"retry":1}') is None
     res = m.fetch(["default"], wid="")

@@ -18,6 +18,7 @@ import zlib
 from pathlib import Path
 
 import pytest
+from tests.servers import MANUAL_EPOCH
 
 from werk.server.clock import ManualClock
 from werk.server.manager import Manager
@@ -38,7 +39,7 @@ from werk.server.storage.ops import (
 
 pytestmark = pytest.mark.slow
 
-T0 = 1_700_000_000.0
+T0 = MANUAL_EPOCH
 
 _CRASH = """
 import os, signal, sys

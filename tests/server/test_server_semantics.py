@@ -7,12 +7,13 @@ import time
 
 import pytest
 from tests.server.rawclient import Raw
+from tests.servers import MANUAL_EPOCH, ServerFactory
 
 from werk.protocol.resp import ErrorReply
 from werk.protocol.timefmt import to_epoch
 from werk.server import EmbeddedServer, ManualClock
 
-T0 = 1_800_000_000.0  # a multiple of 60: periodic ticks fall on round numbers
+T0 = MANUAL_EPOCH  # a multiple of 60: periodic ticks fall on round numbers
 
 
 def wait_blocked(server: EmbeddedServer) -> None:
@@ -24,9 +25,9 @@ def wait_blocked(server: EmbeddedServer) -> None:
 
 
 @pytest.fixture
-def srv():
-    with EmbeddedServer(clock=ManualClock(T0)) as server:
-        yield server
+def srv(make_server: ServerFactory) -> EmbeddedServer:
+    """A server whose time stands still at T0 until ``srv.advance(seconds)``."""
+    return make_server(clock=ManualClock(T0))
 
 
 def test_default_retry_is_25_for_each_job_not_the_last_explicit_one(srv):
@@ -184,8 +185,8 @@ def test_paused_queue_accepts_pushes_and_survives_in_info(srv):
 
 
 @pytest.mark.slow
-def test_fetch_on_empty_queues_waits_two_real_seconds():
-    with EmbeddedServer() as server, Raw(server) as c:
+def test_fetch_on_empty_queues_waits_two_real_seconds(make_server):
+    with Raw(make_server()) as c:
         start = time.monotonic()
         assert c.cmd("FETCH nothing-here") is None
         assert 1.9 <= time.monotonic() - start < 3.5
@@ -216,6 +217,7 @@ def test_delete_queue_jobs_keeps_the_rest_in_order_and_is_stored(tmp_path):
 async def test_commands_during_shutdown_get_shutdown_in_progress_and_the_socket_closes():
     import asyncio
 
+    # Not make_server: the server runs on this test's loop, so the test can await its stop().
     async with EmbeddedServer(storage="memory") as srv:
         host, port = srv.server.address
         conns = []

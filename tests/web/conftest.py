@@ -24,9 +24,6 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("aiohttp")
-pytest.importorskip("jinja2")
-
 import werk
 from werk.server import EmbeddedServer
 from werk.web import WebHandle, start_web

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+from tests.servers import ServerFactory
 from tests.web.conftest import WebUI, _start, _stop
 
 import werk
-from werk.server import EmbeddedServer
 
 
 def _dead_and_retry(ui: WebUI) -> tuple[str, str]:
@@ -108,20 +108,22 @@ def test_quiet_then_terminate_reach_the_next_beat(web_ui: WebUI) -> None:
     assert web_ui.post("/busy", {"wid": "x", "signal": "pause"}).status == 400
 
 
-def test_deleting_queue_jobs_is_durable(tmp_path: Path) -> None:
+def test_deleting_queue_jobs_is_durable(make_server: ServerFactory, tmp_path: Path) -> None:
     # SQLite storage: the page answers only once the deletion is stored, and a restart
     # brings back exactly the jobs that were kept, in their order.
-    with EmbeddedServer(storage="sqlite", data_dir=tmp_path) as srv:
-        handle = _start(srv, None)
-        try:
-            ui = WebUI(srv, handle)
-            with ui.client() as c:
-                jids = [c.push("A", i, queue="q") for i in range(5)]
-            resp = ui.post("/queues/q/delete", {"jid": [jids[1], jids[3]]})
-            assert resp.headers["Location"] == "/queues/q?done=deleted&n=2"
-        finally:
-            _stop(srv, handle)
-    with EmbeddedServer(storage="sqlite", data_dir=tmp_path) as srv, werk.Client(srv.url) as c:
+    srv = make_server(storage="sqlite", data_dir=tmp_path)
+    handle = _start(srv, None)
+    try:
+        ui = WebUI(srv, handle)
+        with ui.client() as c:
+            jids = [c.push("A", i, queue="q") for i in range(5)]
+        resp = ui.post("/queues/q/delete", {"jid": [jids[1], jids[3]]})
+        assert resp.headers["Location"] == "/queues/q?done=deleted&n=2"
+    finally:
+        _stop(srv, handle)
+    srv.stop()
+    srv = make_server(storage="sqlite", data_dir=tmp_path)
+    with werk.Client(srv.url) as c:
         assert srv.info()["queues"]["q"] == 3
         kept = [c.fetch("q") for _ in range(3)]
     assert [j.jid for j in kept if j is not None] == [jids[0], jids[2], jids[4]]

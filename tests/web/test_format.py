@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("aiohttp")
-pytest.importorskip("jinja2")
-
 from werk.web.backend import DayCount
 from werk.web.charts import history_chart, nice_step
 from werk.web.format import (

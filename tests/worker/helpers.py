@@ -10,15 +10,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from tests.servers import FETCH_BLOCK
 
 import werk
 from werk.server import EmbeddedServer, ManualClock
 
 ROOT = Path(__file__).resolve().parents[2]
-
-# FETCH blocks this long on the test server (2 s on a real one): a stopping worker waits
-# for its blocked FETCHes, so a short block keeps the suite quick without changing behaviour.
-FETCH_BLOCK = 0.3
 
 WERK = [sys.executable, "-m", "werk"]
 

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from tests.servers import ServerFactory
 from tests.worker import sample_jobs
 from tests.worker.helpers import ROOT, WERK, running, subprocess_env, wait_until
 
@@ -182,13 +183,15 @@ def _free_port() -> int:
         return port
 
 
-def test_a_server_restart_mid_run_ends_with_every_job_done(tmp_path: Path) -> None:
+def test_a_server_restart_mid_run_ends_with_every_job_done(
+    make_server: ServerFactory, tmp_path: Path
+) -> None:
     port = _free_port()
     data = tmp_path / "data"
     out = tmp_path / "out"
     out.mkdir()
     options = {"storage": "sqlite", "data_dir": data, "bind": f"127.0.0.1:{port}"}
-    first = EmbeddedServer(fetch_timeout=0.3, **options).start()  # type: ignore[arg-type]
+    first = make_server(fetch_timeout=0.3, **options)
     url = first.url
     with werk.Client(url) as client:
         jids = [client.push("sleepy", str(out), f"j{i}", 0.05) for i in range(60)]
@@ -198,7 +201,7 @@ def test_a_server_restart_mid_run_ends_with_every_job_done(tmp_path: Path) -> No
         wait_until(lambda: len(list(out.iterdir())) >= 10, timeout=20, what="some progress")
         assert len(list(out.glob("*.end"))) < 50
         first.stop()  # mid-run: connections reset, jobs in flight
-        second = EmbeddedServer(fetch_timeout=0.3, **options).start()  # type: ignore[arg-type]
+        second = make_server(fetch_timeout=0.3, **options)
         try:
             wait_until(
                 lambda: all((out / f"j{i}.end").exists() for i in range(60)),

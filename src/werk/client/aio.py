@@ -253,6 +253,24 @@ class AsyncClient:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(conn.lost), self.settings.timeout)
 
+    async def abort(self) -> None:
+        """Close the connection at once, without ``END``. Safe to call twice.
+
+        Commands still waiting for replies fail with ConnectionClosedError; the next call
+        opens a new connection, as after a network failure. See :meth:`werk.Client.abort`.
+
+        Example::
+
+            await client.abort()
+            await client.info()  # reconnects
+        """
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.abort(ConnectionClosedError("the client aborted the connection"))
+            # Return once the transport has closed the socket.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(conn.lost), self.settings.timeout)
+
     async def __aenter__(self) -> AsyncClient:
         await self.connect()
         return self

@@ -277,6 +277,22 @@ class Client:
             finally:
                 conn.sock.close()
 
+    def abort(self) -> None:
+        """Close the connection at once, without ``END``. Safe to call twice.
+
+        The server sees the connection drop as it would after a network failure, and the
+        client behaves as after one: the next call opens a new connection. Use it to cut
+        a connection in tests, or to give up on a server that stopped answering.
+
+        Example::
+
+            client.abort()
+            client.info()  # reconnects
+        """
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.sock.close()
+
     def __enter__(self) -> Client:
         self.connect()
         return self
