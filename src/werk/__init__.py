@@ -12,16 +12,7 @@ Example::
         jid = client.push("SendEmail", "ann@example.com")
 """
 
-from werk._version import __version__
-from werk.client import (
-    AsyncClient,
-    AsyncClientPool,
-    Client,
-    ClientPool,
-    Mutation,
-    Target,
-)
-from werk.errors import (
+from werk._errors import (
     AuthenticationError,
     ConfigurationError,
     ConnectError,
@@ -40,7 +31,16 @@ from werk.errors import (
     ShutdownInProgressError,
     UnknownWorkerError,
 )
-from werk.job import Failure, Job
+from werk._job import Failure, Job
+from werk._version import __version__
+from werk.client import (
+    AsyncClient,
+    AsyncClientPool,
+    Client,
+    ClientPool,
+    Mutation,
+    Target,
+)
 from werk.worker import App, JobContext, JobFunction, Middleware, Worker, current_job
 
 __all__ = [

@@ -49,7 +49,7 @@ def make_client(request: pytest.FixtureRequest) -> Iterator[MakeClient]:
 
         yield make_sync
         for client in made:
-            client._drop()
+            client.abort()
         return
     if request.param == "async-uvloop":
         uvloop = pytest.importorskip("uvloop")
@@ -64,7 +64,5 @@ def make_client(request: pytest.FixtureRequest) -> Iterator[MakeClient]:
 
     yield make_async
     for c in clients:
-        if c._conn is not None:
-            c._conn.abort(werk.ConnectionClosedError("test over"))
-    loop.run_until_complete(asyncio.sleep(0))
+        loop.run_until_complete(c.abort())
     loop.close()

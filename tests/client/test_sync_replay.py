@@ -71,4 +71,4 @@ def test_replay(p: Plan, monkeypatch: pytest.MonkeyPatch) -> None:
         if p.ends:
             client.close()
         else:
-            client._drop()
+            client.abort()

@@ -14,7 +14,7 @@ from tests.transcripts import Entry, load
 
 import werk
 from werk import Client, Mutation, Target
-from werk.protocol.handshake import password_hash
+from werk._protocol.handshake import password_hash
 
 
 def conversation(name: str, conn: str) -> list[Entry]:
@@ -54,9 +54,9 @@ def test_producer_handshake_and_info(pid_4242: None) -> None:
     with ScriptedPeer([script]) as peer:
         client = Client(peer.url, hostname="host1")
         info = client.info()
-        client._drop()  # the recording closed the socket without END
+        client.abort()  # the recording closed the socket without END
     assert info["server"]["faktory_version"] == "1.10.0"
-    assert info == werk.protocol.jsonc.loads(info_reply.split(b"\r\n")[1])
+    assert info == werk._protocol.jsonc.loads(info_reply.split(b"\r\n")[1])
 
 
 def test_worker_with_password_sends_the_recorded_pwdhash(pid_4242: None) -> None:
@@ -75,7 +75,7 @@ def test_producer_with_password_from_url(pid_4242: None) -> None:
     with ScriptedPeer([script]) as peer:
         client = Client(f"tcp://:secret-pw@127.0.0.1:{peer.port}", hostname="host1")
         client.connect()
-        client._drop()
+        client.abort()
 
 
 def test_url_encoded_password_is_decoded(pid_4242: None) -> None:
@@ -169,11 +169,11 @@ def test_mutate_transcript_bytes(pid_4242: None) -> None:
         Send(b"+OK\r\n"),
     ]
     for m in built:
-        line = werk.protocol.commands.mutate(m.to_dict())
+        line = werk._protocol.command_lines.mutate(m.to_dict())
         assert line in recorded, line
         script += [Expect(line), Send(b"+OK\r\n")]
     with ScriptedPeer([script]) as peer:
         client = Client(peer.url)
         for m in built:
             client.mutate(m)
-        client._drop()
+        client.abort()

@@ -32,9 +32,9 @@ from typing import Any
 from tests.server.rawclient import read_reply
 from tests.transcripts import Entry, load
 
-from werk.protocol.handshake import password_hash
-from werk.protocol.resp import NEED_DATA, ErrorReply, ReplyReader
-from werk.protocol.timefmt import to_epoch
+from werk._protocol.handshake import password_hash
+from werk._protocol.resp import NEED_DATA, ErrorReply, ReplyReader
+from werk._protocol.timefmt import to_epoch
 from werk.server import EmbeddedServer, ManualClock
 
 PASSWORD = "secret-pw"

@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.server.rawclient import Raw
 
-from werk.protocol.lines import split_command
-from werk.protocol.resp import ErrorReply
+from werk._protocol.command_lines import split_command
+from werk._protocol.resp import ErrorReply
 from werk.server import EmbeddedServer, ManualClock
 
 

@@ -16,7 +16,7 @@ from tests.server.rawclient import Raw
 from tests.server.serverproc import ServerProcess
 
 import werk
-from werk.protocol.resp import ErrorReply
+from werk._protocol.resp import ErrorReply
 from werk.server import EmbeddedServer, ManualClock
 from werk.server.manager import Manager
 from werk.server.storage import SQLiteStorage

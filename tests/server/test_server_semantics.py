@@ -8,8 +8,8 @@ import time
 import pytest
 from tests.server.rawclient import Raw
 
-from werk.protocol.resp import ErrorReply
-from werk.protocol.timefmt import to_epoch
+from werk._protocol.resp import ErrorReply
+from werk._protocol.timefmt import to_epoch
 from werk.server import EmbeddedServer, ManualClock
 
 T0 = 1_800_000_000.0  # a multiple of 60: periodic ticks fall on round numbers

@@ -1,14 +1,7 @@
 """The job: a typed model of Faktory's job payload, validated as the server would.
 
-Example::
-
-    >>> job = Job("Resize", args=[42, "large"], queue="images", retry=5)
-    >>> job.to_dict()["queue"]
-    'images'
-    >>> Job("Resize", args=[1], queue="bad queue!")
-    Traceback (most recent call last):
-    ...
-    werk.errors.JobValidationError: queue: must match [a-zA-Z0-9._-]+, got 'bad queue!'
+:class:`Job` is what users build and what FETCH returns; :func:`job_payload` builds the same
+wire dict without a Job, for the push path.
 """
 
 from __future__ import annotations
@@ -22,8 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Final
 
-from werk.errors import JobValidationError
-from werk.protocol.timefmt import format_time, parse_time
+from werk._errors import JobValidationError
+from werk._protocol.timefmt import format_time, parse_time
 
 __all__ = [
     "DEFAULT_RESERVE_FOR",
@@ -55,13 +48,7 @@ _b64 = base64.urlsafe_b64encode
 
 
 def new_jid() -> str:
-    """A new unique job id: 12 random bytes, base64url, 16 characters (as the Go client).
-
-    Example::
-
-        >>> len(new_jid())
-        16
-    """
+    """A new unique job id: 12 random bytes, base64url, 16 characters (as the Go client)."""
     return _b64(_urandom(12)).decode("ascii")
 
 
@@ -121,7 +108,7 @@ def _check_json(name: str, value: object, depth: int = 0) -> None:
     raise JobValidationError(name, f"{type(value).__name__} is not JSON-serialisable: {value!r}")
 
 
-def _validate(
+def job_payload(
     jobtype: object,
     args: object,
     jid: object,
@@ -131,9 +118,14 @@ def _validate(
     at: When | None,
     backtrace: object,
     custom: object,
-) -> tuple[str, Sequence[Any], str | None, dict[str, Any] | None]:
-    # The one place the server's job rules live: Job() and job_payload() both call it.
-    # Returns the normalised (jid, args, at, custom).
+) -> dict[str, Any]:
+    """The wire payload of a new job, validated exactly as :class:`Job` validates it.
+
+    The same dict as ``Job(...).to_dict()`` without building a :class:`Job` (the push path
+    stays lean; every argument in :class:`Job`'s order, positional), ``retry`` always
+    included (see :class:`Job`). Raises :class:`~werk.JobValidationError` naming the field.
+    """
+    # The one place the server's job rules live (Job() calls this too).
     if not isinstance(jobtype, str) or not jobtype:
         raise JobValidationError("jobtype", "must be a non-empty string")
     if jid is None:
@@ -160,43 +152,13 @@ def _validate(
             raise JobValidationError("custom", "must be a mapping")
         custom = dict(custom)
         _check_json("custom", custom)
-    return jid, args, validate_at(at) if at is not None else None, custom
-
-
-def job_payload(
-    jobtype: str,
-    args: Sequence[Any] = (),
-    *,
-    jid: str | None = None,
-    queue: str = "default",
-    retry: int | None = None,
-    reserve_for: int | None = None,
-    at: When | None = None,
-    backtrace: int | None = None,
-    custom: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The wire payload of a new job, validated exactly as :class:`Job` validates it.
-
-    The same dict as ``Job(...).to_dict()`` without building a :class:`Job` (the push path
-    uses it to stay lean), ``retry`` always included (see :class:`Job`). Raises
-    :class:`~werk.errors.JobValidationError` naming the field.
-
-    Example::
-
-        >>> d = job_payload("Resize", [42], queue="images", jid="0123456789abcdef")
-        >>> d == {"jid": "0123456789abcdef", "jobtype": "Resize", "args": [42],
-        ...       "queue": "images", "retry": 25}
-        True
-    """
-    jid, args, at_text, custom = _validate(
-        jobtype, args, jid, queue, retry, reserve_for, at, backtrace, custom
-    )
     d: dict[str, Any] = {"jid": jid, "jobtype": jobtype, "args": args}
     if queue != "default":
         d["queue"] = queue
     d["retry"] = DEFAULT_RETRY if retry is None else retry
     if reserve_for is not None:
         d["reserve_for"] = reserve_for
+    at_text = validate_at(at) if at is not None else None
     if at_text:
         d["at"] = at_text
     if backtrace is not None:
@@ -248,12 +210,19 @@ class Job:
     ``enqueued_at`` and ``failure`` are set by the server and read-only here.
 
     Validation follows the server's own rules and raises
-    :class:`~werk.errors.JobValidationError` naming the field.
+    :class:`~werk.JobValidationError` naming the field.
 
     Example::
 
-        job = Job("SendEmail", args=["ann@example.com"], queue="mail", at=timedelta(minutes=5))
-        client.push(job)
+        >>> job = Job("Resize", args=[42, "large"], queue="images", retry=5)
+        >>> job.to_dict()["queue"]
+        'images'
+        >>> Job("Resize", args=[1], queue="bad queue!")
+        Traceback (most recent call last):
+        ...
+        werk.JobValidationError: queue: must match [a-zA-Z0-9._-]+, got 'bad queue!'
+
+        client.push(Job("SendEmail", args=["ann@example.com"], at=timedelta(minutes=5)))
     """
 
     __slots__ = (
@@ -284,18 +253,16 @@ class Job:
         backtrace: int | None = None,
         custom: Mapping[str, Any] | None = None,
     ) -> None:
-        jid, args, at, custom = _validate(
-            jobtype, args, jid, queue, retry, reserve_for, at, backtrace, custom
-        )
-        self.jid = jid
+        wire = job_payload(jobtype, args, jid, queue, retry, reserve_for, at, backtrace, custom)
+        self.jid: str = wire["jid"]
         self.jobtype = jobtype
         self.args = list(args)
         self.queue = queue
         self.retry = retry
         self.reserve_for = reserve_for
-        self.at = at
+        self.at: str | None = wire.get("at")
         self.backtrace = backtrace
-        self.custom = custom
+        self.custom: dict[str, Any] | None = None if custom is None else wire.get("custom", {})
         self.created_at: str | None = None
         self.enqueued_at: str | None = None
         self.failure: Failure | None = None

@@ -20,7 +20,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from werk.errors import AuthenticationError, RemoteProtocolError
+from werk._errors import AuthenticationError, RemoteProtocolError
 
 __all__ = [
     "Greeting",
@@ -96,7 +96,7 @@ class Greeting:
 def parse_greeting(reply: object) -> Greeting:
     """Read the ``HI`` reply (client role); raise RemoteProtocolError for anything else.
 
-    ``reply`` is what :class:`~werk.protocol.resp.ReplyReader` returned for the first line.
+    ``reply`` is what :class:`~werk._protocol.resp.ReplyReader` returned for the first line.
     A password-less server sends no ``s``/``i``.
     """
     if isinstance(reply, bytes):
@@ -132,7 +132,7 @@ def hello_payload(
     """The JSON object of the client's ``HELLO`` (client role).
 
     Producers pass no ``wid``; workers pass their process-wide ``wid`` with hostname, pid
-    and labels. Raises :class:`~werk.errors.AuthenticationError` when the server wants a
+    and labels. Raises :class:`~werk._errors.AuthenticationError` when the server wants a
     password and none was given (rather than sending a HELLO that must fail).
     """
     # Key order follows the reference client (hostname, wid, pid, labels, v, pwdhash) so a
