@@ -1,7 +1,7 @@
 """The job: a typed model of Faktory's job payload, validated as the server would.
 
-:class:`Job` is what users build and what FETCH returns; :func:`job_payload` builds the same
-wire dict without a Job, for the push path.
+:class:`Job` is what users build and what FETCH returns; :func:`checked_job` and
+:func:`wire_payload` build the same wire dict without a Job, for the push path.
 """
 
 from __future__ import annotations
@@ -28,9 +28,10 @@ __all__ = [
     "Failure",
     "Job",
     "When",
-    "job_payload",
+    "checked_job",
     "new_jid",
     "validate_at",
+    "wire_payload",
 ]
 
 QUEUE_NAME_RE: Final = re.compile(r"\A[a-zA-Z0-9._-]+\Z")
@@ -108,7 +109,22 @@ def _check_json(name: str, value: object, depth: int = 0) -> None:
     raise JobValidationError(name, f"{type(value).__name__} is not JSON-serialisable: {value!r}")
 
 
-def job_payload(
+Fields = tuple[
+    str,
+    str,
+    Sequence[Any],
+    str,
+    int | None,
+    int | None,
+    str | None,
+    int | None,
+    dict[str, Any] | None,
+]
+"""A job's fields in wire order: jid, jobtype, args, queue, retry, reserve_for, at (RFC3339),
+backtrace, custom."""
+
+
+def checked_job(
     jobtype: object,
     args: object,
     jid: object,
@@ -118,14 +134,14 @@ def job_payload(
     at: When | None,
     backtrace: object,
     custom: object,
-) -> dict[str, Any]:
-    """The wire payload of a new job, validated exactly as :class:`Job` validates it.
+) -> Fields:
+    """A new job's fields (in :class:`Job`'s order) checked as the server would check them,
+    normalised (a new jid, ``at`` as RFC3339, ``custom`` as a dict) and in wire order.
 
-    The same dict as ``Job(...).to_dict()`` without building a :class:`Job` (the push path
-    stays lean; every argument in :class:`Job`'s order, positional), ``retry`` always
-    included (see :class:`Job`). Raises :class:`~werk.JobValidationError` naming the field.
+    Raises :class:`~werk.JobValidationError` naming the field. The push path sends
+    ``wire_payload(checked_job(...))`` without building a :class:`Job`.
     """
-    # The one place the server's job rules live (Job() calls this too).
+    # The one place the server's job rules live: Job() and the push path call it.
     if not isinstance(jobtype, str) or not jobtype:
         raise JobValidationError("jobtype", "must be a non-empty string")
     if jid is None:
@@ -152,19 +168,28 @@ def job_payload(
             raise JobValidationError("custom", "must be a mapping")
         custom = dict(custom)
         _check_json("custom", custom)
+    at_text = validate_at(at) if at is not None else None
+    return jid, jobtype, args, queue, retry, reserve_for, at_text, backtrace, custom  # type: ignore[return-value]
+
+
+def wire_payload(fields: Fields, created_at: str | None = None) -> dict[str, Any]:
+    """The JSON object a job is sent as: ``jid``, ``jobtype``, ``args`` and ``retry`` (25
+    when unset) always; the rest when set (see :class:`Job` about ``retry``)."""
+    jid, jobtype, args, queue, retry, reserve_for, at, backtrace, custom = fields
     d: dict[str, Any] = {"jid": jid, "jobtype": jobtype, "args": args}
     if queue != "default":
         d["queue"] = queue
     d["retry"] = DEFAULT_RETRY if retry is None else retry
     if reserve_for is not None:
         d["reserve_for"] = reserve_for
-    at_text = validate_at(at) if at is not None else None
-    if at_text:
-        d["at"] = at_text
+    if at:
+        d["at"] = at
     if backtrace is not None:
         d["backtrace"] = backtrace
     if custom:
         d["custom"] = custom
+    if created_at:
+        d["created_at"] = created_at
     return d
 
 
@@ -253,16 +278,18 @@ class Job:
         backtrace: int | None = None,
         custom: Mapping[str, Any] | None = None,
     ) -> None:
-        wire = job_payload(jobtype, args, jid, queue, retry, reserve_for, at, backtrace, custom)
-        self.jid: str = wire["jid"]
-        self.jobtype = jobtype
+        (
+            self.jid,
+            self.jobtype,
+            args,
+            self.queue,
+            self.retry,
+            self.reserve_for,
+            self.at,
+            self.backtrace,
+            self.custom,
+        ) = checked_job(jobtype, args, jid, queue, retry, reserve_for, at, backtrace, custom)
         self.args = list(args)
-        self.queue = queue
-        self.retry = retry
-        self.reserve_for = reserve_for
-        self.at: str | None = wire.get("at")
-        self.backtrace = backtrace
-        self.custom: dict[str, Any] | None = None if custom is None else wire.get("custom", {})
         self.created_at: str | None = None
         self.enqueued_at: str | None = None
         self.failure: Failure | None = None
@@ -294,21 +321,18 @@ class Job:
     def to_dict(self) -> dict[str, Any]:
         """The payload to send: ``jid``, ``jobtype``, ``args`` and ``retry`` (25 when unset)
         always; the rest when set."""
-        d: dict[str, Any] = {"jid": self.jid, "jobtype": self.jobtype, "args": self.args}
-        if self.queue != "default":
-            d["queue"] = self.queue
-        d["retry"] = DEFAULT_RETRY if self.retry is None else self.retry
-        if self.reserve_for is not None:
-            d["reserve_for"] = self.reserve_for
-        if self.at:
-            d["at"] = self.at
-        if self.backtrace is not None:
-            d["backtrace"] = self.backtrace
-        if self.custom:
-            d["custom"] = self.custom
-        if self.created_at:
-            d["created_at"] = self.created_at
-        return d
+        fields = (
+            self.jid,
+            self.jobtype,
+            self.args,
+            self.queue,
+            self.retry,
+            self.reserve_for,
+            self.at,
+            self.backtrace,
+            self.custom,
+        )
+        return wire_payload(fields, self.created_at)
 
     @property
     def retry_count(self) -> int:

@@ -96,8 +96,8 @@ def test_json_the_wire_cannot_carry_is_refused_before_encoding() -> None:
     # The encoders trust their input (orjson would turn NaN into null); job validation is
     # what keeps such values off the wire.
     from werk._errors import JobValidationError
-    from werk._job import job_payload
+    from werk._job import checked_job
 
     for bad in (float("nan"), float("inf"), {1: "x"}, b"bytes", {"a": {1, 2}}):
         with pytest.raises(JobValidationError):
-            job_payload("T", [bad], None, "default", None, None, None, None, None)
+            checked_job("T", [bad], None, "default", None, None, None, None, None)

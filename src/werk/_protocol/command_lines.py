@@ -31,7 +31,7 @@ from typing import Any, Final
 
 from werk._errors import LineTooLongError, LocalProtocolError
 from werk._protocol.buffer import ReceiveBuffer
-from werk._protocol.jsonc import dumps
+from werk._protocol.jsonc import dumps, dumps_str
 
 __all__ = [
     "MAX_COMMAND_LINE",
@@ -102,6 +102,8 @@ def fetch(queues: Iterable[str]) -> bytes:
 
 def ack(jid: str) -> bytes:
     """``ACK {"jid":...}``."""
+    if type(jid) is str:  # the per-job path: no dict, no general encoder
+        return b'ACK {"jid":' + dumps_str(jid) + b"}\r\n"
     return _json_line(b"ACK ", {"jid": jid})
 
 

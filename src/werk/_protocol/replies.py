@@ -66,7 +66,7 @@ class Request(Generic[T]):
     def __init__(
         self,
         line: bytes,
-        read: Callable[[Reply, Request[T]], T],
+        read: Callable[[Reply, Request[Any]], T],
         jids: Sequence[str] = (),
         blocking: bool = False,
     ) -> None:

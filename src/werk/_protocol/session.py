@@ -130,8 +130,8 @@ class ClientSession(Generic[T]):
         self,
         where: str,
         *,
-        hostname: str,
-        pid: int,
+        hostname: str | None,
+        pid: int | None,
         wid: str | None = None,
         labels: Sequence[str] = (),
         password: str | None = None,
@@ -165,7 +165,8 @@ class ClientSession(Generic[T]):
     @property
     def buffered(self) -> int:
         """Bytes received and not yet read as replies."""
-        return self._reader.buffered
+        reader = self._reader
+        return len(reader._buf) - reader._pos
 
     # -- the handshake ----------------------------------------------------------------------
 
@@ -238,31 +239,31 @@ class ClientSession(Generic[T]):
             raise self.error
         try:
             reply = self._reader.feed_and_read(data)
+            if reply is NEED_DATA:
+                return NEED_DATA
+            if type(reply) is ErrorReply and closes_connection(reply):
+                self._closing(reply)
+            return self.pending.popleft(), reply  # type: ignore[return-value]
         except RemoteProtocolError as exc:
             self.error = exc
             raise
-        if reply is NEED_DATA:
-            return NEED_DATA
-        return self._pair(reply)  # type: ignore[arg-type]
-
-    def _pair(self, reply: Reply) -> tuple[T, Reply]:
-        if type(reply) is ErrorReply and closes_connection(reply):
-            if self._state is _OPEN and reply.message.startswith(TOO_MANY_CONNECTIONS):
-                # Faktory 1.9+ beyond its connection limit: +OK to HELLO, then this error
-                # before it reads any command, and a hang-up. A refused connection.
-                refused = ConnectError(
-                    f"the server refused the connection ({reply.message}) before reading "
-                    "any command: nothing was run"
-                )
-                refused.__cause__ = reply.to_exception()
-                self.error = refused
-                raise refused
-            self.error = closed_after(self.where, reply)
-        try:
-            return self.pending.popleft(), reply
         except IndexError:
             self.error = RemoteProtocolError(f"a reply nobody asked for: {reply!r:.200}")
             raise self.error from None
+
+    def _closing(self, reply: ErrorReply) -> None:
+        # ``reply`` is one after which the server hangs up: the session ends with it.
+        if self._state is _OPEN and reply.message.startswith(TOO_MANY_CONNECTIONS):
+            # Faktory 1.9+ beyond its connection limit: +OK to HELLO, then this error
+            # before it reads any command, and a hang-up. A refused connection.
+            refused = ConnectError(
+                f"the server refused the connection ({reply.message}) before reading "
+                "any command: nothing was run"
+            )
+            refused.__cause__ = reply.to_exception()
+            self.error = refused
+            raise refused
+        self.error = closed_after(self.where, reply)
 
     # -- the end ----------------------------------------------------------------------------
 

@@ -8,18 +8,20 @@ import asyncio
 import contextlib
 import ssl
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from werk._errors import ConnectError, ConnectionClosedError, FaktoryError, NetworkError
 from werk._protocol.replies import Request, raw
 from werk._protocol.resp import Reply
 from werk._protocol.session import timed_out
-from werk.client._methods import twin
+from werk.client._methods import Sendable, twin
 from werk.client._pipeline import Pipeline
 from werk.client._settings import ClientSettings, configured_by
 from werk.client._sync import Client
 
 __all__ = ["AsyncClient"]
+
+T = TypeVar("T")
 
 
 class AsyncClient:
@@ -134,6 +136,11 @@ class AsyncClient:
         if link.session.error is not None:  # the server hangs up after the last reply
             link.abort(link.session.error)
         return reply
+
+    def _send(self, request: Sendable[T]) -> Sendable[T]:
+        # Client's command methods end in self._send(...): on an AsyncClient it hands the
+        # request back, for twin() to send (see werk.client._methods).
+        return request
 
     async def connect(self) -> None:
         """Open and greet the connection now (otherwise the first command does it)."""

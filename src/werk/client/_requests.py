@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
 from werk._errors import JobValidationError, LocalProtocolError, NetworkError
-from werk._job import Job, When, job_payload
+from werk._job import Job, When, checked_job, wire_payload
 from werk._protocol import command_lines
 from werk._protocol.replies import (
     BeatState,
@@ -32,7 +32,6 @@ __all__ = [
     "FLUSH",
     "INFO",
     "BulkPush",
-    "ack",
     "batch_new",
     "beat",
     "fetch",
@@ -72,16 +71,18 @@ def push(
     building one. Raises JobValidationError, naming the field.
     """
     if type(job_or_jobtype) is str:
-        job = job_payload(
-            job_or_jobtype,
-            args,
-            jid,
-            "default" if queue is None else queue,
-            retry,
-            reserve_for,
-            at,
-            backtrace,
-            custom,
+        job = wire_payload(
+            checked_job(
+                job_or_jobtype,
+                args,
+                jid,
+                "default" if queue is None else queue,
+                retry,
+                reserve_for,
+                at,
+                backtrace,
+                custom,
+            )
         )
     elif isinstance(job_or_jobtype, Job):
         options = (jid, queue, retry, reserve_for, at, backtrace, custom)
@@ -116,16 +117,18 @@ def _bulk_item(item: Job | Mapping[str, Any]) -> dict[str, Any]:
         unknown = set(fields) - _JOB_FIELDS
         if unknown:
             raise JobValidationError(sorted(unknown)[0], "is not a job field werk can send")
-        return job_payload(
-            jobtype,
-            args,
-            fields.get("jid"),
-            fields.get("queue", "default"),
-            fields.get("retry"),
-            fields.get("reserve_for"),
-            fields.get("at"),
-            fields.get("backtrace"),
-            fields.get("custom"),
+        return wire_payload(
+            checked_job(
+                jobtype,
+                args,
+                fields.get("jid"),
+                fields.get("queue", "default"),
+                fields.get("retry"),
+                fields.get("reserve_for"),
+                fields.get("at"),
+                fields.get("backtrace"),
+                fields.get("custom"),
+            )
         )
     raise JobValidationError("jobtype", f"push_bulk() takes Jobs or mappings, got {item!r:.80}")
 
@@ -186,11 +189,6 @@ def fetch(queues: tuple[str, ...]) -> Request[Job | None]:
         return _fetch(queues)
     except TypeError:  # an unhashable "queue": let the line builder say what is wrong
         return Request(command_lines.fetch(queues), fetched_job, blocking=True)
-
-
-def ack(job: Job | str) -> Request[None]:
-    """ACK a job (or its jid)."""
-    return Request(command_lines.ack(job.jid if isinstance(job, Job) else job), ok)
 
 
 def beat(wid: str, current_state: str | None, rss_kb: int | None) -> Request[BeatState | None]:

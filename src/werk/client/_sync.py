@@ -7,7 +7,7 @@ import threading
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import repeat
-from typing import Any
+from typing import Any, TypeVar
 
 from werk._errors import NetworkError, RemoteProtocolError
 from werk._job import Job, When
@@ -16,12 +16,14 @@ from werk._protocol.replies import BeatState, Request, json_object, ok, raw, tex
 from werk._protocol.resp import Reply
 from werk.client import _requests as requests
 from werk.client._failure import fail_request
-from werk.client._methods import Sendable, command
+from werk.client._methods import Sendable
 from werk.client._mutation import Mutation
 from werk.client._settings import ClientSettings, configured_by
 from werk.client._socket_io import SocketIO, os_error
 
 __all__ = ["Client"]
+
+T = TypeVar("T")
 
 _clients: weakref.WeakSet[Client] = weakref.WeakSet()
 
@@ -124,6 +126,16 @@ class Client:
                 self._drop()  # the server hangs up after the last reply
             return reply
 
+    def _send(self, request: Sendable[T]) -> T:
+        # Every command method ends here: send what it built, return what the reply means.
+        # (AsyncClient runs the same methods with its own _send, which returns a coroutine:
+        # see werk.client._methods.)
+        if type(request) is Request:
+            return request.read(self._call(request), request)
+        for each in request:  # type: ignore[union-attr] # several requests, one after another
+            each.read(self._call(each), each)
+        return request.result  # type: ignore[union-attr]
+
     def _lost(
         self, exc: OSError | NetworkError, timeout: float, request: Request[Any]
     ) -> NetworkError:
@@ -210,7 +222,6 @@ class Client:
 
     # -- jobs -----------------------------------------------------------------------------
 
-    @command
     def push(
         self,
         job_or_jobtype: Job | str,
@@ -223,7 +234,7 @@ class Client:
         at: When | None = None,
         backtrace: int | None = None,
         custom: Mapping[str, Any] | None = None,
-    ) -> Request[str]:
+    ) -> str:
         """Enqueue a job; return its jid.
 
         ``push(job)`` sends a :class:`werk.Job`; ``push("Type", *args, ...)`` builds one:
@@ -236,12 +247,13 @@ class Client:
 
             jid = client.push("Resize", 42, queue="images", at=timedelta(minutes=5))
         """
-        return requests.push(
-            job_or_jobtype, args, jid, queue, retry, reserve_for, at, backtrace, custom
+        return self._send(
+            requests.push(
+                job_or_jobtype, args, jid, queue, retry, reserve_for, at, backtrace, custom
+            )
         )
 
-    @command
-    def push_bulk(self, jobs: Iterable[Job | Mapping[str, Any]]) -> Sendable[dict[str, str]]:
+    def push_bulk(self, jobs: Iterable[Job | Mapping[str, Any]]) -> dict[str, str]:
         """Enqueue many jobs (PUSHB, 1000 per command); return ``{jid: error}`` for rejects.
 
         Every job is validated before the first is sent. An error reply to a whole chunk is
@@ -253,10 +265,9 @@ class Client:
             errors = client.push_bulk(Job("Resize", [n]) for n in range(5000))
             assert errors == {}
         """
-        return requests.BulkPush(jobs)
+        return self._send(requests.BulkPush(jobs))
 
-    @command
-    def fetch(self, *queues: str) -> Request[Job | None]:
+    def fetch(self, *queues: str) -> Job | None:
         """Reserve the next job from the first non-empty queue (in the order given).
 
         Waits up to ~2 s server-side; returns None when there is nothing. No queue means
@@ -266,10 +277,9 @@ class Client:
 
             job = client.fetch("critical", "default")
         """
-        return requests.fetch(queues)
+        return self._send(requests.fetch(queues))
 
-    @command
-    def ack(self, jid: Job | str) -> Request[None]:
+    def ack(self, jid: Job | str) -> None:
         """Report a fetched job done: the Job, or its jid (an unknown jid is accepted
         silently by the server).
 
@@ -277,9 +287,8 @@ class Client:
 
             client.ack(job)
         """
-        return requests.ack(jid)
+        return self._send(Request(command_lines.ack(jid.jid if isinstance(jid, Job) else jid), ok))
 
-    @command
     def fail(
         self,
         jid: Job | str,
@@ -287,7 +296,7 @@ class Client:
         *,
         errtype: str | None = None,
         backtrace: Sequence[str] | int | None = None,
-    ) -> Request[None]:
+    ) -> None:
         """Report a fetched job failed: the Job, or its jid; the server retries or buries it.
 
         ``errtype`` defaults to the exception's class name; the backtrace comes from the
@@ -302,12 +311,11 @@ class Client:
             except Exception as exc:
                 client.fail(job, exc)
         """
-        return fail_request(jid, exc_or_message, errtype, backtrace)
+        return self._send(fail_request(jid, exc_or_message, errtype, backtrace))
 
-    @command
     def beat(
         self, current_state: BeatState | None = None, rss_kb: int | None = None
-    ) -> Request[BeatState | None]:
+    ) -> BeatState | None:
         """Heartbeat for this worker (needs ``wid``); returns None, ``"quiet"`` or ``"terminate"``.
 
         Example::
@@ -315,53 +323,45 @@ class Client:
             if client.beat(rss_kb=51200) == "terminate":
                 shutdown()
         """
-        return requests.beat(self.settings.require_wid(), current_state, rss_kb)
+        return self._send(requests.beat(self.settings.require_wid(), current_state, rss_kb))
 
     # -- admin ----------------------------------------------------------------------------
 
-    @command
-    def info(self) -> Request[dict[str, Any]]:
+    def info(self) -> dict[str, Any]:
         """Server statistics (INFO) as a dict: ``faktory``, ``server``, ``now``..."""
-        return requests.INFO
+        return self._send(requests.INFO)
 
-    @command
-    def flush(self) -> Request[None]:
+    def flush(self) -> None:
         """Erase every queue, set and counter (FLUSH). For tests and development."""
-        return requests.FLUSH
+        return self._send(requests.FLUSH)
 
-    @command
-    def queue_pause(self, *queues: str) -> Request[None]:
+    def queue_pause(self, *queues: str) -> None:
         """Stop FETCH from taking jobs from these queues (``"*"``: all known queues)."""
-        return Request(command_lines.queue("PAUSE", queues), ok)
+        return self._send(Request(command_lines.queue("PAUSE", queues), ok))
 
-    @command
-    def queue_resume(self, *queues: str) -> Request[None]:
+    def queue_resume(self, *queues: str) -> None:
         """Undo :meth:`queue_pause` (``"*"``: all known queues)."""
-        return Request(command_lines.queue("RESUME", queues), ok)
+        return self._send(Request(command_lines.queue("RESUME", queues), ok))
 
-    @command
-    def queue_remove(self, *queues: str) -> Request[None]:
+    def queue_remove(self, *queues: str) -> None:
         """Delete these queues **and all their jobs** (``"*"``: every queue)."""
-        return Request(command_lines.queue("REMOVE", queues), ok)
+        return self._send(Request(command_lines.queue("REMOVE", queues), ok))
 
-    @command
-    def queue_latency(self, *queues: str) -> Request[dict[str, float]]:
+    def queue_latency(self, *queues: str) -> dict[str, float]:
         """Seconds since the oldest job of each queue was enqueued (0 when empty)."""
-        return requests.latency_of(queues)
+        return self._send(requests.latency_of(queues))
 
-    @command
-    def mutate(self, mutation: Mutation) -> Request[None]:
+    def mutate(self, mutation: Mutation) -> None:
         """Kill, discard, requeue or clear jobs in the retries, scheduled or dead set.
 
         Example::
 
             client.mutate(Mutation.requeue(Target.DEAD).jobtype("Resize"))
         """
-        return requests.mutate(mutation)
+        return self._send(requests.mutate(mutation))
 
     # -- Faktory Enterprise ---------------------------------------------------------------
 
-    @command
     def batch_new(
         self,
         *,
@@ -369,35 +369,30 @@ class Client:
         complete: Job | None = None,
         description: str | None = None,
         parent_bid: str | None = None,
-    ) -> Request[str]:
+    ) -> str:
         """Enterprise only: open a new batch; returns its bid. Jobs join it with
         ``custom={"bid": bid}``; commit it with :meth:`batch_commit`.
 
         On Faktory OSS this raises :class:`werk.EnterpriseOnlyError`.
         """
-        return requests.batch_new(success, complete, description, parent_bid)
+        return self._send(requests.batch_new(success, complete, description, parent_bid))
 
-    @command
-    def batch_open(self, bid: str) -> Request[str]:
+    def batch_open(self, bid: str) -> str:
         """Enterprise only: reopen a batch to add jobs; returns the bid."""
-        return Request(command_lines.batch_open(bid), text)
+        return self._send(Request(command_lines.batch_open(bid), text))
 
-    @command
-    def batch_commit(self, bid: str) -> Request[None]:
+    def batch_commit(self, bid: str) -> None:
         """Enterprise only: close a batch (its callbacks fire once its jobs finish)."""
-        return Request(command_lines.batch_commit(bid), ok)
+        return self._send(Request(command_lines.batch_commit(bid), ok))
 
-    @command
-    def batch_status(self, bid: str) -> Request[dict[str, Any]]:
+    def batch_status(self, bid: str) -> dict[str, Any]:
         """Enterprise only: a batch's counters (total, pending, failed, ...)."""
-        return Request(command_lines.batch_status(bid), json_object)
+        return self._send(Request(command_lines.batch_status(bid), json_object))
 
-    @command
-    def track_get(self, jid: str) -> Request[dict[str, Any]]:
+    def track_get(self, jid: str) -> dict[str, Any]:
         """Enterprise only: a tracked job's progress (state, percent, desc, updated_at)."""
-        return Request(command_lines.track_get(jid), json_object)
+        return self._send(Request(command_lines.track_get(jid), json_object))
 
-    @command
     def track_set(
         self,
         jid: str,
@@ -405,7 +400,7 @@ class Client:
         percent: int | None = None,
         description: str | None = None,
         reserve_until: Any = None,
-    ) -> Request[None]:
+    ) -> None:
         """Enterprise only: report a running job's progress; ``reserve_until`` extends its
         reservation (an aware datetime or RFC3339 string)."""
-        return requests.track_set(jid, percent, description, reserve_until)
+        return self._send(requests.track_set(jid, percent, description, reserve_until))
