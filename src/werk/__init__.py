@@ -12,25 +12,8 @@ Example::
         jid = client.push("SendEmail", "ann@example.com")
 """
 
-from werk._errors import (
-    AuthenticationError,
-    ConfigurationError,
-    ConnectError,
-    ConnectionClosedError,
-    EnterpriseOnlyError,
-    FaktoryError,
-    JobNotFoundError,
-    JobValidationError,
-    LineTooLongError,
-    LocalProtocolError,
-    NetworkError,
-    NetworkTimeout,
-    ProtocolError,
-    RemoteProtocolError,
-    ServerError,
-    ShutdownInProgressError,
-    UnknownWorkerError,
-)
+from werk import _errors
+from werk._errors import *  # noqa: F403 - every exception (see werk._errors.__all__)
 from werk._job import Failure, Job
 from werk._version import __version__
 from werk.client import (
@@ -47,33 +30,17 @@ __all__ = [
     "App",
     "AsyncClient",
     "AsyncClientPool",
-    "AuthenticationError",
     "Client",
     "ClientPool",
-    "ConfigurationError",
-    "ConnectError",
-    "ConnectionClosedError",
-    "EnterpriseOnlyError",
     "Failure",
-    "FaktoryError",
     "Job",
     "JobContext",
     "JobFunction",
-    "JobNotFoundError",
-    "JobValidationError",
-    "LineTooLongError",
-    "LocalProtocolError",
     "Middleware",
     "Mutation",
-    "NetworkError",
-    "NetworkTimeout",
-    "ProtocolError",
-    "RemoteProtocolError",
-    "ServerError",
-    "ShutdownInProgressError",
     "Target",
-    "UnknownWorkerError",
     "Worker",
     "__version__",
     "current_job",
 ]
+__all__ += _errors.__all__

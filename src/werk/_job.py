@@ -10,9 +10,10 @@ import base64
 import math
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from operator import attrgetter
 from typing import Any, Final
 
 from werk._errors import JobValidationError
@@ -193,6 +194,12 @@ def wire_payload(fields: Fields, created_at: str | None = None) -> dict[str, Any
     return d
 
 
+# A Job's fields in wire order (see Fields).
+_fields: Callable[[Job], Fields] = attrgetter(
+    "jid", "jobtype", "args", "queue", "retry", "reserve_for", "at", "backtrace", "custom"
+)
+
+
 @dataclass(frozen=True)
 class Failure:
     """The server's record of a job's failures (read-only).
@@ -321,18 +328,7 @@ class Job:
     def to_dict(self) -> dict[str, Any]:
         """The payload to send: ``jid``, ``jobtype``, ``args`` and ``retry`` (25 when unset)
         always; the rest when set."""
-        fields = (
-            self.jid,
-            self.jobtype,
-            self.args,
-            self.queue,
-            self.retry,
-            self.reserve_for,
-            self.at,
-            self.backtrace,
-            self.custom,
-        )
-        return wire_payload(fields, self.created_at)
+        return wire_payload(_fields(self), self.created_at)
 
     @property
     def retry_count(self) -> int:

@@ -132,23 +132,20 @@ def hello_payload(
     """The JSON object of the client's ``HELLO`` (client role).
 
     Producers pass no ``wid``; workers pass their process-wide ``wid`` with hostname, pid
-    and labels. Raises :class:`~werk._errors.AuthenticationError` when the server wants a
+    and labels. Raises :class:`~werk.AuthenticationError` when the server wants a
     password and none was given (rather than sending a HELLO that must fail).
     """
     # Key order follows the reference client (hostname, wid, pid, labels, v, pwdhash) so a
     # HELLO built here is byte-identical to the recorded ones.
-    payload: dict[str, Any] = {}
-    if hostname is not None:
-        payload["hostname"] = hostname
-    if wid:
-        payload["wid"] = wid
-    if pid is not None:
-        payload["pid"] = pid
-    if wid or labels:
-        payload["labels"] = list(labels)
-    payload["v"] = PROTOCOL_VERSION
-    if username:
-        payload["username"] = username
+    fields = {
+        "hostname": hostname,
+        "wid": wid or None,
+        "pid": pid,
+        "labels": list(labels) if wid or labels else None,  # a worker's, even when empty
+        "v": PROTOCOL_VERSION,
+        "username": username or None,
+    }
+    payload = {key: value for key, value in fields.items() if value is not None}
     if greeting.salt is not None:
         if password is None:
             raise AuthenticationError(

@@ -101,7 +101,8 @@ class Mutation:
 
     @classmethod
     def kill(cls, target: Target | str) -> Mutation:
-        """Move matching jobs to the dead set."""
+        """Move matching jobs to the dead set, where they stay (180 days on Faktory) until
+        requeued or discarded."""
         return cls(MutationAction.KILL, target)
 
     @classmethod
@@ -111,12 +112,13 @@ class Mutation:
 
     @classmethod
     def requeue(cls, target: Target | str) -> Mutation:
-        """Push matching jobs back onto their queues, unchanged."""
+        """Push matching jobs back onto their queues, unchanged: a retry or a scheduled job
+        runs now instead of at its time; a dead job gets another chance."""
         return cls(MutationAction.REQUEUE, target)
 
     @classmethod
     def clear(cls, target: Target | str) -> Mutation:
-        """Delete every job in the set."""
+        """Delete every job in the set (no filter applies)."""
         return cls(MutationAction.CLEAR, target)
 
     def _with(self, **changes: Any) -> Mutation:
