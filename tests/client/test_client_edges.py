@@ -9,6 +9,7 @@ argument is refused before anything is sent.
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 
 import pytest
@@ -41,6 +42,30 @@ def test_abort_drops_the_connection_without_end_and_the_next_call_reconnects(
         client.abort()
     assert peer.accepted == 2
     assert b"END\r\n" not in peer.lines[0]
+
+
+def test_abort_wakes_a_thread_blocked_in_fetch() -> None:
+    fetching = threading.Event()
+    script = [*HANDSHAKE, ReadLine(lambda line: fetching.set()), ExpectEOF(timeout=10)]
+    with ScriptedPeer([script]) as peer:
+        client = werk.Client(peer.url, timeout=30)
+        client.connect()
+        outcome: list[BaseException] = []
+
+        def fetch() -> None:
+            try:
+                client.fetch("q")
+            except BaseException as exc:
+                outcome.append(exc)
+
+        thread = threading.Thread(target=fetch)
+        thread.start()
+        assert fetching.wait(10)
+        client.abort()
+        thread.join(10)
+        assert not thread.is_alive()
+    assert isinstance(outcome[0], werk.ConnectionClosedError)
+    assert outcome[0].command_sent is True
 
 
 def test_abort_fails_the_commands_still_waiting() -> None:
@@ -128,13 +153,17 @@ def test_pipelined_pushes_refused_admission_are_all_reported_not_run() -> None:
             assert "too many connections: 2001" in str(result)
         assert not client.connected
 
+    # The refusal comes once all three are read (Faktory sends it at once and hangs up; a
+    # write racing that hang-up would fail as a lost connection, which is not under test).
     script = [
         HI,
         ReadLine(),
         Send(b"+OK\r\n"),
         ReadLine(),
+        ReadLine(),
+        ReadLine(),
         Send(b"-ERR too many connections: 2001\r\n"),
-        Close(),
+        ExpectEOF(),
     ]
     with ScriptedPeer([script]) as peer:
         asyncio.run(main(peer.url))

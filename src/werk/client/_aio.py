@@ -89,9 +89,11 @@ class AsyncClient:
             # Bytes that arrived before this wait are buffered and delivered at once.
             greeting = await pipe.expect(s.timeout)
             session.welcome(await pipe.send(session.hello(greeting), s.timeout))
-        except BaseException as exc:
-            failed = exc if isinstance(exc, FaktoryError) else None
-            pipe.abort(failed or ConnectionClosedError("handshake interrupted"))
+        except FaktoryError as exc:
+            pipe.abort(exc)
+            raise
+        except BaseException:  # cancelled
+            pipe.abort(ConnectionClosedError("handshake interrupted"))
             raise
         return pipe
 

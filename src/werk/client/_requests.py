@@ -43,12 +43,9 @@ __all__ = [
 
 BULK_CHUNK: Final = 1000
 """Jobs per PUSHB line (the server's documented recommendation)."""
-_JOB_FIELDS: Final = frozenset(
-    ("jid", "queue", "retry", "reserve_for", "at", "backtrace", "custom")
-)
-
-_OPTION_NAMES: Final = ("args", "jid", "queue", "retry", "reserve_for", "at", "backtrace", "custom")
-_NO_OPTIONS: Final = (None,) * 7
+# push()'s keyword options: the fields of a job besides its type and args.
+_OPTIONS: Final = ("jid", "queue", "retry", "reserve_for", "at", "backtrace", "custom")
+_NO_OPTIONS: Final = (None,) * len(_OPTIONS)
 
 INFO: Final = Request(command_lines.info(), json_object)
 FLUSH: Final = Request(command_lines.flush(), ok)
@@ -70,7 +67,7 @@ def push(
     A jobtype with args is validated by the same rules as :class:`~werk.Job` without
     building one. Raises JobValidationError, naming the field.
     """
-    if type(job_or_jobtype) is str:
+    if isinstance(job_or_jobtype, str):
         job = wire_payload(
             checked_job(
                 job_or_jobtype,
@@ -87,19 +84,12 @@ def push(
     elif isinstance(job_or_jobtype, Job):
         options = (jid, queue, retry, reserve_for, at, backtrace, custom)
         if args or options != _NO_OPTIONS:
-            given = [
-                name
-                for name, v in zip(_OPTION_NAMES, (args, *options), strict=True)
-                if v is not None and v != ()
-            ]
+            given = [name for name, v in zip(_OPTIONS, options, strict=True) if v is not None]
             raise JobValidationError(
-                given[0], "push(job) takes no other arguments: set them on the Job"
+                "args" if args else given[0],
+                "push(job) takes no other arguments: set them on the Job",
             )
         job = job_or_jobtype.to_dict()
-    elif isinstance(job_or_jobtype, str):  # a str subclass
-        return push(
-            str(job_or_jobtype), args, jid, queue, retry, reserve_for, at, backtrace, custom
-        )
     else:
         raise JobValidationError(
             "jobtype", f"needs a Job or a jobtype string, got {type(job_or_jobtype).__name__}"
@@ -114,7 +104,7 @@ def _bulk_item(item: Job | Mapping[str, Any]) -> dict[str, Any]:
         fields = dict(item)
         jobtype = fields.pop("jobtype", None)
         args = fields.pop("args", ())
-        unknown = set(fields) - _JOB_FIELDS
+        unknown = set(fields).difference(_OPTIONS)
         if unknown:
             raise JobValidationError(sorted(unknown)[0], "is not a job field werk can send")
         return wire_payload(

@@ -9,6 +9,7 @@ details (kernel timeouts on Linux, one reused receive buffer, TLS).
 
 from __future__ import annotations
 
+import errno
 import socket
 import ssl
 import struct
@@ -41,6 +42,8 @@ def os_error(exc: OSError, doing: str, timeout: float) -> NetworkError:
         return timed_out(doing, timeout)
     if isinstance(exc, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)):
         return ConnectionClosedError(f"{doing}: connection lost ({exc})")
+    if exc.errno == errno.EBADF:  # our socket was closed under the call (abort())
+        return ConnectionClosedError(f"{doing}: the connection was closed")
     return NetworkError(f"{doing}: {exc}")
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import threading
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
@@ -128,8 +130,8 @@ class Client:
 
     def _send(self, request: Sendable[T]) -> T:
         # Every command method ends here: send what it built, return what the reply means.
-        # (AsyncClient runs the same methods with its own _send, which returns a coroutine:
-        # see werk.client._methods.)
+        # (AsyncClient runs the same methods; its _send hands the request back to be sent
+        # and awaited: see werk.client._methods.)
         if type(request) is Request:
             return request.read(self._call(request), request)
         for each in request:  # type: ignore[union-attr] # several requests, one after another
@@ -174,12 +176,19 @@ class Client:
         client behaves as after one: the next call opens a new connection. Use it to give
         up on a server that stopped answering, or to cut a connection in a test.
 
+        A call blocked on this connection in another thread (a FETCH) fails at once with
+        :class:`werk.ConnectionClosedError`.
+
         Example::
 
             client.abort()
             client.info()      # reconnects
         """
-        self._drop()
+        link, self._link = self._link, None  # not under the lock: a FETCH may hold it
+        if link is not None:
+            with contextlib.suppress(OSError):
+                link.sock.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked in recv()
+            link.sock.close()
 
     def __enter__(self) -> Client:
         self.connect()
