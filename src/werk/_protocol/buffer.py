@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from werk._errors import LineTooLongError
+
 __all__ = ["ReceiveBuffer"]
 
 _COMPACT_AFTER: Final = 65536
@@ -17,14 +19,17 @@ _COMPACT_AFTER: Final = 65536
 
 class ReceiveBuffer:
     """Base of :class:`~werk._protocol.resp.ReplyReader` and
-    :class:`~werk._protocol.command_lines.LineReader`."""
+    :class:`~werk._protocol.command_lines.LineReader`: ``max_line`` caps a line (what
+    ``noun`` names in the error)."""
 
-    __slots__ = ("_buf", "_pos", "_scan")
+    __slots__ = ("_buf", "_pos", "_scan", "max_line")
+    noun = "line"
 
-    def __init__(self) -> None:
+    def __init__(self, max_line: int) -> None:
         self._buf = bytearray()
         self._pos = 0  # start of the unread part of _buf
         self._scan = 0  # where the search for the next terminator resumes
+        self.max_line = max_line
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Append received bytes (copied: the caller may reuse its buffer)."""
@@ -34,6 +39,9 @@ class ReceiveBuffer:
     def buffered(self) -> int:
         """How many received bytes are not yet consumed."""
         return len(self._buf) - self._pos
+
+    def _too_long(self) -> LineTooLongError:
+        return LineTooLongError(f"{self.noun} longer than {self.max_line} bytes")
 
     def _consume(self, end: int) -> None:
         # Everything before ``end`` has been read.

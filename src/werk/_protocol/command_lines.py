@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
-from werk._errors import LineTooLongError, LocalProtocolError
+from werk._errors import LocalProtocolError
 from werk._protocol.buffer import ReceiveBuffer
 from werk._protocol.jsonc import dumps, dumps_str
 
@@ -204,11 +204,10 @@ class LineReader(ReceiveBuffer):
     :class:`~werk.LineTooLongError` (the server answers and closes).
     """
 
-    __slots__ = ("max_line",)
+    __slots__ = ()
 
     def __init__(self, max_line: int = MAX_COMMAND_LINE) -> None:
-        super().__init__()
-        self.max_line = max_line
+        super().__init__(max_line)
 
     def next_line(self) -> bytes | None:
         """The next complete line without its terminator, or None if none is complete."""
@@ -218,11 +217,11 @@ class LineReader(ReceiveBuffer):
         if nl < 0:
             self._scan = len(buf)
             if len(buf) - pos > self.max_line + 1:  # + 1: a CR may await its LF
-                raise LineTooLongError(f"line longer than {self.max_line} bytes")
+                raise self._too_long()
             return None
         end = nl - 1 if nl > pos and buf[nl - 1] == 0x0D else nl
         if end - pos > self.max_line:  # the cap is on the line, not its terminator
-            raise LineTooLongError(f"line longer than {self.max_line} bytes")
+            raise self._too_long()
         line = bytes(buf[pos:end])
         self._consume(nl + 1)
         return line

@@ -106,17 +106,16 @@ def parse_greeting(reply: object) -> Greeting:
     try:
         data = json.loads(reply[3:])
     except ValueError:
-        raise RemoteProtocolError(f"malformed HI greeting: {reply!r}") from None
-    if not isinstance(data, dict):
-        raise RemoteProtocolError(f"malformed HI greeting: {reply!r}")
-    version = data.get("v", PROTOCOL_VERSION)
-    iterations = data.get("i")
-    salt = data.get("s")
-    if not isinstance(version, int) or (iterations is not None and not isinstance(iterations, int)):
-        raise RemoteProtocolError(f"malformed HI greeting: {reply!r}")
-    if salt is not None and not isinstance(salt, str):
-        raise RemoteProtocolError(f"malformed HI greeting: {reply!r}")
-    return Greeting(version, iterations, salt)
+        data = None
+    if isinstance(data, dict):
+        version, iterations, salt = data.get("v", PROTOCOL_VERSION), data.get("i"), data.get("s")
+        if (
+            isinstance(version, int)
+            and (iterations is None or isinstance(iterations, int))
+            and (salt is None or isinstance(salt, str))
+        ):
+            return Greeting(version, iterations, salt)
+    raise RemoteProtocolError(f"malformed HI greeting: {reply!r}")
 
 
 def hello_payload(

@@ -150,13 +150,13 @@ class ReplyReader(ReceiveBuffer):
     :class:`~werk.LineTooLongError` instead of growing without bound.
     """
 
-    __slots__ = ("_bulk_len", "max_bulk", "max_line")
+    __slots__ = ("_bulk_len", "max_bulk")
+    noun = "reply line"
 
     def __init__(self, max_bulk: int = MAX_BULK_REPLY, max_line: int = MAX_REPLY_LINE) -> None:
-        super().__init__()
+        super().__init__(max_line)
         self._bulk_len = -1  # >= 0 while waiting for the body of a bulk string
         self.max_bulk = max_bulk
-        self.max_line = max_line
 
     def feed_and_read(self, data: bytes | bytearray | memoryview) -> Reply | _NeedData:
         """:meth:`feed` then :meth:`next_reply`, in one call.
@@ -186,12 +186,12 @@ class ReplyReader(ReceiveBuffer):
         nl = buf.find(b"\r\n", self._scan)
         if nl < 0:
             if len(buf) - pos > self.max_line:
-                raise LineTooLongError(f"reply line longer than {self.max_line} bytes")
+                raise self._too_long()
             # Resume one byte back: the CR of a CRLF may be the last byte we have.
             self._scan = max(pos, len(buf) - 1)
             return NEED_DATA
         if nl - pos > self.max_line:
-            raise LineTooLongError(f"reply line longer than {self.max_line} bytes")
+            raise self._too_long()
         kind = buf[pos]
         body = bytes(buf[pos + 1 : nl])
         if kind == 0x2B:  # '+'

@@ -7,8 +7,8 @@ sends (a :class:`~werk._protocol.replies.Request`: one line and the reader of it
 :class:`~werk.AsyncClient` ``_send`` hands the request back unsent, so :func:`twin` runs
 the very same method on an AsyncClient and sends what it gets through the AsyncClient's
 awaitable ``_call``; the pools' methods borrow a client and call it (:func:`pooled`,
-:func:`pooled_twin`). One signature, one docstring and one request/reply
-pair per command: the four classes cannot drift apart, and type checkers see every argument.
+:func:`pooled_twin`). One signature, one docstring and one request/reply pair per command:
+the four classes cannot drift apart, and type checkers see every argument.
 """
 
 from __future__ import annotations
@@ -41,6 +41,10 @@ class Requests(Generic[T]):
 Sendable = Union[Request[T], Requests[T]]  # noqa: UP007 - a runtime alias on 3.10
 
 
+class _SendsAsync(Protocol):
+    def _call(self, request: Request[Any]) -> Awaitable[Reply]: ...
+
+
 class _Lends(Protocol):
     def acquire(self) -> AbstractContextManager[Any]: ...
 
@@ -49,7 +53,7 @@ class _LendsAsync(Protocol):
     def acquire(self) -> AbstractAsyncContextManager[Any]: ...
 
 
-S = TypeVar("S")
+A = TypeVar("A", bound=_SendsAsync)
 L = TypeVar("L", bound=_Lends)
 LA = TypeVar("LA", bound=_LendsAsync)
 
@@ -63,13 +67,6 @@ def _like(method: Callable[..., Any], owner: str) -> Callable[[Callable[..., Any
         return new
 
     return name
-
-
-class _SendsAsync(Protocol):
-    def _call(self, request: Request[Any]) -> Awaitable[Reply]: ...
-
-
-A = TypeVar("A", bound=_SendsAsync)
 
 
 def twin(
