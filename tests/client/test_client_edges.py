@@ -121,6 +121,11 @@ def test_push_options_are_typed_keywords(make_client: MakeClient) -> None:
         (lambda c: c.batch_new(success="not a job"), werk.JobValidationError),
         (lambda c: c.push(42), werk.JobValidationError),
         (lambda c: c.push_bulk([{"jobtype": "A", "priority": 1}]), werk.JobValidationError),
+        (lambda c: c.push_bulk(None), werk.JobValidationError),
+        (lambda c: c.push_bulk([42]), werk.JobValidationError),
+        (lambda c: c.fetch(42), werk.LocalProtocolError),
+        (lambda c: c.batch_open(None), werk.LocalProtocolError),
+        (lambda c: c.track_set(JID, reserve_until=3600), werk.LocalProtocolError),
     ],
 )
 def test_a_bad_argument_is_a_faktory_error_and_a_value_error(
@@ -131,6 +136,28 @@ def test_a_bad_argument_is_a_faktory_error_and_a_value_error(
         call(client)
     assert isinstance(info.value, werk.FaktoryError)
     assert isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"url": 7419},
+        {"password": 1234},
+        {"timeout": "5"},
+        {"timeout": 0},
+        {"connect_timeout": -1},
+        {"ssl_context": True},
+        {"labels": "python"},
+        {"wid": "two words"},
+    ],
+)
+def test_bad_settings_are_configuration_errors(options: dict[str, Any]) -> None:
+    for flavour in (werk.Client, werk.AsyncClient, werk.ClientPool):
+        with pytest.raises(werk.ConfigurationError) as info:
+            flavour(**options)
+        assert isinstance(info.value, ValueError)
+    with pytest.raises(werk.ConfigurationError):
+        werk.ClientPool(acquire_timeout="soon")
 
 
 def test_one_default_timeout() -> None:

@@ -68,7 +68,7 @@ _END = b"END\r\n"
 
 def _token(name: str, what: str) -> bytes:
     # A token is a single space-separated word on the line: no whitespace, not empty.
-    if not name or any(c.isspace() for c in name):
+    if not isinstance(name, str) or not name or any(c.isspace() for c in name):
         raise LocalProtocolError(f"{what} must be a non-empty word without whitespace: {name!r}")
     return name.encode("utf-8")
 

@@ -39,6 +39,12 @@ class _Pool(Generic[C]):
     ) -> None:
         if not isinstance(size, int) or size < 1:
             raise ConfigurationError(f"pool size must be a positive int, got {size!r}")
+        if acquire_timeout is not None and not (
+            isinstance(acquire_timeout, (int, float)) and acquire_timeout >= 0
+        ):
+            raise ConfigurationError(
+                f"acquire_timeout must be seconds >= 0, got {acquire_timeout!r}"
+            )
         self.size = size
         self.acquire_timeout = acquire_timeout
         self._url = url

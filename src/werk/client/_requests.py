@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any, Final
 
 from werk._errors import JobValidationError, LocalProtocolError, NetworkError
@@ -120,7 +121,11 @@ def _bulk_item(item: Job | Mapping[str, Any]) -> dict[str, Any]:
                 fields.get("custom"),
             )
         )
-    raise JobValidationError("jobtype", f"push_bulk() takes Jobs or mappings, got {item!r:.80}")
+    raise _not_jobs(item)
+
+
+def _not_jobs(value: object) -> JobValidationError:
+    return JobValidationError("jobs", f"push_bulk() takes Jobs or mappings, got {value!r:.80}")
 
 
 class _Chunk(Request[None]):
@@ -145,6 +150,8 @@ class BulkPush(Requests[dict[str, str]]):
     of its jobs)."""
 
     def __init__(self, jobs: Iterable[Job | Mapping[str, Any]]) -> None:
+        if not isinstance(jobs, Iterable) or isinstance(jobs, (str, bytes, Mapping)):
+            raise _not_jobs(jobs)
         payloads = [_bulk_item(job) for job in jobs]
         self.chunks = [
             ([job["jid"] for job in part], command_lines.pushb(part))
@@ -236,8 +243,12 @@ def track_set(
         job["percent"] = percent
     if description is not None:
         job["desc"] = description
-    if reserve_until is not None:
-        job["reserve_until"] = (
-            reserve_until if isinstance(reserve_until, str) else format_time(reserve_until)
+    if isinstance(reserve_until, datetime):
+        job["reserve_until"] = format_time(reserve_until)
+    elif isinstance(reserve_until, str):
+        job["reserve_until"] = reserve_until
+    elif reserve_until is not None:
+        raise LocalProtocolError(
+            f"reserve_until must be a datetime or an RFC3339 string, got {reserve_until!r:.80}"
         )
     return Request(command_lines.track_set(job), ok)

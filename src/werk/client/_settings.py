@@ -111,6 +111,8 @@ def parse_url(url: str) -> Endpoint:
         >>> parse_url("tcp://[::1]:7500").host
         '::1'
     """
+    if not isinstance(url, str):
+        raise ConfigurationError(f"a Faktory URL is a string, got {type(url).__name__}")
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -205,13 +207,18 @@ class ClientSettings:
     ) -> None:
         endpoint = parse_url(resolve_url(url))
         if password is not None:
+            if not isinstance(password, str):
+                raise ConfigurationError(
+                    f"password must be a string, got {type(password).__name__}"
+                )
             endpoint = replace(endpoint, password=password)
         if wid is not None and (not isinstance(wid, str) or not wid or " " in wid):
             raise ConfigurationError(f"wid must be a non-empty word, got {wid!r}")
-        if not timeout > 0:
-            raise ConfigurationError(f"timeout must be > 0 seconds, got {timeout!r}")
-        if connect_timeout is not None and not connect_timeout > 0:
-            raise ConfigurationError(f"connect_timeout must be > 0, got {connect_timeout!r}")
+        for name, seconds in (("timeout", timeout), ("connect_timeout", connect_timeout)):
+            if seconds is not None and not _positive(seconds):
+                raise ConfigurationError(f"{name} must be a number of seconds > 0, got {seconds!r}")
+        if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
+            raise ConfigurationError(f"ssl_context must be an ssl.SSLContext, got {ssl_context!r}")
         self.endpoint: Endpoint = endpoint
         self.ssl_context = ssl_context_for(endpoint, ssl_context)
         self.wid = wid
@@ -250,6 +257,10 @@ class ClientSettings:
         if not self.wid:
             raise ConfigurationError("beat() needs a worker id: create the client with wid=...")
         return self.wid
+
+
+def _positive(seconds: object) -> bool:
+    return isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and seconds > 0
 
 
 def configured_by(
