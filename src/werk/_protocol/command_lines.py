@@ -1,4 +1,4 @@
-"""Command lines, the client's half of the wire: written (client role) and read (server role).
+"""Command lines, as a client writes them (client role) and the server reads them.
 
 A command is one line: a verb, maybe an argument (compact JSON or space-separated words),
 CRLF. The writing half returns each complete line, ready to write, and refuses what the
