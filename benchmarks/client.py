@@ -34,12 +34,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import werk
-from werk.client.base import fetched_payload
-from werk.client.config import parse_url
-from werk.job import new_jid
-from werk.protocol import commands
-from werk.protocol.jsonc import dumps
-from werk.protocol.resp import NEED_DATA, ReplyReader
+from werk._job import new_jid
+from werk._protocol import command_lines as commands
+from werk._protocol.jsonc import dumps
+from werk._protocol.replies import fetched_payload
+from werk._protocol.resp import NEED_DATA, ReplyReader
+from werk.client import parse_url
 
 _SERVER = """
 import sys, time
@@ -102,7 +102,7 @@ class Raw:
 
     def fetch_ack(self) -> None:
         self.sock.sendall(b"FETCH bench\r\n")
-        job = werk.protocol.jsonc.loads(self.reply())
+        job = werk._protocol.jsonc.loads(self.reply())
         self.sock.sendall(b'ACK {"jid":"' + job["jid"].encode() + b'"}\r\n')
         assert self.reply() == "OK"
 
@@ -156,7 +156,7 @@ class RawAsync(asyncio.Protocol):
             raise RuntimeError("push failed")
 
     async def fetch_ack(self) -> None:
-        job = werk.protocol.jsonc.loads(await self.call(b"FETCH bench\r\n"))
+        job = werk._protocol.jsonc.loads(await self.call(b"FETCH bench\r\n"))
         assert await self.call(b'ACK {"jid":"' + job["jid"].encode() + b'"}\r\n') == "OK"
 
     def close(self) -> None:

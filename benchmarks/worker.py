@@ -37,8 +37,8 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import werk  # noqa: E402
-from werk.client.base import fetched_payload  # noqa: E402
-from werk.protocol import commands  # noqa: E402
+from werk._protocol import command_lines as commands  # noqa: E402
+from werk._protocol.replies import fetched_payload  # noqa: E402
 
 QUEUE = "bench"
 

@@ -12,6 +12,9 @@ Example::
         jid = client.push("SendEmail", "ann@example.com")
 """
 
+from werk import _errors
+from werk._errors import *  # noqa: F403 - every exception (see werk._errors.__all__)
+from werk._job import Failure, Job
 from werk._version import __version__
 from werk.client import (
     AsyncClient,
@@ -21,59 +24,23 @@ from werk.client import (
     Mutation,
     Target,
 )
-from werk.errors import (
-    AuthenticationError,
-    ConfigurationError,
-    ConnectError,
-    ConnectionClosedError,
-    EnterpriseOnlyError,
-    FaktoryError,
-    JobNotFoundError,
-    JobValidationError,
-    LineTooLongError,
-    LocalProtocolError,
-    NetworkError,
-    NetworkTimeout,
-    ProtocolError,
-    RemoteProtocolError,
-    ServerError,
-    ShutdownInProgressError,
-    UnknownWorkerError,
-)
-from werk.job import Failure, Job
 from werk.worker import App, JobContext, JobFunction, Middleware, Worker, current_job
 
 __all__ = [
     "App",
     "AsyncClient",
     "AsyncClientPool",
-    "AuthenticationError",
     "Client",
     "ClientPool",
-    "ConfigurationError",
-    "ConnectError",
-    "ConnectionClosedError",
-    "EnterpriseOnlyError",
     "Failure",
-    "FaktoryError",
     "Job",
     "JobContext",
     "JobFunction",
-    "JobNotFoundError",
-    "JobValidationError",
-    "LineTooLongError",
-    "LocalProtocolError",
     "Middleware",
     "Mutation",
-    "NetworkError",
-    "NetworkTimeout",
-    "ProtocolError",
-    "RemoteProtocolError",
-    "ServerError",
-    "ShutdownInProgressError",
     "Target",
-    "UnknownWorkerError",
     "Worker",
     "__version__",
     "current_job",
 ]
+__all__ += _errors.__all__

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from werk.protocol.lines import LineReader
+from werk._protocol.command_lines import LineReader
 
 
 @dataclass(frozen=True)

@@ -23,11 +23,12 @@ from tests.client.peer import Close, Expect, ExpectEOF, ReadLine, Send, Step
 from tests.transcripts import load
 
 from werk import Mutation
-from werk.client import base
-from werk.protocol import commands
-from werk.protocol.handshake import hello_payload, parse_greeting
-from werk.protocol.lines import LineReader, split_command
-from werk.protocol.resp import ErrorReply, ReplyReader
+from werk._protocol import command_lines as commands
+from werk._protocol.command_lines import LineReader, split_command
+from werk._protocol.handshake import hello_payload, parse_greeting
+from werk._protocol.resp import ErrorReply, ReplyReader
+from werk.client import _requests as requests
+from werk.client._failure import fail_request
 
 PASSWORD = "secret-pw"  # the recordings' FAKTORY_PASSWORD
 
@@ -100,6 +101,7 @@ def _retry_added(sent: bytes, recorded: bytes, jobs: list[Any]) -> bool:
 
 
 Derived = tuple[str, tuple[Any, ...], dict[str, Any], bytes]
+_PUSH_OPTIONS = ("jid", "queue", "retry", "reserve_for", "at", "backtrace", "custom")
 
 
 def _derive(line: bytes, wid: str | None) -> Derived | None:
@@ -117,19 +119,19 @@ def _derive(line: bytes, wid: str | None) -> Derived | None:
             job = json.loads(text)
             opts = {k: v for k, v in job.items() if k not in ("jobtype", "args")}
             args = tuple(job["args"])
-            sent = base.push_request(job["jobtype"], args, opts)[1]
+            sent = requests.push(job["jobtype"], args, *map(opts.get, _PUSH_OPTIONS)).line
             if sent == line or _retry_added(sent, line, [job]):
                 return "push", (job["jobtype"], *args), opts, sent
         elif verb == b"PUSHB":
             jobs = json.loads(text)
-            chunks = base.pushb_requests(jobs)
+            chunks = requests.BulkPush(jobs).chunks
             if len(chunks) == 1 and (
                 chunks[0][1] == line or _retry_added(chunks[0][1], line, jobs)
             ):
                 return "push_bulk", (jobs,), {}, chunks[0][1]
         elif verb == b"FETCH":
             queues = tuple(text.split(" "))
-            if base.fetch_request(queues) == line:
+            if requests.fetch(queues).line == line:
                 return "fetch", queues, {}, line
         elif verb == b"ACK":
             jid = json.loads(text)["jid"]
@@ -138,12 +140,12 @@ def _derive(line: bytes, wid: str | None) -> Derived | None:
         elif verb == b"FAIL":
             d = json.loads(text)
             kw = {"errtype": d.get("errtype"), "backtrace": d.get("backtrace")}
-            if base.fail_request(d["jid"], d.get("message", ""), **kw) == line:
+            if fail_request(d["jid"], d.get("message", ""), **kw).line == line:
                 return "fail", (d["jid"], d.get("message", "")), kw, line
         elif verb == b"BEAT":
             d = json.loads(text)
             state, rss = d.get("current_state"), d.get("rss_kb")
-            if d.get("wid") == wid and base.beat_request(wid, state, rss) == line:
+            if d.get("wid") == wid and requests.beat(wid, state, rss).line == line:
                 return "beat", (state, rss), {}, line
         elif verb == b"MUTATE":
             d = json.loads(text)
@@ -155,7 +157,7 @@ def _derive(line: bytes, wid: str | None) -> Derived | None:
                 jobtype=flt.get("jobtype"),
                 pattern=flt.get("regexp"),
             )
-            if base.mutate_request(m) == line:
+            if requests.mutate(m).line == line:
                 return "mutate", (m,), {}, line
         elif verb == b"QUEUE":
             sub, *names = text.split(" ")
@@ -165,7 +167,11 @@ def _derive(line: bytes, wid: str | None) -> Derived | None:
                 "REMOVE": "queue_remove",
                 "LATENCY": "queue_latency",
             }.get(sub)
-            build = base.latency_request if sub == "LATENCY" else lambda n: commands.queue(sub, n)
+            build = (
+                (lambda n: requests.latency_of(n).line)
+                if sub == "LATENCY"
+                else (lambda n: commands.queue(sub, n))
+            )
             if method and build(names) == line:
                 return method, tuple(names), {}, line
         elif verb in (b"TRACK", b"BATCH"):

@@ -1,4 +1,4 @@
-"""The asyncio client's connection (werk.client.pipeline): replies stay matched to callers.
+"""The asyncio client's connection (werk.client._pipeline): replies stay matched to callers.
 
 What must not be lost: a cancelled caller's command was sent, so its reply is still read
 off the wire and discarded - the next caller gets its own reply, never a stale one - and
@@ -18,8 +18,8 @@ from tests.client.conftest import uvloop_module
 from tests.client.peer import ExpectEOF, ReadLine, ScriptedPeer, Send, Sleep
 
 import werk
-from werk.protocol.jsonc import loads
-from werk.protocol.resp import ErrorReply
+from werk._protocol.jsonc import loads
+from werk._protocol.resp import ErrorReply
 
 HANDSHAKE = [Send(b'+HI {"v":2}\r\n'), ReadLine(), Send(b"+OK\r\n")]
 

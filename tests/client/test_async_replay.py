@@ -31,6 +31,7 @@ async def test_replay_async(p: Plan, monkeypatch: pytest.MonkeyPatch) -> None:
         if p.ends:
             await client.close()
         else:
+            assert client.connected
             await client.abort()
 
 
@@ -61,7 +62,7 @@ async def test_pipelined_calls_keep_their_order() -> None:
                 client.fetch("q"), client.execute(b"NOPE\r\n"), client.push("Job", 1)
             )
             assert results[0] is None
-            assert results[1] == werk.protocol.resp.ErrorReply("ERR", "unknown command NOPE")
+            assert results[1] == werk._protocol.resp.ErrorReply("ERR", "unknown command NOPE")
             assert isinstance(results[2], str)
     pushed = [line for line in peer.lines[0] if line.startswith(b"PUSH ")]
-    assert [werk.protocol.jsonc.loads(line[5:])["jid"] for line in pushed[:200]] == jids
+    assert [werk._protocol.jsonc.loads(line[5:])["jid"] for line in pushed[:200]] == jids

@@ -7,7 +7,7 @@ import ssl
 import pytest
 
 import werk
-from werk.client.config import DEFAULT_URL, Endpoint, parse_url, resolve_url
+from werk.client._settings import DEFAULT_URL, Endpoint, parse_url, resolve_url
 
 
 def test_resolution_order() -> None:

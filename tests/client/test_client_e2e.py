@@ -16,10 +16,10 @@ from tests.client.conftest import MakeClient
 
 import werk
 from werk import Mutation, Target
-from werk.errors import JobNotFoundError
-from werk.protocol import commands
-from werk.protocol.jsonc import loads
-from werk.protocol.resp import ErrorReply
+from werk._errors import JobNotFoundError
+from werk._protocol import command_lines as commands
+from werk._protocol.jsonc import loads
+from werk._protocol.resp import ErrorReply
 
 
 def boom() -> None:

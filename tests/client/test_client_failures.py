@@ -16,7 +16,7 @@ from tests.client.conftest import MakeClient
 from tests.client.peer import Close, Expect, ExpectEOF, ReadLine, Respond, ScriptedPeer, Send, Sleep
 
 import werk
-from werk.protocol.jsonc import loads
+from werk._protocol.jsonc import loads
 
 HI = Send(b'+HI {"v":2}\r\n')
 OK = Send(b"+OK\r\n")

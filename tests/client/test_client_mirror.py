@@ -1,12 +1,22 @@
-"""One design, two I/O flavours: the sync and asyncio APIs match name for name."""
+"""One design, two I/O flavours: the sync and asyncio APIs match name for name, and every
+command of AsyncClient and of the pools is Client's own method, so it sends the same
+request and reads its reply the same way."""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+from typing import Any
 
 import pytest
 
 import werk
+from werk import Mutation, Target
+from werk._protocol.replies import Request
+from werk.client import AsyncClient, Client
+
+# Written once per flavour: how bytes move, not what they say.
+IO_METHODS = {"abort", "close", "connect", "connected", "execute", "execute_many"}
 
 
 def public(cls: type) -> dict[str, str]:
@@ -21,6 +31,9 @@ def public(cls: type) -> dict[str, str]:
             sig = str(inspect.signature(member))
             out[name] = sig.replace("AsyncIterator[", "Iterator[").replace("AsyncClient", "Client")
     return out
+
+
+COMMANDS = sorted(set(public(Client)) - IO_METHODS)
 
 
 @pytest.mark.parametrize(
@@ -43,8 +56,7 @@ def test_every_async_method_is_awaitable(cls: type) -> None:
 
 
 def test_the_client_covers_every_command() -> None:
-    names = set(public(werk.Client))
-    assert names >= {
+    assert set(COMMANDS) == {
         "push",
         "push_bulk",
         "fetch",
@@ -58,13 +70,84 @@ def test_the_client_covers_every_command() -> None:
         "queue_remove",
         "queue_latency",
         "mutate",
-        "close",
-        "connect",
         "batch_new",
         "batch_open",
         "batch_commit",
         "batch_status",
         "track_get",
         "track_set",
-        "execute",
     }
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_every_async_command_is_the_clients_own(name: str) -> None:
+    twin = getattr(AsyncClient, name)
+    assert twin.__wrapped__ is getattr(Client, name)
+    assert twin.__doc__ == getattr(Client, name).__doc__
+    assert twin.__qualname__ == f"AsyncClient.{name}"
+
+
+@pytest.mark.parametrize("name", ["push", "push_bulk"])
+def test_pool_commands_are_the_clients_own(name: str) -> None:
+    for pool in (werk.ClientPool, werk.AsyncClientPool):
+        assert getattr(pool, name).__wrapped__ is getattr(Client, name)
+
+
+# One call per command, and the reply a server would give to it.
+CALLS: dict[str, tuple[tuple[Any, ...], dict[str, Any], Any]] = {
+    "push": (("Resize", 1), {"jid": "0123456789abcdef", "queue": "q"}, "OK"),
+    "push_bulk": (([{"jobtype": "A", "jid": "0123456789abcdef"}],), {}, b"{}"),
+    "fetch": (("q", "r"), {}, b'{"jid":"0123456789abcdef","jobtype":"A","args":[]}'),
+    "ack": ((werk.Job("A", jid="0123456789abcdef"),), {}, "OK"),
+    "fail": (("0123456789abcdef", "boom"), {"errtype": "E"}, "OK"),
+    "beat": (("quiet", 10), {}, b'{"state":"terminate"}'),
+    "info": ((), {}, b'{"faktory":{}}'),
+    "flush": ((), {}, "OK"),
+    "queue_pause": (("q",), {}, "OK"),
+    "queue_resume": (("q",), {}, "OK"),
+    "queue_remove": (("q",), {}, "OK"),
+    "queue_latency": (("q",), {}, b'{"q":1.5}'),
+    "mutate": ((Mutation.clear(Target.DEAD),), {}, "OK"),
+    "batch_new": ((), {"description": "d"}, "bid-1"),
+    "batch_open": (("bid-1",), {}, "bid-1"),
+    "batch_commit": (("bid-1",), {}, "OK"),
+    "batch_status": (("bid-1",), {}, b'{"total":1}'),
+    "track_get": (("0123456789abcdef",), {}, b'{"percent":5}'),
+    "track_set": (("0123456789abcdef",), {"percent": 5}, "OK"),
+}
+
+
+def test_every_command_has_a_sample_call() -> None:
+    assert sorted(CALLS) == COMMANDS
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_both_flavours_send_the_same_request_and_read_it_the_same_way(name: str) -> None:
+    args, kwargs, reply = CALLS[name]
+    sent: dict[str, list[Request[Any]]] = {"sync": [], "async": []}
+
+    def call(flavour: str) -> Any:
+        def record(request: Request[Any], lines: Any = ()) -> Any:
+            sent[flavour].append(request)
+            return reply
+
+        async def record_async(request: Request[Any], lines: Any = ()) -> Any:
+            return record(request, lines)
+
+        if flavour == "sync":
+            client: Any = Client("tcp://127.0.0.1:1", wid="w1")
+            client._call = record
+            return getattr(client, name)(*args, **kwargs)
+        aclient: Any = AsyncClient("tcp://127.0.0.1:1", wid="w1")
+        aclient._call = record_async
+        return asyncio.run(getattr(aclient, name)(*args, **kwargs))
+
+    value = call("sync")
+    assert call("async") == value
+    assert len(sent["sync"]) == len(sent["async"]) >= 1
+    for ours, theirs in zip(sent["sync"], sent["async"], strict=True):
+        assert (ours.line, ours.jids, ours.blocking) == (theirs.line, theirs.jids, theirs.blocking)
+        assert (
+            getattr(ours.read, "__func__", ours.read).__qualname__
+            == getattr(theirs.read, "__func__", theirs.read).__qualname__
+        )

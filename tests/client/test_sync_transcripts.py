@@ -14,7 +14,7 @@ from tests.transcripts import Entry, load
 
 import werk
 from werk import Client, Mutation, Target
-from werk.protocol.handshake import password_hash
+from werk._protocol.handshake import password_hash
 
 
 def conversation(name: str, conn: str) -> list[Entry]:
@@ -56,7 +56,7 @@ def test_producer_handshake_and_info(pid_4242: None) -> None:
         info = client.info()
         client.abort()  # the recording closed the socket without END
     assert info["server"]["faktory_version"] == "1.10.0"
-    assert info == werk.protocol.jsonc.loads(info_reply.split(b"\r\n")[1])
+    assert info == werk._protocol.jsonc.loads(info_reply.split(b"\r\n")[1])
 
 
 def test_worker_with_password_sends_the_recorded_pwdhash(pid_4242: None) -> None:
@@ -169,7 +169,7 @@ def test_mutate_transcript_bytes(pid_4242: None) -> None:
         Send(b"+OK\r\n"),
     ]
     for m in built:
-        line = werk.protocol.commands.mutate(m.to_dict())
+        line = werk._protocol.command_lines.mutate(m.to_dict())
         assert line in recorded, line
         script += [Expect(line), Send(b"+OK\r\n")]
     with ScriptedPeer([script]) as peer:

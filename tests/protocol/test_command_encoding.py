@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from werk.errors import LocalProtocolError
-from werk.protocol import commands
+from werk._errors import LocalProtocolError
+from werk._protocol import command_lines as commands
 
 
 @pytest.mark.parametrize(
@@ -95,9 +95,9 @@ def test_refuses_what_the_protocol_cannot_carry(make: object) -> None:
 def test_json_the_wire_cannot_carry_is_refused_before_encoding() -> None:
     # The encoders trust their input (orjson would turn NaN into null); job validation is
     # what keeps such values off the wire.
-    from werk.errors import JobValidationError
-    from werk.job import job_payload
+    from werk._errors import JobValidationError
+    from werk._job import checked_job
 
     for bad in (float("nan"), float("inf"), {1: "x"}, b"bytes", {"a": {1, 2}}):
         with pytest.raises(JobValidationError):
-            job_payload("T", [bad])
+            checked_job("T", [bad], None, "default", None, None, None, None, None)

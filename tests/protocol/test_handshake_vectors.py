@@ -8,8 +8,8 @@ import pytest
 from tests.transcripts import load
 
 import werk
-from werk.errors import RemoteProtocolError
-from werk.protocol.handshake import (
+from werk._errors import RemoteProtocolError
+from werk._protocol.handshake import (
     Greeting,
     HandshakeRejected,
     Hello,
@@ -19,7 +19,7 @@ from werk.protocol.handshake import (
     parse_hello,
     password_hash,
 )
-from werk.protocol.resp import ReplyReader
+from werk._protocol.resp import ReplyReader
 
 PASSWORD = "secret-pw"  # FAKTORY_PASSWORD of the recordings
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from tests.transcripts import load
 
-from werk.errors import LineTooLongError
-from werk.protocol.lines import LineReader, split_command
+from werk._errors import LineTooLongError
+from werk._protocol.command_lines import LineReader, split_command
 
 STREAM = b"INFO\r\nINFO\nPUSH {}\r\n\r\nINFO\rFOO\r\n INFO\r\nINFO \r\n\xff\xfe\r\nINFO\x00\r\n"
 LINES = [

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from tests.transcripts import load, names
 
-from werk.errors import LineTooLongError, RemoteProtocolError
-from werk.protocol.resp import NEED_DATA, ErrorReply, ReplyReader
+from werk._errors import LineTooLongError, RemoteProtocolError
+from werk._protocol.resp import NEED_DATA, ErrorReply, ReplyReader
 
 STREAM = (
     b'+HI {"v":2}\r\n'

@@ -9,10 +9,10 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from werk.job import Job
-from werk.protocol import commands
-from werk.protocol.lines import LineReader, split_command
-from werk.protocol.resp import (
+from werk._job import Job
+from werk._protocol import command_lines as commands
+from werk._protocol.command_lines import LineReader, split_command
+from werk._protocol.resp import (
     NEED_DATA,
     ErrorReply,
     ReplyReader,

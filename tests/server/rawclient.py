@@ -13,8 +13,8 @@ import socket
 from types import TracebackType
 from typing import Any
 
-from werk.protocol.handshake import hello_payload, parse_greeting
-from werk.protocol.resp import NEED_DATA, ReplyReader
+from werk._protocol.handshake import hello_payload, parse_greeting
+from werk._protocol.resp import NEED_DATA, ReplyReader
 
 
 def read_reply(sock: socket.socket, reader: ReplyReader) -> Any:

@@ -33,9 +33,9 @@ from tests.server.rawclient import read_reply
 from tests.servers import ServerFactory
 from tests.transcripts import Entry, load
 
-from werk.protocol.handshake import password_hash
-from werk.protocol.resp import NEED_DATA, ErrorReply, ReplyReader
-from werk.protocol.timefmt import to_epoch
+from werk._protocol.handshake import password_hash
+from werk._protocol.resp import NEED_DATA, ErrorReply, ReplyReader
+from werk._protocol.timefmt import to_epoch
 from werk.server import EmbeddedServer, ManualClock
 
 PASSWORD = "secret-pw"

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from tests.server.rawclient import Raw
 from tests.servers import MANUAL_EPOCH
 
-from werk.protocol.lines import split_command
-from werk.protocol.resp import ErrorReply
+from werk._protocol.command_lines import split_command
+from werk._protocol.resp import ErrorReply
 from werk.server import ManualClock
 
 

@@ -17,7 +17,7 @@ from tests.server.serverproc import ServerProcess
 from tests.servers import ServerFactory
 
 import werk
-from werk.protocol.resp import ErrorReply
+from werk._protocol.resp import ErrorReply
 from werk.server import ManualClock
 from werk.server.manager import Manager
 from werk.server.storage import SQLiteStorage

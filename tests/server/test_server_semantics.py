@@ -9,8 +9,8 @@ import pytest
 from tests.server.rawclient import Raw
 from tests.servers import MANUAL_EPOCH, ServerFactory
 
-from werk.protocol.resp import ErrorReply
-from werk.protocol.timefmt import to_epoch
+from werk._protocol.resp import ErrorReply
+from werk._protocol.timefmt import to_epoch
 from werk.server import EmbeddedServer, ManualClock
 
 T0 = MANUAL_EPOCH  # a multiple of 60: periodic ticks fall on round numbers

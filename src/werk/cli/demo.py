@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any, TextIO
 
-from werk.errors import FaktoryError
+from werk._errors import FaktoryError
 from werk.worker.app import App
 from werk.worker.context import JobContext
 from werk.worker.middleware import Middleware
@@ -91,7 +91,7 @@ def _server(out: TextIO, want_web: bool) -> Iterator[tuple[str, str | None, Any]
     """Yield (url, web UI address or None, embedded server or None)."""
     url = os.environ.get("FAKTORY_URL") or os.environ.get("FAKTORY_PROVIDER")
     if url:
-        from werk.client.config import resolve_url
+        from werk.client import resolve_url
 
         yield resolve_url(), None, None
         return

@@ -14,7 +14,7 @@ import json
 import sys
 from typing import Any
 
-from werk.errors import FaktoryError
+from werk._errors import FaktoryError
 
 __all__ = ["add_info_command", "format_info"]
 

@@ -14,7 +14,7 @@ import sys
 from datetime import timedelta
 from typing import Any
 
-from werk.errors import FaktoryError
+from werk._errors import FaktoryError
 
 __all__ = ["add_push_command"]
 

@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 
-from werk.errors import ConfigurationError
+from werk._errors import ConfigurationError
 from werk.worker.app import App
 from werk.worker.queues import parse_queue_arg
 

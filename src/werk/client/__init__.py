@@ -1,7 +1,9 @@
 """Faktory clients: :class:`Client` (blocking) and :class:`AsyncClient` (asyncio).
 
-Both have the same methods with the same arguments; both sit on :mod:`werk.protocol`
-and share :mod:`werk.client.base`, so they cannot drift apart.
+Both have the same methods with the same arguments: each command is written once and
+sent by either (see ``werk.client._methods``). Also here: the pools, :class:`Mutation`
+for MUTATE, the settings every client resolves (:class:`ClientSettings`,
+:data:`DEFAULT_TIMEOUT`), URL helpers, and the raw reply types of ``execute()``.
 
 Example::
 
@@ -12,20 +14,33 @@ Example::
         client.mutate(Mutation.clear(Target.DEAD))
 """
 
-from werk.client.aio import AsyncClient
-from werk.client.config import Endpoint, parse_url, resolve_url
-from werk.client.mutate import Mutation, Operation, Target
-from werk.client.pool import AsyncClientPool, ClientPool
-from werk.client.sync import Client
+from werk._protocol.replies import BeatState
+from werk._protocol.resp import ErrorReply, Reply
+from werk.client._aio import AsyncClient
+from werk.client._mutation import Mutation, MutationAction, Target
+from werk.client._pool import AsyncClientPool, ClientPool
+from werk.client._settings import (
+    DEFAULT_TIMEOUT,
+    ClientSettings,
+    Endpoint,
+    parse_url,
+    resolve_url,
+)
+from werk.client._sync import Client
 
 __all__ = [
+    "DEFAULT_TIMEOUT",
     "AsyncClient",
     "AsyncClientPool",
+    "BeatState",
     "Client",
     "ClientPool",
+    "ClientSettings",
     "Endpoint",
+    "ErrorReply",
     "Mutation",
-    "Operation",
+    "MutationAction",
+    "Reply",
     "Target",
     "parse_url",
     "resolve_url",

@@ -1,8 +1,8 @@
 """Command dispatch: one line in, one reply out, with the real server's texts.
 
-:func:`dispatch` is sans-I/O: it gets a line (already split off the byte stream by
-:class:`~werk.protocol.lines.LineReader`) and the connection's :class:`ClientState`, calls the
-:class:`~werk.server.manager.Manager`, and returns the reply bytes, :data:`CLOSE` (END),
+:func:`dispatch` is sans-I/O: it gets a line (already split off the byte stream by a
+:class:`~werk._protocol.command_lines.LineReader`) and the connection's :class:`ClientState`,
+calls the :class:`~werk.server.manager.Manager`, and returns the reply bytes, :data:`CLOSE` (END),
 or a :class:`FetchWait` when a FETCH has to block. Nothing a client sends raises out of
 here: an unexpected exception becomes ``-ERR internal error``.
 
@@ -24,8 +24,8 @@ import logging
 from collections.abc import Callable
 from typing import Final
 
-from werk.protocol.lines import split_command
-from werk.protocol.resp import NULL_BULK, OK, encode_bulk, encode_error
+from werk._protocol.command_lines import split_command
+from werk._protocol.resp import NULL_BULK, OK, encode_bulk, encode_error
 from werk.server.gojson import GoJSONError, go_bytes, go_float
 from werk.server.info import info_json
 from werk.server.jobs import CommandArgumentError, Operation, parse_ack, parse_beat, parse_fail

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from werk.protocol.lines import DEFAULT_MAX_LINE
+from werk._protocol.command_lines import MAX_COMMAND_LINE
 
 __all__ = ["DEFAULT_BIND", "ServerConfig", "default_data_dir"]
 
@@ -61,7 +61,7 @@ class ServerConfig:
     tls_cert: str | None = None
     tls_key: str | None = None
     max_connections: int = 2000
-    max_line: int = DEFAULT_MAX_LINE
+    max_line: int = MAX_COMMAND_LINE
     fetch_timeout: float = 2.0
     handshake_timeout: float = 2.0
     synchronous: str = "NORMAL"  # sqlite: FULL also survives power loss

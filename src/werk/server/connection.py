@@ -1,7 +1,7 @@
 """One client connection: handshake, then command lines in order, replies in order.
 
 An :class:`asyncio.Protocol` (faster than streams) over the sans-I/O pieces:
-:class:`~werk.protocol.lines.LineReader` splits lines, the handshake helpers check HELLO,
+:class:`~werk._protocol.command_lines.LineReader` splits lines, the handshake helpers check HELLO,
 :func:`~werk.server.commands.dispatch` runs commands. Lines are handled strictly one at a
 time: while a command waits (a blocking FETCH, or the storage committing a PUSH before
 its +OK) later lines stay buffered, so pipelined commands are answered in order.
@@ -21,10 +21,10 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, cast
 
-from werk.errors import LineTooLongError
-from werk.protocol.handshake import Greeting, HandshakeRejected, check_password, parse_hello
-from werk.protocol.lines import LineReader
-from werk.protocol.resp import NULL_BULK, OK, encode_bulk, encode_error
+from werk._errors import LineTooLongError
+from werk._protocol.command_lines import LineReader
+from werk._protocol.handshake import Greeting, HandshakeRejected, check_password, parse_hello
+from werk._protocol.resp import NULL_BULK, OK, encode_bulk, encode_error
 from werk.server.commands import CLOSE, ClientState, FetchWait, dispatch
 from werk.server.manager import Waiter
 

@@ -26,8 +26,8 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 
-from werk.job import QUEUE_NAME_RE
-from werk.protocol.timefmt import epoch_to_string
+from werk._job import QUEUE_NAME_RE
+from werk._protocol.timefmt import epoch_to_string
 from werk.server.clock import Clock
 from werk.server.gojson import GoJSONError, go_dumps
 from werk.server.gotime import parse_rfc3339

@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from werk.job import QUEUE_NAME_RE
+from werk._job import QUEUE_NAME_RE
 from werk.server.gojson import GoJSONError
 from werk.server.jobs import Operation
 from werk.server.sets import SortedSet

@@ -19,7 +19,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from werk.protocol.timefmt import to_epoch
+from werk._protocol.timefmt import to_epoch
 
 __all__ = [
     "ago",

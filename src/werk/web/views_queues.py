@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from werk.job import QUEUE_NAME_RE
+from werk._job import QUEUE_NAME_RE
 from werk.web.app import ctx_of, not_found, redirect, render
 from werk.web.paging import Pager
 

@@ -17,10 +17,10 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from werk._errors import AuthenticationError, ServerError
 from werk.client import AsyncClient
-from werk.errors import AuthenticationError, ServerError
+from werk.worker._round_trip import reconnectable, report_and_fetch_async
 from werk.worker.backoff import Backoff
-from werk.worker.exchange import reconnectable, report_and_fetch_async
 from werk.worker.threads import report_error
 
 if TYPE_CHECKING:

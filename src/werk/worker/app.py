@@ -29,9 +29,9 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
-from werk.errors import ConfigurationError
-from werk.job import Job, When
-from werk.protocol.jsonc import dumps, loads
+from werk._errors import ConfigurationError
+from werk._job import Job, When
+from werk._protocol.jsonc import dumps, loads
 from werk.worker.middleware import Hooks, Middleware
 
 if TYPE_CHECKING:

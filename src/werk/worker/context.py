@@ -18,7 +18,7 @@ from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from typing import Any
 
-from werk.job import Failure, Job
+from werk._job import Failure, Job
 
 __all__ = ["JobContext", "current_job"]
 

@@ -21,11 +21,10 @@ import sys
 import threading
 from collections.abc import Callable
 
-from werk.client import Client
-from werk.client.base import BeatState
-from werk.errors import FaktoryError, ServerError, ShutdownInProgressError, UnknownWorkerError
+from werk._errors import FaktoryError, ServerError, ShutdownInProgressError, UnknownWorkerError
+from werk.client import BeatState, Client
+from werk.worker._round_trip import reconnectable
 from werk.worker.backoff import Backoff, Outage
-from werk.worker.exchange import reconnectable
 
 __all__ = ["Heartbeat", "rss_kb"]
 
@@ -124,7 +123,7 @@ class Heartbeat:
         try:
             reply = self._beat()
         except UnknownWorkerError as exc:
-            # Case-insensitive by construction (werk.errors matches "unknown worker" in any
+            # Case-insensitive by construction (werk._errors matches "unknown worker" in any
             # case). Reconnect: the new HELLO registers us again; then tell our state.
             log.warning("server does not know this worker (%s); registering again", exc)
             self._client.close()

@@ -22,7 +22,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from werk.job import Job
+from werk._job import Job
 from werk.worker.context import JobContext
 
 if TYPE_CHECKING:

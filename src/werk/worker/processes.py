@@ -28,8 +28,8 @@ import threading
 from multiprocessing.connection import Connection as Pipe
 from typing import TYPE_CHECKING, Any
 
-from werk.errors import ConfigurationError
-from werk.job import Job
+from werk._errors import ConfigurationError
+from werk._job import Job
 from werk.worker.context import JobContext, reset_current, set_current
 from werk.worker.runner import InFlight, RemoteJobError, _limit, describe, format_backtrace
 from werk.worker.threads import ThreadSlots

@@ -17,9 +17,9 @@ import random
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Literal, Union
 
-from werk.errors import ConfigurationError
-from werk.job import QUEUE_NAME_RE
-from werk.protocol import commands
+from werk._errors import ConfigurationError
+from werk._job import QUEUE_NAME_RE
+from werk._protocol import command_lines as commands
 
 __all__ = ["QueueSelector", "QueueSpec", "Strategy", "parse_queue_arg", "parse_queues"]
 

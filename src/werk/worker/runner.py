@@ -31,8 +31,8 @@ from collections.abc import Sequence
 from contextvars import Token
 from typing import TYPE_CHECKING, Any
 
-from werk.job import Job
-from werk.protocol import commands
+from werk._job import Job
+from werk._protocol import command_lines as commands
 from werk.worker.context import JobContext, reset_current, set_current
 
 if TYPE_CHECKING:

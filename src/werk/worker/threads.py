@@ -17,11 +17,11 @@ import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
+from werk._errors import AuthenticationError, JobNotFoundError, ServerError
 from werk.client import Client
-from werk.errors import AuthenticationError, JobNotFoundError, ServerError
+from werk.worker._round_trip import reconnectable, report_and_fetch
 from werk.worker.backoff import Backoff
 from werk.worker.context import JobContext, reset_current, set_current
-from werk.worker.exchange import reconnectable, report_and_fetch
 from werk.worker.runner import InFlight
 
 if TYPE_CHECKING:

@@ -32,13 +32,12 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
 
-from werk.client import AsyncClient, Client
-from werk.client.base import BeatState, ClientSettings
-from werk.errors import ConfigurationError
+from werk._errors import ConfigurationError
+from werk.client import AsyncClient, BeatState, Client, ClientSettings
 from werk.worker import signals
+from werk.worker._round_trip import reconnectable, report_and_fetch
 from werk.worker.app import App
 from werk.worker.backoff import Backoff, Outage
-from werk.worker.exchange import reconnectable, report_and_fetch
 from werk.worker.heartbeat import Heartbeat
 from werk.worker.queues import QueueSelector, QueueSpec, Strategy, parse_queues
 from werk.worker.runner import Runner

@@ -29,7 +29,7 @@ import sqlite3
 import struct
 from typing import Any
 
-from werk.errors import FaktoryError
+from werk._errors import FaktoryError
 from werk.server.storage.base import QUEUE, StoredEntry
 
 __all__ = [

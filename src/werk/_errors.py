@@ -6,7 +6,7 @@ The tree::
      ├─ ConfigurationError        bad URL, FAKTORY_PROVIDER or option (also a ValueError)
      ├─ JobValidationError        a job the server would reject (also a ValueError)
      ├─ ProtocolError
-     │   ├─ LocalProtocolError    we were asked to send something the protocol cannot carry
+     │   ├─ LocalProtocolError    an argument the protocol cannot carry (also a ValueError)
      │   └─ RemoteProtocolError   the peer sent bytes that break the protocol
      │       └─ LineTooLongError  a line or bulk string beyond the configured cap
      ├─ NetworkError              the connection failed (the OSError is the ``__cause__``)
@@ -19,15 +19,6 @@ The tree::
          ├─ UnknownWorkerError    ``-ERR unknown worker <wid>``
          ├─ EnterpriseOnlyError   the command needs Faktory Enterprise
          └─ ShutdownInProgressError the server is stopping
-
-Example::
-
-    try:
-        client.push("Resize", 42)
-    except werk.ServerError as exc:
-        print(exc.code, exc.message)      # "ERR", "jobs must have a jobtype parameter"
-    except werk.NetworkError:
-        ...                               # retry later: the next call reconnects
 """
 
 from __future__ import annotations
@@ -50,7 +41,6 @@ __all__ = [
     "ServerError",
     "ShutdownInProgressError",
     "UnknownWorkerError",
-    "server_error",
 ]
 
 
@@ -104,10 +94,11 @@ class ProtocolError(FaktoryError):
     """
 
 
-class LocalProtocolError(ProtocolError):
-    """werk was asked to send something that the protocol cannot carry.
+class LocalProtocolError(ProtocolError, ValueError):
+    """werk was asked to send something that the protocol cannot carry (also a ValueError).
 
-    For example a FETCH without queues, or a MUTATE filter containing a space.
+    For example a FETCH without queues, or a MUTATE filter containing a space: a bad
+    argument, refused before anything is sent.
     """
 
 
@@ -199,24 +190,7 @@ class ShutdownInProgressError(ServerError):
     """The server is shutting down and closed the connection."""
 
 
-def server_error(code: str, message: str) -> ServerError:
-    """Build the most specific :class:`ServerError` for an error reply.
-
-    Example::
-
-        >>> type(server_error("ERR", "Invalid password")).__name__
-        'AuthenticationError'
-    """
-    cls: type[ServerError] = ServerError
-    if code == "ERR":
-        if message == "Invalid password":
-            cls = AuthenticationError
-        elif message.startswith("Job not found"):
-            cls = JobNotFoundError
-        elif message.lower().startswith("unknown worker"):
-            cls = UnknownWorkerError
-        elif message.endswith("only available in Faktory Enterprise"):
-            cls = EnterpriseOnlyError
-        elif message == "shutdown in progress":
-            cls = ShutdownInProgressError
-    return cls(code, message)
+# Users meet these classes as ``werk.<Name>`` (re-exported there): tracebacks and reprs say so.
+for _cls in (obj for obj in list(globals().values()) if isinstance(obj, type)):
+    if issubclass(_cls, FaktoryError):
+        _cls.__module__ = "werk"

@@ -1,14 +1,5 @@
 """MUTATE, typed: what to do (kill, discard, requeue, clear) to which set, and which jobs.
 
-Example::
-
-    from werk import Mutation, Target
-
-    client.mutate(Mutation.kill(Target.RETRIES).jobtype("Resize"))
-    client.mutate(Mutation.requeue(Target.DEAD).jids("a1b2c3d4e5f6", "0f9e8d7c6b5a"))
-    client.mutate(Mutation.discard(Target.SCHEDULED).matching("*ann@example.com*"))
-    client.mutate(Mutation.clear(Target.DEAD))
-
 Filters (the server's rules):
 
 * ``jids(...)``: exactly these jobs.
@@ -29,9 +20,9 @@ from __future__ import annotations
 import enum
 from typing import Any
 
-from werk.errors import LocalProtocolError
+from werk._errors import LocalProtocolError
 
-__all__ = ["Mutation", "Operation", "Target"]
+__all__ = ["Mutation", "MutationAction", "Target"]
 
 
 class Target(str, enum.Enum):
@@ -42,8 +33,8 @@ class Target(str, enum.Enum):
     DEAD = "dead"
 
 
-class Operation(str, enum.Enum):
-    """What MUTATE does to each matching job."""
+class MutationAction(str, enum.Enum):
+    """What MUTATE does to each matching job (the ``cmd`` of its JSON)."""
 
     KILL = "kill"  # move to the dead set
     DISCARD = "discard"  # delete
@@ -68,15 +59,20 @@ class Mutation:
 
     Example::
 
+        client.mutate(Mutation.kill(Target.RETRIES).jobtype("Resize"))
+        client.mutate(Mutation.requeue(Target.DEAD).jids("a1b2c3d4e5f6", "0f9e8d7c6b5a"))
+        client.mutate(Mutation.discard(Target.SCHEDULED).matching("*ann@example.com*"))
+        client.mutate(Mutation.clear(Target.DEAD))
+
         >>> Mutation.kill(Target.RETRIES).jids("jid-retry-A1").to_dict()
         {'cmd': 'kill', 'target': 'retries', 'filter': {'jids': ['jid-retry-A1']}}
     """
 
-    __slots__ = ("_jids", "_jobtype", "_pattern", "operation", "target")
+    __slots__ = ("_jids", "_jobtype", "_pattern", "action", "target")
 
     def __init__(
         self,
-        operation: Operation | str,
+        action: MutationAction | str,
         target: Target | str,
         *,
         jids: tuple[str, ...] = (),
@@ -84,9 +80,9 @@ class Mutation:
         pattern: str | None = None,
     ) -> None:
         try:
-            self.operation = Operation(operation)
+            self.action = MutationAction(action)
         except ValueError:
-            raise LocalProtocolError(f"unknown mutate operation: {operation!r}") from None
+            raise LocalProtocolError(f"unknown mutate action: {action!r}") from None
         try:
             self.target = Target(target)
         except ValueError:
@@ -96,7 +92,7 @@ class Mutation:
         self._jids = tuple(_word(j, "jid") for j in jids)
         self._jobtype = None if jobtype is None else _word(jobtype, "jobtype")
         self._pattern = None if pattern is None else _word(pattern, "glob")
-        if self.operation is Operation.CLEAR and (self._jids or self._jobtype or self._pattern):
+        if self.action is MutationAction.CLEAR and (self._jids or self._jobtype or self._pattern):
             raise LocalProtocolError("clear empties the whole set and takes no filter")
         if self._jids and (self._jobtype or self._pattern):
             raise LocalProtocolError(
@@ -105,23 +101,25 @@ class Mutation:
 
     @classmethod
     def kill(cls, target: Target | str) -> Mutation:
-        """Move matching jobs to the dead set."""
-        return cls(Operation.KILL, target)
+        """Move matching jobs to the dead set, where they stay (180 days on Faktory) until
+        requeued or discarded."""
+        return cls(MutationAction.KILL, target)
 
     @classmethod
     def discard(cls, target: Target | str) -> Mutation:
         """Delete matching jobs (without a filter: every job in the set)."""
-        return cls(Operation.DISCARD, target)
+        return cls(MutationAction.DISCARD, target)
 
     @classmethod
     def requeue(cls, target: Target | str) -> Mutation:
-        """Push matching jobs back onto their queues, unchanged."""
-        return cls(Operation.REQUEUE, target)
+        """Push matching jobs back onto their queues, unchanged: a retry or a scheduled job
+        runs now instead of at its time; a dead job gets another chance."""
+        return cls(MutationAction.REQUEUE, target)
 
     @classmethod
     def clear(cls, target: Target | str) -> Mutation:
-        """Delete every job in the set."""
-        return cls(Operation.CLEAR, target)
+        """Delete every job in the set (no filter applies)."""
+        return cls(MutationAction.CLEAR, target)
 
     def _with(self, **changes: Any) -> Mutation:
         fields: dict[str, Any] = {
@@ -130,7 +128,7 @@ class Mutation:
             "pattern": self._pattern,
         }
         fields.update(changes)
-        return Mutation(self.operation, self.target, **fields)
+        return Mutation(self.action, self.target, **fields)
 
     def jids(self, *jids: str) -> Mutation:
         """Only these jobs."""
@@ -148,7 +146,7 @@ class Mutation:
 
     def to_dict(self) -> dict[str, Any]:
         """The MUTATE JSON object (key order as the reference client writes it)."""
-        op: dict[str, Any] = {"cmd": self.operation.value, "target": self.target.value}
+        op: dict[str, Any] = {"cmd": self.action.value, "target": self.target.value}
         flt: dict[str, Any] = {}
         if self._jids:
             flt["jids"] = list(self._jids)

@@ -1,14 +1,7 @@
 """The job: a typed model of Faktory's job payload, validated as the server would.
 
-Example::
-
-    >>> job = Job("Resize", args=[42, "large"], queue="images", retry=5)
-    >>> job.to_dict()["queue"]
-    'images'
-    >>> Job("Resize", args=[1], queue="bad queue!")
-    Traceback (most recent call last):
-    ...
-    werk.errors.JobValidationError: queue: must match [a-zA-Z0-9._-]+, got 'bad queue!'
+:class:`Job` is what users build and what FETCH returns; :func:`checked_job` and
+:func:`wire_payload` build the same wire dict without a Job, for the push path.
 """
 
 from __future__ import annotations
@@ -17,13 +10,14 @@ import base64
 import math
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from operator import attrgetter
 from typing import Any, Final
 
-from werk.errors import JobValidationError
-from werk.protocol.timefmt import format_time, parse_time
+from werk._errors import JobValidationError
+from werk._protocol.timefmt import format_time, parse_time
 
 __all__ = [
     "DEFAULT_RESERVE_FOR",
@@ -35,9 +29,10 @@ __all__ = [
     "Failure",
     "Job",
     "When",
-    "job_payload",
+    "checked_job",
     "new_jid",
     "validate_at",
+    "wire_payload",
 ]
 
 QUEUE_NAME_RE: Final = re.compile(r"\A[a-zA-Z0-9._-]+\Z")
@@ -55,13 +50,7 @@ _b64 = base64.urlsafe_b64encode
 
 
 def new_jid() -> str:
-    """A new unique job id: 12 random bytes, base64url, 16 characters (as the Go client).
-
-    Example::
-
-        >>> len(new_jid())
-        16
-    """
+    """A new unique job id: 12 random bytes, base64url, 16 characters (as the Go client)."""
     return _b64(_urandom(12)).decode("ascii")
 
 
@@ -121,7 +110,22 @@ def _check_json(name: str, value: object, depth: int = 0) -> None:
     raise JobValidationError(name, f"{type(value).__name__} is not JSON-serialisable: {value!r}")
 
 
-def _validate(
+Fields = tuple[
+    str,
+    str,
+    Sequence[Any],
+    str,
+    int | None,
+    int | None,
+    str | None,
+    int | None,
+    dict[str, Any] | None,
+]
+"""A job's fields in wire order: jid, jobtype, args, queue, retry, reserve_for, at (RFC3339),
+backtrace, custom."""
+
+
+def checked_job(
     jobtype: object,
     args: object,
     jid: object,
@@ -131,9 +135,14 @@ def _validate(
     at: When | None,
     backtrace: object,
     custom: object,
-) -> tuple[str, Sequence[Any], str | None, dict[str, Any] | None]:
-    # The one place the server's job rules live: Job() and job_payload() both call it.
-    # Returns the normalised (jid, args, at, custom).
+) -> Fields:
+    """A new job's fields (in :class:`Job`'s order) checked as the server would check them,
+    normalised (a new jid, ``at`` as RFC3339, ``custom`` as a dict) and in wire order.
+
+    Raises :class:`~werk.JobValidationError` naming the field. The push path sends
+    ``wire_payload(checked_job(...))`` without building a :class:`Job`.
+    """
+    # The one place the server's job rules live: Job() and the push path call it.
     if not isinstance(jobtype, str) or not jobtype:
         raise JobValidationError("jobtype", "must be a non-empty string")
     if jid is None:
@@ -160,50 +169,35 @@ def _validate(
             raise JobValidationError("custom", "must be a mapping")
         custom = dict(custom)
         _check_json("custom", custom)
-    return jid, args, validate_at(at) if at is not None else None, custom
+    at_text = validate_at(at) if at is not None else None
+    return jid, jobtype, args, queue, retry, reserve_for, at_text, backtrace, custom  # type: ignore[return-value]
 
 
-def job_payload(
-    jobtype: str,
-    args: Sequence[Any] = (),
-    *,
-    jid: str | None = None,
-    queue: str = "default",
-    retry: int | None = None,
-    reserve_for: int | None = None,
-    at: When | None = None,
-    backtrace: int | None = None,
-    custom: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The wire payload of a new job, validated exactly as :class:`Job` validates it.
-
-    The same dict as ``Job(...).to_dict()`` without building a :class:`Job` (the push path
-    uses it to stay lean), ``retry`` always included (see :class:`Job`). Raises
-    :class:`~werk.errors.JobValidationError` naming the field.
-
-    Example::
-
-        >>> d = job_payload("Resize", [42], queue="images", jid="0123456789abcdef")
-        >>> d == {"jid": "0123456789abcdef", "jobtype": "Resize", "args": [42],
-        ...       "queue": "images", "retry": 25}
-        True
-    """
-    jid, args, at_text, custom = _validate(
-        jobtype, args, jid, queue, retry, reserve_for, at, backtrace, custom
-    )
+def wire_payload(fields: Fields, created_at: str | None = None) -> dict[str, Any]:
+    """The JSON object a job is sent as: ``jid``, ``jobtype``, ``args`` and ``retry`` (25
+    when unset) always; the rest when set (see :class:`Job` about ``retry``)."""
+    jid, jobtype, args, queue, retry, reserve_for, at, backtrace, custom = fields
     d: dict[str, Any] = {"jid": jid, "jobtype": jobtype, "args": args}
     if queue != "default":
         d["queue"] = queue
     d["retry"] = DEFAULT_RETRY if retry is None else retry
     if reserve_for is not None:
         d["reserve_for"] = reserve_for
-    if at_text:
-        d["at"] = at_text
+    if at:
+        d["at"] = at
     if backtrace is not None:
         d["backtrace"] = backtrace
     if custom:
         d["custom"] = custom
+    if created_at:
+        d["created_at"] = created_at
     return d
+
+
+# A Job's fields in wire order (see Fields).
+_fields: Callable[[Job], Fields] = attrgetter(
+    "jid", "jobtype", "args", "queue", "retry", "reserve_for", "at", "backtrace", "custom"
+)
 
 
 @dataclass(frozen=True)
@@ -248,12 +242,19 @@ class Job:
     ``enqueued_at`` and ``failure`` are set by the server and read-only here.
 
     Validation follows the server's own rules and raises
-    :class:`~werk.errors.JobValidationError` naming the field.
+    :class:`~werk.JobValidationError` naming the field.
 
     Example::
 
-        job = Job("SendEmail", args=["ann@example.com"], queue="mail", at=timedelta(minutes=5))
-        client.push(job)
+        >>> job = Job("Resize", args=[42, "large"], queue="images", retry=5)
+        >>> job.to_dict()["queue"]
+        'images'
+        >>> Job("Resize", args=[1], queue="bad queue!")
+        Traceback (most recent call last):
+        ...
+        werk.JobValidationError: queue: must match [a-zA-Z0-9._-]+, got 'bad queue!'
+
+        client.push(Job("SendEmail", args=["ann@example.com"], at=timedelta(minutes=5)))
     """
 
     __slots__ = (
@@ -284,18 +285,18 @@ class Job:
         backtrace: int | None = None,
         custom: Mapping[str, Any] | None = None,
     ) -> None:
-        jid, args, at, custom = _validate(
-            jobtype, args, jid, queue, retry, reserve_for, at, backtrace, custom
-        )
-        self.jid = jid
-        self.jobtype = jobtype
+        (
+            self.jid,
+            self.jobtype,
+            args,
+            self.queue,
+            self.retry,
+            self.reserve_for,
+            self.at,
+            self.backtrace,
+            self.custom,
+        ) = checked_job(jobtype, args, jid, queue, retry, reserve_for, at, backtrace, custom)
         self.args = list(args)
-        self.queue = queue
-        self.retry = retry
-        self.reserve_for = reserve_for
-        self.at = at
-        self.backtrace = backtrace
-        self.custom = custom
         self.created_at: str | None = None
         self.enqueued_at: str | None = None
         self.failure: Failure | None = None
@@ -327,21 +328,7 @@ class Job:
     def to_dict(self) -> dict[str, Any]:
         """The payload to send: ``jid``, ``jobtype``, ``args`` and ``retry`` (25 when unset)
         always; the rest when set."""
-        d: dict[str, Any] = {"jid": self.jid, "jobtype": self.jobtype, "args": self.args}
-        if self.queue != "default":
-            d["queue"] = self.queue
-        d["retry"] = DEFAULT_RETRY if self.retry is None else self.retry
-        if self.reserve_for is not None:
-            d["reserve_for"] = self.reserve_for
-        if self.at:
-            d["at"] = self.at
-        if self.backtrace is not None:
-            d["backtrace"] = self.backtrace
-        if self.custom:
-            d["custom"] = self.custom
-        if self.created_at:
-            d["created_at"] = self.created_at
-        return d
+        return wire_payload(_fields(self), self.created_at)
 
     @property
     def retry_count(self) -> int:

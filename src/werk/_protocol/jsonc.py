@@ -13,16 +13,42 @@ Example::
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["dumps", "loads"]
+__all__ = ["dumps", "dumps_str", "loads"]
 
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+_encode_str: Callable[[str], str] = json.encoder.encode_basestring
+
+# JSONEncoder.encode() builds a C encoder on every call (about half the cost of encoding
+# a job); build it once. Without the markers dict it has no circular-reference check: a
+# cycle ends in RecursionError, not ValueError. What werk encodes is its own dicts and
+# validated job data (nested at most 64 deep, so acyclic). Same arguments since 3.6.
+_c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
+_c_encode: Callable[[Any, int], Sequence[str]] | None = (
+    None
+    if _c_make_encoder is None
+    else _c_make_encoder(None, _encoder.default, _encode_str, None, ":", ",", False, False, False)
+)
+
+
+def dumps_str(text: str) -> bytes:
+    """A string as JSON, as :func:`dumps` writes it, without the general encoder's cost
+    (ACK's jid is the per-job path).
+
+    Example::
+
+        >>> dumps_str('a"é')
+        b'"a\\\\"\\xc3\\xa9"'
+    """
+    return _encode_str(text).encode("utf-8", "surrogatepass")
 
 
 def _std_dumps(obj: Any) -> bytes:
-    return _encoder.encode(obj).encode("utf-8", "surrogatepass")
+    if _c_encode is None:  # pragma: no cover - Pythons without the C accelerator
+        return _encoder.encode(obj).encode("utf-8", "surrogatepass")
+    return "".join(_c_encode(obj, 0)).encode("utf-8", "surrogatepass")
 
 
 def _std_loads(data: bytes | bytearray | memoryview | str) -> Any:

@@ -1,9 +1,12 @@
-"""Client commands as bytes (client role): one line each, compact JSON, CRLF.
+"""Command lines, as a client writes them (client role) and the server reads them.
 
-Each function returns the complete line, ready to write. They check what the protocol
-cannot carry (a FETCH without queues, a queue name with a space, a MUTATE whose JSON
-contains a space) and raise :class:`~werk.errors.LocalProtocolError` instead of sending
-something the server would misread.
+A command is one line: a verb, maybe an argument (compact JSON or space-separated words),
+CRLF. The writing half returns each complete line, ready to write, and refuses what the
+protocol cannot carry (a FETCH without queues, a queue name with a space, a MUTATE whose
+JSON contains a space) with :class:`~werk.LocalProtocolError` instead of sending
+something the server would misread. The reading half splits a byte stream into lines as
+the real server does: only ``\\n`` ends a line; a trailing ``\\r\\n`` or ``\\n`` is stripped
+and a lone ``\\r`` stays inside the line.
 
 Example::
 
@@ -11,17 +14,28 @@ Example::
     b'ACK {"jid":"f0e1d2c3b4a5"}\\r\\n'
     >>> fetch(["critical", "default"])
     b'FETCH critical default\\r\\n'
+    >>> r = LineReader()
+    >>> r.feed(b"PUSH {}\\r\\nINF")
+    >>> r.next_line()
+    b'PUSH {}'
+    >>> r.next_line() is None
+    True
+    >>> split_command(b"PUSH {}")
+    (b'PUSH', b'{}')
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
-from werk.errors import LocalProtocolError
-from werk.protocol.jsonc import dumps
+from werk._errors import LocalProtocolError
+from werk._protocol.buffer import ReceiveBuffer
+from werk._protocol.jsonc import dumps, dumps_str
 
 __all__ = [
+    "MAX_COMMAND_LINE",
+    "LineReader",
     "ack",
     "batch_commit",
     "batch_new",
@@ -38,9 +52,13 @@ __all__ = [
     "push",
     "pushb",
     "queue",
+    "split_command",
     "track_get",
     "track_set",
 ]
+
+MAX_COMMAND_LINE: Final = 16 * 1024 * 1024
+"""The longest command line the server reads (the reply side has its own cap)."""
 
 _CRLF = b"\r\n"
 _INFO = b"INFO\r\n"
@@ -50,7 +68,7 @@ _END = b"END\r\n"
 
 def _token(name: str, what: str) -> bytes:
     # A token is a single space-separated word on the line: no whitespace, not empty.
-    if not name or any(c.isspace() for c in name):
+    if not isinstance(name, str) or not name or any(c.isspace() for c in name):
         raise LocalProtocolError(f"{what} must be a non-empty word without whitespace: {name!r}")
     return name.encode("utf-8")
 
@@ -84,6 +102,8 @@ def fetch(queues: Iterable[str]) -> bytes:
 
 def ack(jid: str) -> bytes:
     """``ACK {"jid":...}``."""
+    if type(jid) is str:  # the per-job path: no dict, no general encoder
+        return b'ACK {"jid":' + dumps_str(jid) + b"}\r\n"
     return _json_line(b"ACK ", {"jid": jid})
 
 
@@ -172,3 +192,57 @@ def track_get(jid: str) -> bytes:
 def track_set(payload: Mapping[str, Any]) -> bytes:
     """``TRACK SET {...}`` (Faktory Enterprise)."""
     return _json_line(b"TRACK SET ", payload)
+
+
+# -- reading (server role) ------------------------------------------------------------
+
+
+class LineReader(ReceiveBuffer):
+    """Incremental splitter of a byte stream into command lines.
+
+    An unterminated line longer than ``max_line`` raises
+    :class:`~werk.LineTooLongError` (the server answers and closes).
+    """
+
+    __slots__ = ()
+
+    def __init__(self, max_line: int = MAX_COMMAND_LINE) -> None:
+        super().__init__(max_line)
+
+    def next_line(self) -> bytes | None:
+        """The next complete line without its terminator, or None if none is complete."""
+        buf = self._buf
+        pos = self._pos
+        nl = buf.find(b"\n", self._scan)
+        if nl < 0:
+            self._scan = len(buf)
+            if len(buf) - pos > self.max_line + 1:  # + 1: a CR may await its LF
+                raise self._too_long()
+            return None
+        end = nl - 1 if nl > pos and buf[nl - 1] == 0x0D else nl
+        if end - pos > self.max_line:  # the cap is on the line, not its terminator
+            raise self._too_long()
+        line = bytes(buf[pos:end])
+        self._consume(nl + 1)
+        return line
+
+
+def split_command(line: bytes) -> tuple[bytes, bytes | None]:
+    """Split a line into its verb and argument.
+
+    The verb is everything before the first space; the argument is everything after it,
+    or None when the line has no space at all (a bare verb).
+
+    Example::
+
+        >>> split_command(b"FETCH a b")
+        (b'FETCH', b'a b')
+        >>> split_command(b"ACK")
+        (b'ACK', None)
+        >>> split_command(b"ACK ")
+        (b'ACK', b'')
+    """
+    sp = line.find(b" ")
+    if sp < 0:
+        return line, None
+    return line[:sp], line[sp + 1 :]

@@ -20,7 +20,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from werk.errors import AuthenticationError, RemoteProtocolError
+from werk._errors import AuthenticationError, RemoteProtocolError
 
 __all__ = [
     "Greeting",
@@ -96,7 +96,7 @@ class Greeting:
 def parse_greeting(reply: object) -> Greeting:
     """Read the ``HI`` reply (client role); raise RemoteProtocolError for anything else.
 
-    ``reply`` is what :class:`~werk.protocol.resp.ReplyReader` returned for the first line.
+    ``reply`` is what :class:`~werk._protocol.resp.ReplyReader` returned for the first line.
     A password-less server sends no ``s``/``i``.
     """
     if isinstance(reply, bytes):
@@ -106,17 +106,16 @@ def parse_greeting(reply: object) -> Greeting:
     try:
         data = json.loads(reply[3:])
     except ValueError:
-        raise RemoteProtocolError(f"malformed HI greeting: {reply!r}") from None
-    if not isinstance(data, dict):
-        raise RemoteProtocolError(f"malformed HI greeting: {reply!r}")
-    version = data.get("v", PROTOCOL_VERSION)
-    iterations = data.get("i")
-    salt = data.get("s")
-    if not isinstance(version, int) or (iterations is not None and not isinstance(iterations, int)):
-        raise RemoteProtocolError(f"malformed HI greeting: {reply!r}")
-    if salt is not None and not isinstance(salt, str):
-        raise RemoteProtocolError(f"malformed HI greeting: {reply!r}")
-    return Greeting(version, iterations, salt)
+        data = None
+    if isinstance(data, dict):
+        version, iterations, salt = data.get("v", PROTOCOL_VERSION), data.get("i"), data.get("s")
+        if (
+            isinstance(version, int)
+            and (iterations is None or isinstance(iterations, int))
+            and (salt is None or isinstance(salt, str))
+        ):
+            return Greeting(version, iterations, salt)
+    raise RemoteProtocolError(f"malformed HI greeting: {reply!r}")
 
 
 def hello_payload(
@@ -132,23 +131,20 @@ def hello_payload(
     """The JSON object of the client's ``HELLO`` (client role).
 
     Producers pass no ``wid``; workers pass their process-wide ``wid`` with hostname, pid
-    and labels. Raises :class:`~werk.errors.AuthenticationError` when the server wants a
+    and labels. Raises :class:`~werk.AuthenticationError` when the server wants a
     password and none was given (rather than sending a HELLO that must fail).
     """
     # Key order follows the reference client (hostname, wid, pid, labels, v, pwdhash) so a
     # HELLO built here is byte-identical to the recorded ones.
-    payload: dict[str, Any] = {}
-    if hostname is not None:
-        payload["hostname"] = hostname
-    if wid:
-        payload["wid"] = wid
-    if pid is not None:
-        payload["pid"] = pid
-    if wid or labels:
-        payload["labels"] = list(labels)
-    payload["v"] = PROTOCOL_VERSION
-    if username:
-        payload["username"] = username
+    fields = {
+        "hostname": hostname,
+        "wid": wid or None,
+        "pid": pid,
+        "labels": list(labels) if wid or labels else None,  # a worker's, even when empty
+        "v": PROTOCOL_VERSION,
+        "username": username or None,
+    }
+    payload = {key: value for key, value in fields.items() if value is not None}
     if greeting.salt is not None:
         if password is None:
             raise AuthenticationError(

@@ -1,23 +1,20 @@
 """A fetch slot's round trip: the last job's ACK (or FAIL) and the next FETCH in one write.
 
 One write and one wait per job instead of two, and an ACK never queues behind another
-slot's blocking FETCH (each slot has its own client). The I/O is the clients'
-``execute_many``; this module only says which lines go out and what the replies mean.
-
-Example::
-
-    with worker.client() as client:
-        error, payload = report_and_fetch(client, commands.ack(jid), fetch_line)
+slot's blocking FETCH (each slot has its own client). The bytes move through the clients'
+``execute_many``; the connection's session pairs the replies; this module says which lines
+go out and what their replies mean to a slot.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from werk._errors import NetworkError, ProtocolError, ServerError
+from werk._protocol.replies import fetched_payload
+from werk._protocol.resp import ErrorReply, Reply
+from werk._protocol.session import closed_after, closes_connection
 from werk.client import AsyncClient, Client
-from werk.client.base import closes_connection, fetched_payload
-from werk.errors import ConnectionClosedError, NetworkError, ProtocolError, ServerError
-from werk.protocol.resp import ErrorReply, Reply
 
 __all__ = ["Outcome", "reconnectable", "report_and_fetch", "report_and_fetch_async"]
 
@@ -31,23 +28,21 @@ def _lines(report: bytes | None, fetch: bytes | None) -> list[bytes]:
     return [report] if fetch is None else [report, fetch]
 
 
-def _settle(report: bytes | None, fetch: bytes | None, replies: list[Reply]) -> Outcome:
+def _settle(
+    client: Client | AsyncClient, report: bytes | None, fetch: bytes | None, replies: list[Reply]
+) -> Outcome:
     # The report's error reply (e.g. "Job not found") is returned, not raised, so that the
     # FETCH reply is still read. An error after which the server hangs up (it is shutting
     # down) counts as a lost connection: the report is sent again once reconnected.
     error: ServerError | None = None
-    if report is not None:
-        reply = replies[0]
-        if type(reply) is ErrorReply:
-            error = reply.to_exception()
-            if closes_connection(error):
-                raise ConnectionClosedError(f"the server closed the connection: {error}")
+    for reply in replies:
+        if type(reply) is ErrorReply and closes_connection(reply):
+            raise closed_after(str(client.settings.endpoint), reply)
+    if report is not None and type(replies[0]) is ErrorReply:
+        error = replies[0].to_exception()
     if fetch is None:
         return error, None
-    reply = replies[-1]
-    if type(reply) is ErrorReply and closes_connection(reply.to_exception()):
-        raise ConnectionClosedError(f"the server closed the connection: {reply}")
-    return error, fetched_payload(reply)
+    return error, fetched_payload(replies[-1])
 
 
 def report_and_fetch(client: Client, report: bytes | None, fetch: bytes | None) -> Outcome:
@@ -59,7 +54,8 @@ def report_and_fetch(client: Client, report: bytes | None, fetch: bytes | None) 
     lines = _lines(report, fetch)
     if not lines:
         return None, None
-    return _settle(report, fetch, client.execute_many(lines, blocking=fetch is not None))
+    replies = client.execute_many(lines, blocking=fetch is not None)
+    return _settle(client, report, fetch, replies)
 
 
 async def report_and_fetch_async(
@@ -70,7 +66,7 @@ async def report_and_fetch_async(
     if not lines:
         return None, None
     replies = await client.execute_many(lines, blocking=fetch is not None)
-    return _settle(report, fetch, replies)
+    return _settle(client, report, fetch, replies)
 
 
 def reconnectable(exc: BaseException) -> bool:

@@ -33,7 +33,17 @@ from __future__ import annotations
 
 from typing import Final, Union
 
-from werk.errors import LineTooLongError, RemoteProtocolError, ServerError, server_error
+from werk._errors import (
+    AuthenticationError,
+    EnterpriseOnlyError,
+    JobNotFoundError,
+    LineTooLongError,
+    RemoteProtocolError,
+    ServerError,
+    ShutdownInProgressError,
+    UnknownWorkerError,
+)
+from werk._protocol.buffer import ReceiveBuffer
 
 __all__ = [
     "NEED_DATA",
@@ -47,8 +57,19 @@ __all__ = [
     "encode_simple",
 ]
 
-DEFAULT_MAX_BULK: Final = 512 * 1024 * 1024
-DEFAULT_MAX_LINE: Final = 1024 * 1024
+MAX_BULK_REPLY: Final = 512 * 1024 * 1024
+"""The largest bulk string a client reads."""
+MAX_REPLY_LINE: Final = 1024 * 1024
+"""The longest reply line a client reads (command lines have their own cap)."""
+
+# The error messages that mean something to a client, as the real server writes them
+# (after the code ``ERR``): each is matched here and nowhere else.
+INVALID_PASSWORD: Final = "Invalid password"
+JOB_NOT_FOUND: Final = "Job not found"
+UNKNOWN_WORKER: Final = "unknown worker"  # matched in any case
+ENTERPRISE_ONLY: Final = "only available in Faktory Enterprise"
+SHUTDOWN_IN_PROGRESS: Final = "shutdown in progress"
+TOO_MANY_CONNECTIONS: Final = "too many connections"
 
 OK: Final = b"+OK\r\n"
 NULL_BULK: Final = b"$-1\r\n"
@@ -81,8 +102,27 @@ class ErrorReply:
         self.message = message
 
     def to_exception(self) -> ServerError:
-        """The matching :class:`werk.ServerError` subclass."""
-        return server_error(self.code, self.message)
+        """The most specific :class:`werk.ServerError` for this reply.
+
+        Example::
+
+            >>> type(ErrorReply("ERR", "Job not found 0123456789abcdef").to_exception()).__name__
+            'JobNotFoundError'
+        """
+        code, message = self.code, self.message
+        cls: type[ServerError] = ServerError
+        if code == "ERR":
+            if message == INVALID_PASSWORD:
+                cls = AuthenticationError
+            elif message.startswith(JOB_NOT_FOUND):
+                cls = JobNotFoundError
+            elif message.lower().startswith(UNKNOWN_WORKER):
+                cls = UnknownWorkerError
+            elif message.endswith(ENTERPRISE_ONLY):
+                cls = EnterpriseOnlyError
+            elif message == SHUTDOWN_IN_PROGRESS:
+                cls = ShutdownInProgressError
+        return cls(code, message)
 
     def __eq__(self, other: object) -> bool:
         return (
@@ -101,28 +141,22 @@ class ErrorReply:
 Reply = Union[str, bytes, None, int, ErrorReply]  # noqa: UP007 - a runtime alias on 3.10
 
 
-class ReplyReader:
+class ReplyReader(ReceiveBuffer):
     """Incremental reader of server replies (client role).
 
     Feed it whatever bytes arrive; call :meth:`next_reply` until it returns
     :data:`NEED_DATA`. A reply split at any byte boundary parses the same. Bulk strings
     larger than ``max_bulk`` and lines longer than ``max_line`` raise
-    :class:`~werk.errors.LineTooLongError` instead of growing without bound.
+    :class:`~werk.LineTooLongError` instead of growing without bound.
     """
 
-    __slots__ = ("_buf", "_bulk_len", "_pos", "_scan", "max_bulk", "max_line")
+    __slots__ = ("_bulk_len", "max_bulk")
+    noun = "reply line"
 
-    def __init__(self, max_bulk: int = DEFAULT_MAX_BULK, max_line: int = DEFAULT_MAX_LINE) -> None:
-        self._buf = bytearray()
-        self._pos = 0  # start of the unread part of _buf
-        self._scan = 0  # where the search for the next CRLF resumes (never rescans)
+    def __init__(self, max_bulk: int = MAX_BULK_REPLY, max_line: int = MAX_REPLY_LINE) -> None:
+        super().__init__(max_line)
         self._bulk_len = -1  # >= 0 while waiting for the body of a bulk string
         self.max_bulk = max_bulk
-        self.max_line = max_line
-
-    def feed(self, data: bytes | bytearray | memoryview) -> None:
-        """Append bytes received from the server (copied: the caller may reuse its buffer)."""
-        self._buf += data
 
     def feed_and_read(self, data: bytes | bytearray | memoryview) -> Reply | _NeedData:
         """:meth:`feed` then :meth:`next_reply`, in one call.
@@ -140,27 +174,10 @@ class ReplyReader:
         self._buf += data
         return self.next_reply()
 
-    @property
-    def buffered(self) -> int:
-        """How many received bytes are not yet consumed."""
-        return len(self._buf) - self._pos
-
-    def _consume(self, end: int) -> None:
-        buf = self._buf
-        if end >= len(buf):
-            buf.clear()
-            end = 0
-        elif end > 65536:
-            # Compact now and then so a long-lived connection does not keep every byte.
-            del buf[:end]
-            end = 0
-        self._pos = end
-        self._scan = end
-
     def next_reply(self) -> Reply | _NeedData:
         """Return the next complete reply, or :data:`NEED_DATA`.
 
-        Raises :class:`~werk.errors.RemoteProtocolError` on bytes that are not RESP.
+        Raises :class:`~werk.RemoteProtocolError` on bytes that are not RESP.
         """
         buf = self._buf
         pos = self._pos
@@ -169,12 +186,12 @@ class ReplyReader:
         nl = buf.find(b"\r\n", self._scan)
         if nl < 0:
             if len(buf) - pos > self.max_line:
-                raise LineTooLongError(f"reply line longer than {self.max_line} bytes")
+                raise self._too_long()
             # Resume one byte back: the CR of a CRLF may be the last byte we have.
             self._scan = max(pos, len(buf) - 1)
             return NEED_DATA
         if nl - pos > self.max_line:
-            raise LineTooLongError(f"reply line longer than {self.max_line} bytes")
+            raise self._too_long()
         kind = buf[pos]
         body = bytes(buf[pos + 1 : nl])
         if kind == 0x2B:  # '+'

@@ -1,0 +1,225 @@
+"""The asyncio client: :class:`werk.Client`'s commands, awaited, over one pipelined
+connection. The commands themselves are Client's (see :mod:`werk.client._methods`); this
+module is the byte pump that sends them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+from werk._errors import ConnectError, ConnectionClosedError, FaktoryError, NetworkError
+from werk._protocol.replies import Request, raw
+from werk._protocol.resp import Reply
+from werk._protocol.session import timed_out
+from werk.client._methods import Sendable, twin
+from werk.client._pipeline import Pipeline
+from werk.client._settings import ClientSettings, configured_by
+from werk.client._sync import Client
+
+__all__ = ["AsyncClient"]
+
+T = TypeVar("T")
+
+
+class AsyncClient:
+    """An asyncio Faktory client: :class:`werk.Client`'s methods, as coroutines.
+
+    Same arguments, methods and behaviour as :class:`werk.Client`. Concurrent calls on
+    one client share its connection and are *pipelined*: each command is written at once
+    and the replies, which the server sends in order, go to their callers first-in
+    first-out. A FETCH may hold the server for up to 2 s, so every command queued behind it
+    on the same client waits too: give fetching tasks their own client (or an
+    :class:`werk.AsyncClientPool`) when that matters.
+
+    Example::
+
+        async with werk.AsyncClient(wid="worker-1") as client:
+            jids = await asyncio.gather(*(client.push("Resize", n) for n in range(100)))
+            job = await client.fetch("default")
+            if job is not None:
+                await client.ack(job)
+    """
+
+    @configured_by(ClientSettings)
+    def __init__(self, settings: ClientSettings) -> None:
+        self.settings = settings
+        self._link: Pipeline | None = None
+        self._connecting: asyncio.Lock | None = None
+
+    def __repr__(self) -> str:
+        return f"<werk.AsyncClient {self.settings.endpoint} wid={self.settings.wid!r}>"
+
+    # -- the byte pump --------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        """True while a greeted connection is open."""
+        return self._link is not None and self._link.alive
+
+    async def _open(self) -> Pipeline:
+        s = self.settings
+        ep = s.endpoint
+        loop = asyncio.get_running_loop()
+        session = s.session()
+        pipe = Pipeline(loop, session)
+        try:
+            await asyncio.wait_for(
+                loop.create_connection(
+                    lambda: pipe,
+                    ep.host,
+                    ep.port,
+                    ssl=s.ssl_context,
+                    server_hostname=ep.host if s.ssl_context is not None else None,
+                ),
+                s.connect_timeout,
+            )
+        except asyncio.TimeoutError as exc:
+            error = ConnectError(str(timed_out(f"connecting to {ep}", s.connect_timeout)))
+            pipe.abort(error)
+            raise error from exc
+        except OSError as exc:
+            what = "the TLS handshake with" if isinstance(exc, ssl.SSLError) else "connecting to"
+            error = ConnectError(f"{what} {ep} failed: {exc}")
+            pipe.abort(error)
+            raise error from exc
+        try:
+            # Bytes that arrived before this wait are buffered and delivered at once.
+            greeting = await pipe.expect(s.timeout)
+            session.welcome(await pipe.send(session.hello(greeting), s.timeout))
+        except FaktoryError as exc:
+            pipe.abort(exc)
+            raise
+        except BaseException:  # cancelled
+            pipe.abort(ConnectionClosedError("handshake interrupted"))
+            raise
+        return pipe
+
+    async def _connection(self) -> Pipeline:
+        link = self._link
+        if link is not None and link.alive:
+            return link
+        if self._connecting is None:
+            self._connecting = asyncio.Lock()
+        async with self._connecting:  # one handshake, however many callers are waiting
+            link = self._link
+            if link is None or not link.alive:
+                self._link = None
+                link = self._link = await self._open()
+            return link
+
+    async def _call(self, request: Request[Any], lines: Sequence[bytes] = ()) -> Any:
+        # Write the request's line (or ``lines``) and await its reply (or theirs, a list).
+        link = self._link
+        if link is None or link.session.error is not None:
+            try:
+                link = await self._connection()
+            except NetworkError as exc:
+                raise request.failed(exc, sent=False) from exc.__cause__
+        if link.paused:
+            await link.drain()
+        allowance = self.settings.fetch_timeout if request.blocking else self.settings.timeout
+        try:
+            if lines:
+                reply: Any = [await fut for fut in link.send_many(lines, allowance)]
+            else:
+                reply = await link.send(request.line, allowance)
+        except NetworkError as exc:
+            if self._link is link:
+                self._link = None
+            # Every pending caller got the same exception object: annotate a copy.
+            raise request.failed(type(exc)(*exc.args), sent=True) from exc.__cause__
+        except FaktoryError:  # bytes that break the protocol
+            if self._link is link:
+                self._link = None
+            raise
+        if link.session.error is not None:  # the server hangs up after the last reply
+            link.abort(link.session.error)
+        return reply
+
+    def _send(self, request: Sendable[T]) -> Sendable[T]:
+        # Client's command methods end in self._send(...): on an AsyncClient it hands the
+        # request back, for twin() to send (see werk.client._methods).
+        return request
+
+    async def connect(self) -> None:
+        """Open and greet the connection now (otherwise the first command does it)."""
+        await self._connection()
+
+    async def close(self) -> None:
+        """Say ``END`` and close the connection (no reply is awaited). Safe to call twice.
+
+        Commands still waiting for replies fail with ConnectionClosedError. The client
+        stays usable: a later call opens a new connection.
+        """
+        link, self._link = self._link, None
+        if link is not None:
+            link.close()
+            await self._closed(link)
+
+    async def abort(self) -> None:
+        """Close the connection at once, without ``END``. Safe to call twice.
+
+        Commands still waiting for replies fail with ConnectionClosedError; the next call
+        opens a new connection, as after a network failure. See :meth:`werk.Client.abort`.
+
+        Example::
+
+            await client.abort()
+            await client.info()      # reconnects
+        """
+        link, self._link = self._link, None
+        if link is not None:
+            link.abort(ConnectionClosedError("the client aborted the connection"))
+            await self._closed(link)
+
+    async def _closed(self, link: Pipeline) -> None:
+        # Let the transport flush (END) and close the socket before returning.
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(link.lost), self.settings.timeout)
+
+    async def __aenter__(self) -> AsyncClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def execute(self, line: bytes, *, blocking: bool = False) -> Reply:
+        """Send one command line; return the raw reply. See :meth:`werk.Client.execute`."""
+        reply: Reply = await self._call(Request(line, raw, blocking=blocking))
+        return reply
+
+    async def execute_many(self, lines: Sequence[bytes], *, blocking: bool = False) -> list[Reply]:
+        """Send several command lines in one write; return their raw replies, in order.
+
+        See :meth:`werk.Client.execute_many`.
+        """
+        if not lines:
+            return []
+        replies: list[Reply] = await self._call(Request(b"", raw, blocking=blocking), lines)
+        return replies
+
+    # -- the commands: Client's, awaited ----------------------------------------------------
+
+    push = twin(Client.push)
+    push_bulk = twin(Client.push_bulk)
+    fetch = twin(Client.fetch)
+    ack = twin(Client.ack)
+    fail = twin(Client.fail)
+    beat = twin(Client.beat)
+    info = twin(Client.info)
+    flush = twin(Client.flush)
+    queue_pause = twin(Client.queue_pause)
+    queue_resume = twin(Client.queue_resume)
+    queue_remove = twin(Client.queue_remove)
+    queue_latency = twin(Client.queue_latency)
+    mutate = twin(Client.mutate)
+    batch_new = twin(Client.batch_new)
+    batch_open = twin(Client.batch_open)
+    batch_commit = twin(Client.batch_commit)
+    batch_status = twin(Client.batch_status)
+    track_get = twin(Client.track_get)
+    track_set = twin(Client.track_set)
