@@ -106,7 +106,16 @@ def _run(args: argparse.Namespace) -> int:
         print(f"werk worker: {exc}", file=sys.stderr)
         return 2
     worker.run()
-    return 1 if worker.error is not None else 0
+    code = 1 if worker.error is not None else 0
+    if worker.abandoned:
+        # The deadline FAILed jobs whose handlers may still run: sync ones on threads that
+        # Python cannot stop, and threads they started, which a normal exit would wait for.
+        # Those jobs are due to be retried, so none may run on: end the process now.
+        logging.shutdown()  # flushes the log handlers
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 def add_worker_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -25,6 +25,7 @@ import signal
 import struct
 import sys
 import threading
+import time
 from multiprocessing.connection import Connection as Pipe
 from typing import TYPE_CHECKING, Any
 
@@ -296,18 +297,21 @@ class ProcessSlots(ThreadSlots):
             child = self._children[slot] = self._spawn(slot)
         limit = _limit(flight.job, self.worker.app.default_backtrace)
         frame = bytes((limit,)) + pickle.dumps(flight.payload, _PICKLE)
+        # Busy from before the job is sent: the shutdown deadline ends busy children.
+        child.busy = True
         try:
             child.send(frame)
         except OSError as exc:
             # It died while idle, so the job never reached it: a new child gets it.
+            child.busy = False
             log.warning("%s; starting a new one", child.describe_death(idle=True))
             child.stop()
             self._children[slot] = None
             if self.worker.hard_stop.is_set():
                 return RemoteJobError("Shutdown", f"worker is stopping ({exc})")
             child = self._children[slot] = self._spawn(slot)
+            child.busy = True
             child.send(frame)  # a brand-new child's pipe failing is a real error
-        child.busy = True
         try:
             result = child.outcome()
         except (EOFError, OSError) as exc:
@@ -329,10 +333,21 @@ class ProcessSlots(ThreadSlots):
         return RemoteJobError(*result)
 
     def stop_jobs(self) -> None:
-        """At the deadline: end the children still running (abandoned) jobs."""
-        for child in list(self._children):
-            if child is not None and child.busy:
-                child.kill()
+        """At the deadline: end the children still running (abandoned) jobs, all at once.
+
+        SIGTERM, then SIGKILL for those still alive a second later (a handler may catch
+        TERM): one second in all, however many children there are.
+        """
+        busy = [c for c in list(self._children) if c is not None and c.busy]
+        for child in busy:
+            if child.proc.is_alive():
+                child.proc.terminate()
+        deadline = time.monotonic() + 1.0
+        for child in busy:
+            child.proc.join(max(0.0, deadline - time.monotonic()))
+        for child in busy:
+            if child.proc.is_alive():
+                child.proc.kill()
 
     def close(self) -> None:
         """End every child and the slots' connections."""

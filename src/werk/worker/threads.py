@@ -12,6 +12,7 @@ The process executor reuses these slots and only replaces how a handler is calle
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
@@ -23,6 +24,7 @@ from werk.worker.backoff import Backoff
 from werk.worker.context import JobContext, reset_current, set_current
 from werk.worker.exchange import reconnectable, report_and_fetch
 from werk.worker.runner import InFlight
+from werk.worker.threadpool import DaemonThreadPool
 
 if TYPE_CHECKING:
     from werk.worker.app import JobFunction
@@ -59,11 +61,14 @@ class LoopThread:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._running: set[concurrent.futures.Future[Any]] = set()
 
     def _start(self) -> asyncio.AbstractEventLoop:
         with self._lock:
             if self._loop is None:
                 loop = asyncio.new_event_loop()
+                # asyncio.to_thread in a handler: daemon threads, never joined at exit.
+                loop.set_default_executor(DaemonThreadPool(None, "werk-async-default"))
                 ready = threading.Event()
 
                 def run() -> None:
@@ -88,7 +93,17 @@ class LoopThread:
                 reset_current(token)
 
         coro: Coroutine[Any, Any, Any] = wrapped()
-        return asyncio.run_coroutine_threadsafe(coro, self._start()).result()
+        future = asyncio.run_coroutine_threadsafe(coro, self._start())
+        self._running.add(future)
+        try:
+            return future.result()
+        finally:
+            self._running.discard(future)
+
+    def cancel(self) -> None:
+        """Cancel every handler still running (the shutdown deadline FAILed their jobs)."""
+        for future in list(self._running):
+            future.cancel()
 
     def stop(self) -> None:
         """Stop the loop (pending jobs are abandoned; the worker FAILs them first)."""
@@ -126,7 +141,12 @@ class ThreadSlots:
             t.start()
 
     def stop_jobs(self) -> None:
-        """At the deadline: threads cannot be stopped; their jobs are FAILed and forgotten."""
+        """At the deadline: cancel the async handlers still running (their jobs are FAILed).
+
+        A sync handler's thread cannot be stopped (Python has no way to); slots are daemon
+        threads, so it ends with the process, which ``werk worker`` then ends at once.
+        """
+        self.loop.cancel()
 
     def io_busy(self) -> bool:
         """True while some slot may be blocked in a FETCH."""
