@@ -6,7 +6,9 @@ If the child dies while running the job (``os._exit``, a segfault, SIGKILL, the 
 the pipe reports EOF: that job is FAILed with errtype ``ChildProcessDied``, a fresh child is
 started for the next job, and the other slots never notice. A child found dead before it got
 its job is replaced and the job handed to the new one. A plain ``ProcessPoolExecutor`` would
-instead break for good.
+instead break for good. The other way round, a child dies with the worker: if the worker is
+killed (``kill -9``), a lifeline pipe tells its children, which exit at once rather than run
+on a job that nobody can report and the server will hand out again.
 
 Children are started with the ``spawn`` method (safe with the parent's threads) and import
 the app by reference (``module:attribute``), found among the loaded modules.
@@ -151,13 +153,25 @@ class _Channel:
         return b"".join(parts)
 
 
-def _child_main(ref: str, conn: Pipe, wid: str) -> None:
+def _die_with_parent(lifeline: Pipe) -> None:
+    # The parent holds the other end and never writes to it: EOF means the parent is gone
+    # (kill -9, the OOM killer). Nobody can report this child's job any more, and the server
+    # hands it out again when its reservation expires: running on would only run it twice.
+    with contextlib.suppress(EOFError, OSError):
+        lifeline.recv_bytes()
+    os._exit(1)
+
+
+def _child_main(ref: str, conn: Pipe, wid: str, lifeline: Pipe) -> None:
     # The parent handles every signal; a Ctrl-C in the terminal reaches the whole process
     # group, and TSTP would freeze the child. The parent ends children with SIGTERM/SIGKILL.
     for name in ("SIGINT", "SIGTSTP", "SIGTTIN"):
         sig = getattr(signal, name, None)
         if sig is not None:
             signal.signal(sig, signal.SIG_IGN)
+    threading.Thread(
+        target=_die_with_parent, args=(lifeline,), name="werk-lifeline", daemon=True
+    ).start()
     jobs = load_app(ref).jobs  # resolved once; each job is one dict lookup
     channel = _Channel(conn)
     send = channel.send
@@ -196,11 +210,18 @@ class _Child:
         parent, child = ctx.Pipe(duplex=True)
         self.conn: Pipe = parent
         self.channel = _Channel(parent)
+        # The child's lifeline: this process keeps the writing end open until the child is
+        # stopped, so the child sees EOF on it when this process dies.
+        lifeline, self._lifeline = ctx.Pipe(duplex=False)
         self.proc: SpawnProcess = ctx.Process(
-            target=_child_main, args=(ref, child, wid), name=f"werk-child-{slot}", daemon=True
+            target=_child_main,
+            args=(ref, child, wid, lifeline),
+            name=f"werk-child-{slot}",
+            daemon=True,
         )
         self.proc.start()
         child.close()  # so that the child's death shows as EOF here
+        lifeline.close()
         self.busy = False
 
     def wait_ready(self, timeout: float = 60.0) -> None:
@@ -255,6 +276,8 @@ class _Child:
     def stop(self) -> None:
         with contextlib.suppress(OSError):
             self.conn.close()  # an idle child reads EOF and exits
+        with contextlib.suppress(OSError):
+            self._lifeline.close()
         self.proc.join(1.0)
         self.kill()
 
