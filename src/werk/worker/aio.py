@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 from werk.client import AsyncClient
 from werk.errors import AuthenticationError, ServerError
 from werk.worker.backoff import Backoff
-from werk.worker.exchange import reconnectable, report_and_fetch_async
+from werk.worker.exchange import reconnectable, report_and_fetch_async, report_owed
 from werk.worker.threadpool import DaemonThreadPool
-from werk.worker.threads import report_error
+from werk.worker.threads import owed, report_error
 
 if TYPE_CHECKING:
     from werk.worker.app import JobFunction
@@ -132,9 +132,13 @@ class AsyncSlots:
                     continue
                 if w.outage.active:
                     w.outage.recovered()
-                backoff.attempts = 0
                 if error is not None and report is not None:
+                    if payload is None and report_owed(error):
+                        owed(error, report)
+                        await self._pause(backoff.next_delay())
+                        continue
                     report_error(error, report, retried)
+                backoff.attempts = 0
                 report = None
                 retried = False
                 if payload is None:

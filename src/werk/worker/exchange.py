@@ -16,10 +16,22 @@ from typing import Any
 
 from werk.client import AsyncClient, Client
 from werk.client.base import closes_connection, fetched_payload
-from werk.errors import ConnectionClosedError, NetworkError, ProtocolError, ServerError
+from werk.errors import (
+    ConnectionClosedError,
+    JobNotFoundError,
+    NetworkError,
+    ProtocolError,
+    ServerError,
+)
 from werk.protocol.resp import ErrorReply, Reply
 
-__all__ = ["Outcome", "reconnectable", "report_and_fetch", "report_and_fetch_async"]
+__all__ = [
+    "Outcome",
+    "reconnectable",
+    "report_and_fetch",
+    "report_and_fetch_async",
+    "report_owed",
+]
 
 Outcome = tuple[ServerError | None, dict[str, Any] | None]
 """The server's refusal of the report (or None), and the fetched job's payload (or None)."""
@@ -71,6 +83,23 @@ async def report_and_fetch_async(
         return None, None
     replies = await client.execute_many(lines, blocking=fetch is not None)
     return _settle(report, fetch, replies)
+
+
+def report_owed(error: ServerError) -> bool:
+    """True when the server refused an ACK/FAIL because it could not store it (its disk is
+    full, its database failing): the report is still owed and must be sent again later.
+
+    False when the server does not hold the job (``Job not found``: already reported, or its
+    reservation expired) or found the report malformed: sending it again cannot help.
+
+    Example::
+
+        report_owed(ServerError("ERR", "[Errno 28] No space left on device"))   # True
+    """
+    if isinstance(error, JobNotFoundError):
+        return False
+    message = error.message.lower()
+    return not message.startswith("invalid") and not message.startswith("missing")
 
 
 def reconnectable(exc: BaseException) -> bool:

@@ -22,7 +22,7 @@ from werk.client import Client
 from werk.errors import AuthenticationError, JobNotFoundError, ServerError
 from werk.worker.backoff import Backoff
 from werk.worker.context import JobContext, reset_current, set_current
-from werk.worker.exchange import reconnectable, report_and_fetch
+from werk.worker.exchange import reconnectable, report_and_fetch, report_owed
 from werk.worker.runner import InFlight
 from werk.worker.threadpool import DaemonThreadPool
 
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from werk.worker.app import JobFunction
     from werk.worker.worker import Worker
 
-__all__ = ["LoopThread", "ThreadSlots", "report_error"]
+__all__ = ["LoopThread", "ThreadSlots", "owed", "report_error"]
 
 log = logging.getLogger("werk.worker")
 
@@ -52,6 +52,15 @@ def report_error(exc: ServerError, report: bytes, retried: bool) -> None:
             )
     else:
         log.error("server refused the report for jid=%s: %s", jid, exc)
+
+
+def owed(error: ServerError, report: bytes) -> None:
+    """Log a report the server could not store (it is sent again, with back-off)."""
+    log.warning(
+        "the server could not store %s: %s; sending it again",
+        report.split(b" ", 1)[0].decode("ascii", "replace"),
+        error,
+    )
 
 
 class LoopThread:
@@ -215,9 +224,13 @@ class ThreadSlots:
                 self.in_io[index] = False
                 if outage.active:
                     outage.recovered()
-                backoff.attempts = 0
                 if error is not None and report is not None:
+                    if payload is None and report_owed(error):
+                        owed(error, report)
+                        hard_stop.wait(backoff.next_delay())
+                        continue
                     report_error(error, report, retried)
+                backoff.attempts = 0
                 report = None
                 retried = False
                 if payload is None:

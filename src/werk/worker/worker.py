@@ -45,7 +45,7 @@ from werk.errors import ConfigurationError
 from werk.worker import signals
 from werk.worker.app import App
 from werk.worker.backoff import Backoff, Outage
-from werk.worker.exchange import reconnectable, report_and_fetch
+from werk.worker.exchange import reconnectable, report_and_fetch, report_owed
 from werk.worker.heartbeat import Heartbeat
 from werk.worker.queues import QueueSelector, QueueSpec, Strategy, parse_queues
 from werk.worker.runner import Runner
@@ -416,13 +416,19 @@ class Worker:
                 while True:
                     try:
                         error, _ = report_and_fetch(client, line, None)
-                        if error is not None:
-                            log.warning("server refused a shutdown FAIL: %s", error)
-                        break
                     except Exception as exc:
                         if not reconnectable(exc) or time.monotonic() >= deadline:
                             self.lost_report(line)
                             break
-                        time.sleep(backoff.next_delay())
+                    else:
+                        if error is None:
+                            break
+                        if not report_owed(error):
+                            log.warning("server refused a shutdown FAIL: %s", error)
+                            break
+                        if time.monotonic() >= deadline:  # (it could not store it)
+                            self.lost_report(line)
+                            break
+                    time.sleep(backoff.next_delay())
         finally:
             client.close()
