@@ -24,7 +24,7 @@ from werk.server import EmbeddedServer, ManualClock
 pytestmark = pytest.mark.slow
 
 SLOTS = 4
-CUTS = 6
+CUTS = scaled(6)
 
 
 def _settled(srv: EmbeddedServer, ledger: Ledger) -> bool:
@@ -57,7 +57,7 @@ def test_a_worker_behind_a_cutting_proxy_loses_nothing(tmp_path: Path, executor:
         args = ("-c", str(SLOTS), "--executor", executor, "--url", proxy.url)
         with WorkerProcess(proxy.url, *args, log_path=tmp_path / "worker.log") as worker:
             cut: list[int] = []
-            # Cuts spread over the run (each one after a seventh of the jobs), and each after
+            # Cuts spread over the run (one every n / (CUTS + 1) jobs), and each after
             # more runs than the slots can make on jobs fetched before the previous cut: the
             # worker has reconnected by then.
             since = 0

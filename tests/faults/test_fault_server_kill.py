@@ -65,10 +65,12 @@ def test_kill_9_during_pushes_and_a_running_worker_loses_nothing_acknowledged(
             # The same port, so that producers and the worker find it again.
             server = stack.enter_context(ServerProcess(data, "--bind", f"127.0.0.1:{port}"))
 
-        # Two kills while the producers push, one after all their pushes are acknowledged
+        # Kills while the producers push, one more after all their pushes are acknowledged
         # (the worker is still working off the queue, or waiting in FETCH).
-        for k in (1, 2):
-            wait_until(lambda k=k: len(pushers.acked) >= n * k // 3, 60, f"{n * k // 3} pushes")
+        during = scaled(2)
+        for k in range(1, during + 1):
+            target = n * k // (during + 1)
+            wait_until(lambda t=target: len(pushers.acked) >= t, 60, f"{target} pushes")
             kill_and_restart()
         pushers.join(120)
         pushers.acked.add(first)

@@ -62,3 +62,7 @@ def test_kill_9_mid_job_gives_the_jobs_back_when_their_reservation_expires(
     # Started once each by the dead worker, and none of them ran on to its end.
     assert ledger.count("start") == dict.fromkeys(jids, 1)
     assert not ledger.count("end")
+    print(
+        f"\n{executor}: kill -9 with {n} jobs running; {n} back after their reservation, "
+        f"0 lost, 0 ran on after the kill"
+    )
