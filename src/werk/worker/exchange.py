@@ -94,7 +94,10 @@ def report_owed(error: ServerError) -> bool:
 
     Example::
 
-        report_owed(ServerError("ERR", "[Errno 28] No space left on device"))   # True
+        >>> report_owed(ServerError("ERR", "[Errno 28] No space left on device"))
+        True
+        >>> report_owed(JobNotFoundError("ERR", "Job not found 0123456789abcdef"))
+        False
     """
     if isinstance(error, JobNotFoundError):
         return False

@@ -14,9 +14,10 @@ machinery stays unused.
 
 Example::
 
-    pool = DaemonThreadPool(4, "werk-sync")
-    assert pool.submit(pow, 2, 10).result() == 1024
-    pool.shutdown(wait=False)
+    >>> pool = DaemonThreadPool(4, "werk-sync")
+    >>> pool.submit(pow, 2, 10).result()
+    1024
+    >>> pool.shutdown()
 """
 
 from __future__ import annotations
