@@ -12,8 +12,10 @@ the heartbeat.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import contextvars
+import functools
 import logging
 import threading
 from typing import TYPE_CHECKING, Any
@@ -34,6 +36,13 @@ __all__ = ["AsyncSlots"]
 
 
 log = logging.getLogger("werk.worker")
+
+
+def _returned(flight: InFlight, future: concurrent.futures.Future[Any]) -> None:
+    # A sync handler's thread is done. If the shutdown deadline already claimed its job (its
+    # slot stopped waiting), a success still counts: the job gets its ACK, not a FAIL.
+    if flight.done and not future.cancelled() and future.exception() is None:
+        flight.late = True
 
 
 class AsyncSlots:
@@ -92,7 +101,9 @@ class AsyncSlots:
                 await fn.func(*flight.job.args)
             else:
                 ctx = contextvars.copy_context()
-                await self.loop.run_in_executor(self.pool, ctx.run, fn.func, *flight.job.args)
+                future = self.pool.submit(ctx.run, fn.func, *flight.job.args)
+                future.add_done_callback(functools.partial(_returned, flight))
+                await asyncio.wrap_future(future, loop=self.loop)
         except BaseException as exc:
             return exc
         return None

@@ -150,7 +150,8 @@ class Worker:
         self.abandoned = 0
         """Jobs the shutdown deadline FAILed back while their handlers still ran (0 after a
         clean stop). Sync ones may still be running on daemon threads until the process
-        exits: exit soon after :meth:`run` returns, as ``werk worker`` does."""
+        exits: exit soon after :meth:`run` returns, as ``werk worker`` does. (A handler
+        that returns before the FAILs go out gets its ACK instead, and is not counted.)"""
 
     # -- state ------------------------------------------------------------------------------
 
@@ -397,8 +398,10 @@ class Worker:
             self.heartbeat.stop()
         if abandoned:
             # Last: a sync handler that could not be stopped gets the least possible time
-            # between its job's FAIL (after which the job may be retried) and the exit.
-            self._send_reports([line for _, line in abandoned])
+            # between its job's FAIL (after which the job may be retried) and the exit; one
+            # that returned meanwhile is acknowledged instead.
+            lines, self.abandoned = self.runner.settle(abandoned)
+            self._send_reports(lines)
         log.info(
             "worker %s stopped: %d jobs done, %d failed",
             self.wid,
