@@ -54,7 +54,7 @@ def test_a_worker_behind_a_cutting_proxy_loses_nothing(tmp_path: Path, executor:
         pushed = {job.jid for job in jobs}
         with werk.Client(srv.url) as client:
             assert client.push_bulk(jobs) == {}
-        args = ("-c", str(SLOTS), "--executor", executor, "--url", proxy.url)
+        args = ("-c", str(SLOTS), "--executor", executor)
         with WorkerProcess(proxy.url, *args, log_path=tmp_path / "worker.log") as worker:
             cut: list[int] = []
             # Cuts spread over the run (one every n / (CUTS + 1) jobs), and each after

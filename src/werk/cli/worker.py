@@ -27,8 +27,9 @@ examples:
   werk worker jobs -q critical -q default     # strict: critical always first
   werk worker jobs --executor process -c 4    # CPU-bound jobs, one child process per slot
 
-signals: TERM/INT stop gracefully (a second one stops at once), TSTP stops fetching
-(quiet), TTIN logs the stack of every thread.
+signals: TERM/INT stop gracefully (a second one stops at once): jobs still running after
+--shutdown-timeout are FAILed (so they are retried) and the process exits without waiting
+for them. TSTP stops fetching (quiet), TTIN logs the stack of every thread.
 The server is FAKTORY_URL (or FAKTORY_PROVIDER), else tcp://localhost:7419.
 """
 
