@@ -19,7 +19,7 @@ from tests.faults.proxy import CutProxy
 from tests.worker.helpers import FETCH_BLOCK, wait_until
 
 import werk
-from werk.server import EmbeddedServer, ManualClock
+from werk.server import EmbeddedServer
 
 pytestmark = pytest.mark.slow
 
@@ -44,11 +44,13 @@ def _settled(srv: EmbeddedServer, ledger: Ledger) -> bool:
 
 
 @pytest.mark.parametrize("executor", ["thread", "asyncio"])
-def test_a_worker_behind_a_cutting_proxy_loses_nothing(tmp_path: Path, executor: str) -> None:
+def test_a_worker_behind_a_cutting_proxy_loses_nothing(
+    clock_server: EmbeddedServer, tmp_path: Path, executor: str
+) -> None:
     n = scaled(400)
     ledger = Ledger(tmp_path)
-    srv = EmbeddedServer(clock=ManualClock(1_700_000_000), fetch_timeout=FETCH_BLOCK)
-    with srv, CutProxy(srv.host, srv.port) as proxy:
+    srv = clock_server
+    with CutProxy(srv.host, srv.port) as proxy:
         # 10 ms each: the cuts land while the worker is busy, not after it finished.
         jobs = [werk.Job("record", [str(tmp_path), "", 0.01]) for _ in range(n)]
         pushed = {job.jid for job in jobs}

@@ -27,10 +27,11 @@ from tests.faults.harness import (
     worked_off,
 )
 from tests.server.serverproc import ServerProcess
+from tests.servers import ServerFactory
 from tests.worker.helpers import wait_until
 
 import werk
-from werk.server import EmbeddedServer, ManualClock
+from werk.server import ManualClock
 
 pytestmark = pytest.mark.slow
 
@@ -38,6 +39,7 @@ SLOTS = 8
 
 
 def test_kill_9_during_pushes_and_a_running_worker_loses_nothing_acknowledged(
+    make_server: ServerFactory,
     tmp_path: Path,
 ) -> None:
     n = scaled(600)
@@ -92,8 +94,8 @@ def test_kill_9_during_pushes_and_a_running_worker_loses_nothing_acknowledged(
     assert tally.duplicate_runs + len(tally.will_run_again) <= SLOTS * len(kills), tally.summary()
     # A job reserved for a reply that died with the server comes back when the
     # reservation expires: 30 minutes on the server's clock, moved here by hand.
-    with EmbeddedServer(storage="sqlite", data_dir=data, clock=ManualClock(time.time())) as srv:
-        assert srv.info()["working"] == len(tally.reserved)
-        srv.advance(1800 + 16)
-        info = srv.info()
-        assert (info["working"], info["retries"]) == (0, len(tally.reserved)), info
+    srv = make_server(storage="sqlite", data_dir=data, clock=ManualClock(time.time()))
+    assert srv.info()["working"] == len(tally.reserved)
+    srv.advance(1800 + 16)
+    info = srv.info()
+    assert (info["working"], info["retries"]) == (0, len(tally.reserved)), info

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from tests.faults.harness import Ledger, WorkerProcess, alive
-from tests.worker.helpers import FETCH_BLOCK, wait_until
+from tests.worker.helpers import wait_until
 
 import werk
 from werk.server import EmbeddedServer
@@ -31,12 +31,6 @@ SHUTDOWN_TIMEOUT = 1.0
 # early enough for the test to watch for an end that must not come.
 JOB_SECONDS = SHUTDOWN_TIMEOUT + 1.5
 JOBTYPES = ["sleepy", "sleepy", "async_sleepy", "offloaded_sleepy"]
-
-
-@pytest.fixture
-def server() -> EmbeddedServer:
-    with EmbeddedServer(fetch_timeout=FETCH_BLOCK) as srv:
-        yield srv
 
 
 def _push_long_jobs(srv: EmbeddedServer, directory: Path) -> set[str]:
