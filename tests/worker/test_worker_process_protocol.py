@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
 import os
 import pickle
 import signal
@@ -144,6 +145,11 @@ def test_a_child_that_died_while_idle_is_replaced_before_it_gets_a_job(
         first = int((tmp_path / "first").read_text().split()[0])
         os.kill(first, signal.SIGKILL)  # the OOM killer, between two jobs
         wait_until(lambda: _state(first) in ("Z", "X", "gone"), what="the child to die")
+        # The main thread's zombie state can come before the child's other threads (its
+        # lifeline) are gone and its pipes closed: wait for that, as the parent would see it.
+        child = worker._executor._children[0]  # type: ignore[union-attr]
+        assert child is not None and child.proc.pid == first
+        assert multiprocessing.connection.wait([child.proc.sentinel], 10)
         client.push("record", str(tmp_path), "second")
         wait_until(lambda: server.info()["processed"] == 2, timeout=30, what="the second job")
     second = int((tmp_path / "second").read_text().split()[0])

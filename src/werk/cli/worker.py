@@ -27,8 +27,9 @@ examples:
   werk worker jobs -q critical -q default     # strict: critical always first
   werk worker jobs --executor process -c 4    # CPU-bound jobs, one child process per slot
 
-signals: TERM/INT stop gracefully (a second one stops at once), TSTP stops fetching
-(quiet), TTIN logs the stack of every thread.
+signals: TERM/INT stop gracefully (a second one stops at once): jobs still running after
+--shutdown-timeout are FAILed (so they are retried) and the process exits without waiting
+for them. TSTP stops fetching (quiet), TTIN logs the stack of every thread.
 The server is FAKTORY_URL (or FAKTORY_PROVIDER), else tcp://localhost:7419.
 """
 
@@ -106,7 +107,16 @@ def _run(args: argparse.Namespace) -> int:
         print(f"werk worker: {exc}", file=sys.stderr)
         return 2
     worker.run()
-    return 1 if worker.error is not None else 0
+    code = 1 if worker.error is not None else 0
+    if worker.abandoned:
+        # The deadline FAILed jobs whose handlers may still run: sync ones on threads that
+        # Python cannot stop, and threads they started, which a normal exit would wait for.
+        # Those jobs are due to be retried, so none may run on: end the process now.
+        logging.shutdown()  # flushes the log handlers
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 def add_worker_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

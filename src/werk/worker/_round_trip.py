@@ -10,13 +10,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from werk._errors import NetworkError, ProtocolError, ServerError
+from werk._errors import JobNotFoundError, NetworkError, ProtocolError, ServerError
 from werk._protocol.replies import fetched_payload
 from werk._protocol.resp import ErrorReply, Reply
 from werk._protocol.session import closed_after, closes_connection
 from werk.client import AsyncClient, Client
 
-__all__ = ["Outcome", "reconnectable", "report_and_fetch", "report_and_fetch_async"]
+__all__ = [
+    "Outcome",
+    "reconnectable",
+    "report_and_fetch",
+    "report_and_fetch_async",
+    "report_owed",
+]
 
 Outcome = tuple[ServerError | None, dict[str, Any] | None]
 """The server's refusal of the report (or None), and the fetched job's payload (or None)."""
@@ -67,6 +73,26 @@ async def report_and_fetch_async(
         return None, None
     replies = await client.execute_many(lines, blocking=fetch is not None)
     return _settle(client, report, fetch, replies)
+
+
+def report_owed(error: ServerError) -> bool:
+    """True when the server refused an ACK/FAIL because it could not store it (its disk is
+    full, its database failing): the report is still owed and must be sent again later.
+
+    False when the server does not hold the job (``Job not found``: already reported, or its
+    reservation expired) or found the report malformed: sending it again cannot help.
+
+    Example::
+
+        >>> report_owed(ServerError("ERR", "[Errno 28] No space left on device"))
+        True
+        >>> report_owed(JobNotFoundError("ERR", "Job not found 0123456789abcdef"))
+        False
+    """
+    if isinstance(error, JobNotFoundError):
+        return False
+    message = error.message.lower()
+    return not message.startswith("invalid") and not message.startswith("missing")
 
 
 def reconnectable(exc: BaseException) -> bool:

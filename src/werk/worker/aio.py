@@ -1,27 +1,31 @@
 """The asyncio executor: every slot is a task with its own AsyncClient on one event loop.
 
-Async handlers are awaited right in their slot's task; sync handlers go to a thread pool of
-``concurrency`` threads (with the job's context). As in the thread executor, a job's ACK
-(or FAIL) is written in the same packet as the slot's next FETCH. The loop runs on a
-thread of its own, so the worker's main thread stays free for signals and the shutdown
-deadline; a handler that blocks the loop still cannot stop the heartbeat.
+Async handlers are awaited right in their slot's task; sync handlers go to a pool of
+``concurrency`` daemon threads (with the job's context): at the shutdown deadline the slot
+stops waiting for a handler it cannot stop, and the thread never holds the process open.
+As in the thread executor, a job's ACK (or FAIL) is written in the same packet as the
+slot's next FETCH. The loop runs on a thread of its own, so the worker's main thread stays
+free for signals and the shutdown deadline; a handler that blocks the loop still cannot stop
+the heartbeat.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import contextvars
+import functools
 import logging
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from werk._errors import AuthenticationError, ServerError
 from werk.client import AsyncClient
-from werk.worker._round_trip import reconnectable, report_and_fetch_async
+from werk.worker._round_trip import reconnectable, report_and_fetch_async, report_owed
 from werk.worker.backoff import Backoff
-from werk.worker.threads import report_error
+from werk.worker.threadpool import DaemonThreadPool
+from werk.worker.threads import owed, report_error
 
 if TYPE_CHECKING:
     from werk.worker.app import JobFunction
@@ -34,13 +38,22 @@ __all__ = ["AsyncSlots"]
 log = logging.getLogger("werk.worker")
 
 
+def _returned(flight: InFlight, future: concurrent.futures.Future[Any]) -> None:
+    # A sync handler's thread is done. If the shutdown deadline already claimed its job (its
+    # slot stopped waiting), a success still counts: the job gets its ACK, not a FAIL.
+    if flight.done and not future.cancelled() and future.exception() is None:
+        flight.late = True
+
+
 class AsyncSlots:
     """``concurrency`` slot tasks on an event loop running in its own thread."""
 
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
         self.loop = asyncio.new_event_loop()
-        self.pool = ThreadPoolExecutor(worker.concurrency, thread_name_prefix="werk-sync")
+        self.pool = DaemonThreadPool(worker.concurrency, "werk-sync")
+        # asyncio.to_thread and run_in_executor(None, ...) in a handler: daemon threads too.
+        self.loop.set_default_executor(DaemonThreadPool(None, "werk-async-default"))
         self.clients: list[AsyncClient] = []
         self._thread: threading.Thread | None = None
         self._hard_stop: asyncio.Event | None = None
@@ -88,7 +101,9 @@ class AsyncSlots:
                 await fn.func(*flight.job.args)
             else:
                 ctx = contextvars.copy_context()
-                await self.loop.run_in_executor(self.pool, ctx.run, fn.func, *flight.job.args)
+                future = self.pool.submit(ctx.run, fn.func, *flight.job.args)
+                future.add_done_callback(functools.partial(_returned, flight))
+                await asyncio.wrap_future(future, loop=self.loop)
         except BaseException as exc:
             return exc
         return None
@@ -128,9 +143,13 @@ class AsyncSlots:
                     continue
                 if w.outage.active:
                     w.outage.recovered()
-                backoff.attempts = 0
                 if error is not None and report is not None:
+                    if payload is None and report_owed(error):
+                        owed(error, report)
+                        await self._pause(backoff.next_delay())
+                        continue
                     report_error(error, report, retried)
+                backoff.attempts = 0
                 report = None
                 retried = False
                 if payload is None:
@@ -176,12 +195,16 @@ class AsyncSlots:
         return not self.worker._slots_done.is_set()
 
     def close(self) -> None:
-        """Stop the loop's leftovers (END on the clients still open) and the sync thread pool."""
-        if self._thread is not None:
-            self._thread.join(1.0)
+        """Stop the loop's leftovers (END on the clients still open) and the sync thread pool.
+
+        Never waits long: a loop that a handler blocks cannot close anything, and its thread,
+        like the pool's, is a daemon thread that ends with the process.
+        """
+        if self._thread is not None and self.worker._slots_done.is_set():
+            self._thread.join(1.0)  # the slots have exited: the loop is finishing
         if self.loop.is_running():
             done = asyncio.run_coroutine_threadsafe(self._close_clients(), self.loop)
             with contextlib.suppress(Exception):
-                done.result(1.0)
+                done.result(0.5)
             self.loop.call_soon_threadsafe(self.loop.stop)
         self.pool.shutdown(wait=False, cancel_futures=True)

@@ -6,7 +6,9 @@ If the child dies while running the job (``os._exit``, a segfault, SIGKILL, the 
 the pipe reports EOF: that job is FAILed with errtype ``ChildProcessDied``, a fresh child is
 started for the next job, and the other slots never notice. A child found dead before it got
 its job is replaced and the job handed to the new one. A plain ``ProcessPoolExecutor`` would
-instead break for good.
+instead break for good. The other way round, a child dies with the worker: if the worker is
+killed (``kill -9``), a lifeline pipe tells its children, which exit at once rather than run
+on a job that nobody can report and the server will hand out again.
 
 Children are started with the ``spawn`` method (safe with the parent's threads) and import
 the app by reference (``module:attribute``), found among the loaded modules.
@@ -25,6 +27,7 @@ import signal
 import struct
 import sys
 import threading
+import time
 from multiprocessing.connection import Connection as Pipe
 from typing import TYPE_CHECKING, Any
 
@@ -150,13 +153,25 @@ class _Channel:
         return b"".join(parts)
 
 
-def _child_main(ref: str, conn: Pipe, wid: str) -> None:
+def _die_with_parent(lifeline: Pipe) -> None:
+    # The parent holds the other end and never writes to it: EOF means the parent is gone
+    # (kill -9, the OOM killer). Nobody can report this child's job any more, and the server
+    # hands it out again when its reservation expires: running on would only run it twice.
+    with contextlib.suppress(EOFError, OSError):
+        lifeline.recv_bytes()
+    os._exit(1)
+
+
+def _child_main(ref: str, conn: Pipe, wid: str, lifeline: Pipe) -> None:
     # The parent handles every signal; a Ctrl-C in the terminal reaches the whole process
     # group, and TSTP would freeze the child. The parent ends children with SIGTERM/SIGKILL.
     for name in ("SIGINT", "SIGTSTP", "SIGTTIN"):
         sig = getattr(signal, name, None)
         if sig is not None:
             signal.signal(sig, signal.SIG_IGN)
+    threading.Thread(
+        target=_die_with_parent, args=(lifeline,), name="werk-lifeline", daemon=True
+    ).start()
     jobs = load_app(ref).jobs  # resolved once; each job is one dict lookup
     channel = _Channel(conn)
     send = channel.send
@@ -195,11 +210,18 @@ class _Child:
         parent, child = ctx.Pipe(duplex=True)
         self.conn: Pipe = parent
         self.channel = _Channel(parent)
+        # The child's lifeline: this process keeps the writing end open until the child is
+        # stopped, so the child sees EOF on it when this process dies.
+        lifeline, self._lifeline = ctx.Pipe(duplex=False)
         self.proc: SpawnProcess = ctx.Process(
-            target=_child_main, args=(ref, child, wid), name=f"werk-child-{slot}", daemon=True
+            target=_child_main,
+            args=(ref, child, wid, lifeline),
+            name=f"werk-child-{slot}",
+            daemon=True,
         )
         self.proc.start()
         child.close()  # so that the child's death shows as EOF here
+        lifeline.close()
         self.busy = False
 
     def wait_ready(self, timeout: float = 60.0) -> None:
@@ -254,6 +276,8 @@ class _Child:
     def stop(self) -> None:
         with contextlib.suppress(OSError):
             self.conn.close()  # an idle child reads EOF and exits
+        with contextlib.suppress(OSError):
+            self._lifeline.close()
         self.proc.join(1.0)
         self.kill()
 
@@ -296,18 +320,21 @@ class ProcessSlots(ThreadSlots):
             child = self._children[slot] = self._spawn(slot)
         limit = _limit(flight.job, self.worker.app.default_backtrace)
         frame = bytes((limit,)) + pickle.dumps(flight.payload, _PICKLE)
+        # Busy from before the job is sent: the shutdown deadline ends busy children.
+        child.busy = True
         try:
             child.send(frame)
         except OSError as exc:
             # It died while idle, so the job never reached it: a new child gets it.
+            child.busy = False
             log.warning("%s; starting a new one", child.describe_death(idle=True))
             child.stop()
             self._children[slot] = None
             if self.worker.hard_stop.is_set():
                 return RemoteJobError("Shutdown", f"worker is stopping ({exc})")
             child = self._children[slot] = self._spawn(slot)
+            child.busy = True
             child.send(frame)  # a brand-new child's pipe failing is a real error
-        child.busy = True
         try:
             result = child.outcome()
         except (EOFError, OSError) as exc:
@@ -329,10 +356,21 @@ class ProcessSlots(ThreadSlots):
         return RemoteJobError(*result)
 
     def stop_jobs(self) -> None:
-        """At the deadline: end the children still running (abandoned) jobs."""
-        for child in list(self._children):
-            if child is not None and child.busy:
-                child.kill()
+        """At the deadline: end the children still running (abandoned) jobs, all at once.
+
+        SIGTERM, then SIGKILL for those still alive a second later (a handler may catch
+        TERM): one second in all, however many children there are.
+        """
+        busy = [c for c in list(self._children) if c is not None and c.busy]
+        for child in busy:
+            if child.proc.is_alive():
+                child.proc.terminate()
+        deadline = time.monotonic() + 1.0
+        for child in busy:
+            child.proc.join(max(0.0, deadline - time.monotonic()))
+        for child in busy:
+            if child.proc.is_alive():
+                child.proc.kill()
 
     def close(self) -> None:
         """End every child and the slots' connections."""

@@ -125,7 +125,7 @@ def describe(exc: BaseException) -> tuple[str, str]:
 class InFlight:
     """A fetched job between FETCH and its one and only ACK or FAIL."""
 
-    __slots__ = ("ctx", "done", "job", "payload", "started", "token")
+    __slots__ = ("ctx", "done", "job", "late", "payload", "started", "token")
 
     def __init__(self, job: Job, ctx: JobContext, payload: dict[str, Any]) -> None:
         self.job = job
@@ -133,6 +133,7 @@ class InFlight:
         self.ctx = ctx
         self.started = _monotonic()
         self.done = False
+        self.late = False  # the handler returned after the shutdown deadline claimed the job
         self.token: Token[JobContext] | None = None
 
 
@@ -187,6 +188,7 @@ class Runner:
         if error is None:
             self._hooks.call("after_process", ctx, duration)
             if not self.claim(flight):
+                flight.late = True
                 return None
             self.processed += 1
             if log.isEnabledFor(logging.INFO):
@@ -264,6 +266,29 @@ class Runner:
                 )
                 out.append((flight, commands.fail(job.jid, errtype, message)))
         return out
+
+    def settle(self, abandoned: list[tuple[InFlight, bytes]]) -> tuple[list[bytes], int]:
+        """The reports of the jobs :meth:`abandon` claimed, as they stand now, and how many
+        are still FAILs: a handler that has returned successfully since gets its ACK
+        instead (it did its work; a retry would do it twice)."""
+        lines: list[bytes] = []
+        failed = 0
+        for flight, fail in abandoned:
+            if flight.late:
+                self.failed -= 1
+                self.processed += 1
+                job = flight.job
+                log.info(
+                    "jid=%s jobtype=%s finished after the shutdown deadline: acknowledging it",
+                    job.jid,
+                    job.jobtype,
+                    extra={"jid": job.jid, "jobtype": job.jobtype},
+                )
+                lines.append(commands.ack(job.jid))
+            else:
+                lines.append(fail)
+                failed += 1
+        return lines, failed
 
 
 def run_local(app: App, fn: JobFunction[Any, Any], job: Job) -> Any:

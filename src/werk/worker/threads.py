@@ -12,6 +12,7 @@ The process executor reuses these slots and only replaces how a handler is calle
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
@@ -19,16 +20,17 @@ from typing import TYPE_CHECKING, Any
 
 from werk._errors import AuthenticationError, JobNotFoundError, ServerError
 from werk.client import Client
-from werk.worker._round_trip import reconnectable, report_and_fetch
+from werk.worker._round_trip import reconnectable, report_and_fetch, report_owed
 from werk.worker.backoff import Backoff
 from werk.worker.context import JobContext, reset_current, set_current
 from werk.worker.runner import InFlight
+from werk.worker.threadpool import DaemonThreadPool
 
 if TYPE_CHECKING:
     from werk.worker.app import JobFunction
     from werk.worker.worker import Worker
 
-__all__ = ["LoopThread", "ThreadSlots", "report_error"]
+__all__ = ["LoopThread", "ThreadSlots", "owed", "report_error"]
 
 log = logging.getLogger("werk.worker")
 
@@ -52,6 +54,15 @@ def report_error(exc: ServerError, report: bytes, retried: bool) -> None:
         log.error("server refused the report for jid=%s: %s", jid, exc)
 
 
+def owed(error: ServerError, report: bytes) -> None:
+    """Log a report the server could not store (it is sent again, with back-off)."""
+    log.warning(
+        "the server could not store %s: %s; sending it again",
+        report.split(b" ", 1)[0].decode("ascii", "replace"),
+        error,
+    )
+
+
 class LoopThread:
     """An event loop on a daemon thread, for async handlers called from sync code."""
 
@@ -59,11 +70,14 @@ class LoopThread:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._running: set[concurrent.futures.Future[Any]] = set()
 
     def _start(self) -> asyncio.AbstractEventLoop:
         with self._lock:
             if self._loop is None:
                 loop = asyncio.new_event_loop()
+                # asyncio.to_thread in a handler: daemon threads, never joined at exit.
+                loop.set_default_executor(DaemonThreadPool(None, "werk-async-default"))
                 ready = threading.Event()
 
                 def run() -> None:
@@ -88,7 +102,17 @@ class LoopThread:
                 reset_current(token)
 
         coro: Coroutine[Any, Any, Any] = wrapped()
-        return asyncio.run_coroutine_threadsafe(coro, self._start()).result()
+        future = asyncio.run_coroutine_threadsafe(coro, self._start())
+        self._running.add(future)
+        try:
+            return future.result()
+        finally:
+            self._running.discard(future)
+
+    def cancel(self) -> None:
+        """Cancel every handler still running (the shutdown deadline FAILed their jobs)."""
+        for future in list(self._running):
+            future.cancel()
 
     def stop(self) -> None:
         """Stop the loop (pending jobs are abandoned; the worker FAILs them first)."""
@@ -126,7 +150,12 @@ class ThreadSlots:
             t.start()
 
     def stop_jobs(self) -> None:
-        """At the deadline: threads cannot be stopped; their jobs are FAILed and forgotten."""
+        """At the deadline: cancel the async handlers still running (their jobs are FAILed).
+
+        A sync handler's thread cannot be stopped (Python has no way to); slots are daemon
+        threads, so it ends with the process, which ``werk worker`` then ends at once.
+        """
+        self.loop.cancel()
 
     def io_busy(self) -> bool:
         """True while some slot may be blocked in a FETCH."""
@@ -195,9 +224,13 @@ class ThreadSlots:
                 self.in_io[index] = False
                 if outage.active:
                     outage.recovered()
-                backoff.attempts = 0
                 if error is not None and report is not None:
+                    if payload is None and report_owed(error):
+                        owed(error, report)
+                        hard_stop.wait(backoff.next_delay())
+                        continue
                     report_error(error, report, retried)
+                backoff.attempts = 0
                 report = None
                 retried = False
                 if payload is None:

@@ -7,9 +7,16 @@ Lifecycle (the Faktory worker protocol):
 * **quiet** (TSTP, :meth:`Worker.quiet` or the web UI): stop fetching, let running jobs
   finish and report, keep beating, stay alive until told to terminate.
 * **terminate** (TERM/INT, :meth:`Worker.terminate` or the web UI): stop fetching, wait up to
-  ``shutdown_timeout`` for running jobs (still beating), FAIL what is still running with
-  errtype ``Shutdown`` (so it is retried), END on every connection, return. A second TERM/INT
-  skips the wait.
+  ``shutdown_timeout`` for running jobs (still beating), stop what is still running and FAIL
+  it with errtype ``Shutdown`` (so it is retried), END on every connection, return. A second
+  TERM/INT skips the wait.
+
+Stopping a job at the deadline: a child process (process executor) is killed, an async
+handler is cancelled. A sync handler on a thread cannot be stopped (Python has no way to),
+so every thread werk starts is a daemon thread that the interpreter never waits for: the
+process exits as soon as :meth:`Worker.run` returns and the program ends, and ``werk
+worker`` ends its process at once when :attr:`Worker.abandoned` is non-zero, so that no
+FAILed job runs on to completion (and so twice).
 
 Example::
 
@@ -35,7 +42,7 @@ from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
 from werk._errors import ConfigurationError
 from werk.client import AsyncClient, BeatState, Client, ClientSettings
 from werk.worker import signals
-from werk.worker._round_trip import reconnectable, report_and_fetch
+from werk.worker._round_trip import reconnectable, report_and_fetch, report_owed
 from werk.worker.app import App
 from werk.worker.backoff import Backoff, Outage
 from werk.worker.heartbeat import Heartbeat
@@ -139,6 +146,11 @@ class Worker:
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
+        self.abandoned = 0
+        """Jobs the shutdown deadline FAILed back while their handlers still ran (0 after a
+        clean stop). Sync ones may still be running on daemon threads until the process
+        exits: exit soon after :meth:`run` returns, as ``werk worker`` does. (A handler
+        that returns before the FAILs go out gets its ACK instead, and is not counted.)"""
 
     # -- state ------------------------------------------------------------------------------
 
@@ -215,7 +227,11 @@ class Worker:
     # -- running ----------------------------------------------------------------------------
 
     def run(self) -> None:
-        """Run until terminated (blocks). On the main thread, handles TERM/INT/TSTP/TTIN."""
+        """Run until terminated (blocks). On the main thread, handles TERM/INT/TSTP/TTIN.
+
+        Returns within about two seconds of the shutdown deadline, whatever the jobs are
+        doing; see :attr:`abandoned` for handlers that may still be running then.
+        """
         restore = signals.install(self._request)
         try:
             self._run()
@@ -362,11 +378,10 @@ class Worker:
         abandoned = self.runner.abandon(
             "Shutdown", f"worker {self.wid} shut down before the job finished"
         )
+        self.abandoned = len(abandoned)
         executor = self._executor
         if executor is not None:
             executor.stop_jobs()
-        if abandoned:
-            self._send_reports([line for _, line in abandoned])
         # Slots blocked in FETCH return within ~2 s; a job they get is given back.
         give_up = time.monotonic() + 2.5
         while (
@@ -380,6 +395,12 @@ class Worker:
             executor.close()
         if self.heartbeat is not None:
             self.heartbeat.stop()
+        if abandoned:
+            # Last: a sync handler that could not be stopped gets the least possible time
+            # between its job's FAIL (after which the job may be retried) and the exit; one
+            # that returned meanwhile is acknowledged instead.
+            lines, self.abandoned = self.runner.settle(abandoned)
+            self._send_reports(lines)
         log.info(
             "worker %s stopped: %d jobs done, %d failed",
             self.wid,
@@ -397,13 +418,19 @@ class Worker:
                 while True:
                     try:
                         error, _ = report_and_fetch(client, line, None)
-                        if error is not None:
-                            log.warning("server refused a shutdown FAIL: %s", error)
-                        break
                     except Exception as exc:
                         if not reconnectable(exc) or time.monotonic() >= deadline:
                             self.lost_report(line)
                             break
-                        time.sleep(backoff.next_delay())
+                    else:
+                        if error is None:
+                            break
+                        if not report_owed(error):
+                            log.warning("server refused a shutdown FAIL: %s", error)
+                            break
+                        if time.monotonic() >= deadline:  # (it could not store it)
+                            self.lost_report(line)
+                            break
+                    time.sleep(backoff.next_delay())
         finally:
             client.close()
