@@ -64,12 +64,18 @@ def backoff(retry_count: int, rand30: int) -> int:
     return retry_count**4 + 15 + rand30 * (retry_count + 1)
 
 
+def _drop(container: object) -> None:
+    """Free a big container at once (a manager without a server to spread the work)."""
+
+
 class Waiter:
-    """A FETCH blocked on empty queues; ``deliver`` gets the job bytes (or None)."""
+    """A FETCH blocked on empty queues; ``deliver`` gets the reservation (or None)."""
 
     __slots__ = ("deliver", "done", "queues", "wid")
 
-    def __init__(self, queues: Sequence[str], wid: str, deliver: Callable[[bytes | None], None]):
+    def __init__(
+        self, queues: Sequence[str], wid: str, deliver: Callable[[Reservation | None], None]
+    ):
         self.queues = queues
         self.wid = wid
         self.deliver = deliver
@@ -109,6 +115,10 @@ class Manager:
         self._count_second = -1
         self._count_ok: tuple[str, ...] = ()
         self._count_failed: tuple[str, ...] = ()
+        # Containers a command dropped whole (a removed queue, a cleared set): freeing a
+        # million jobs takes a quarter of a second, so a server sets this to something that
+        # frees them a slice at a time between other clients' commands.
+        self.release: Callable[[object], None] = _drop
         self.load()
 
     # -- boot ------------------------------------------------------------------------
@@ -265,10 +275,11 @@ class Manager:
             waiter = waiters.popleft()
             if waiter.done:
                 continue
-            # Hand the job straight to the longest-blocked FETCH (Redis BRPOP).
+            # Hand the job straight to the longest-blocked FETCH (Redis BRPOP). Its id is
+            # the queue position it would have had, should it have to go back (put_back).
             self._forget_waiter(waiter)
-            self._reserve(QueueItem(0, jid, reserve_for, payload), waiter.wid)
-            waiter.deliver(payload)
+            item = QueueItem(self._id(), jid, reserve_for, payload)
+            waiter.deliver(self._reserve(item, waiter.wid, queue))
             return
         eid = self._id()
         q.append(QueueItem(eid, jid, reserve_for, payload))
@@ -289,7 +300,7 @@ class Manager:
             if q and name not in paused:
                 item = q.popleft()
                 self.storage.entry_remove(item.id)
-                return self._reserve(item, wid)
+                return self._reserve(item, wid, name)
         return None
 
     def active_queues(self, queues: Sequence[str]) -> list[str]:
@@ -315,16 +326,47 @@ class Manager:
         """The FETCH timed out or its connection closed."""
         self._forget_waiter(waiter)
 
-    def _reserve(self, item: QueueItem, wid: str) -> Reservation:
+    def _reserve(self, item: QueueItem, wid: str, queue: str) -> Reservation:
         timeout = item.reserve_for or 1800
         timeout = 60 if timeout < 60 else 86400 if timeout > 86400 else timeout
         now = self.clock.now()
         eid = self._id()
         res = Reservation(eid, now + timeout, item.jid, item.payload, wid, now)
+        res.queue = queue
+        res.item = item
         self.working.add(res)
         self.reservations[item.jid] = res
         self.storage.entry_add(eid, WORKING, wid, res.score, item.jid, item.payload, now)
         return res
+
+    def put_back(self, res: Reservation) -> bool:
+        """Undo a FETCH whose reply never reached its client (the connection was gone):
+        end the reservation and put the job back at the head of its queue, or straight to
+        another blocked FETCH, as if never fetched (no retry counted, payload unchanged).
+        False if the reservation already ended or was made before a restart.
+        """
+        item = res.item
+        if item is None or self.reservations.get(res.jid) is not res:
+            return False
+        del self.reservations[res.jid]
+        if self.working.remove(res.id) is not None:
+            self.storage.entry_remove(res.id)
+        queue = res.queue
+        q = self.queues.get(queue)
+        if q is None:
+            q = self.queues[queue] = deque()
+            self.storage.queue_known(queue, False)
+        waiters = self._waiters.get(queue)
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done:
+                self._forget_waiter(waiter)
+                waiter.deliver(self._reserve(item, waiter.wid, queue))
+                return True
+        # Its old id: stored queues load in id order, so it is first again after a restart.
+        q.appendleft(item)
+        self.storage.queue_push(item.id, queue, item.jid, item.payload)
+        return True
 
     # -- ACK / FAIL ------------------------------------------------------------------
 
@@ -445,9 +487,10 @@ class Manager:
 
     def remove_queue(self, name: str) -> None:
         """QUEUE REMOVE: drop the queue, its jobs and its name."""
-        if name in self.queues:
-            del self.queues[name]
+        q = self.queues.pop(name, None)
+        if q is not None:
             self.storage.queue_forget(name)
+            self.release(q)
         self.paused.discard(name)
 
     def delete_queue_jobs(self, name: str, jids: Iterable[str]) -> int:
@@ -490,9 +533,11 @@ class Manager:
         pauses, reservations and workers stay in memory until restart, as on the real
         server."""
         for q in self.queues.values():
-            q.clear()
+            if q:
+                self.release(q.copy())  # then clear() only unlinks: nothing is freed yet
+                q.clear()
         for s in (self.scheduled, self.retries, self.dead, self.working):
-            s.clear()
+            self.release(s.clear())
         self.counters.clear()
         self.storage.flush_all()
 

@@ -36,6 +36,7 @@ from werk.server.config import ServerConfig, default_data_dir
 from werk.server.connection import Connection
 from werk.server.info import FAKTORY_VERSION
 from werk.server.manager import Manager
+from werk.server.release import Releaser
 from werk.server.storage import SQLiteStorage, Storage, open_storage
 
 __all__ = ["Server"]
@@ -121,6 +122,7 @@ class Server:
             self.storage.attach(self.loop)
             self.storage.on_error = self._storage_failed
         self.manager = Manager(self.storage, self.clock)
+        self.manager.release = Releaser(self.loop)
         self.stats = ServerStats(self.clock.now())
         ssl_ctx = None
         if cfg.tls_cert:

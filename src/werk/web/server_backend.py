@@ -21,6 +21,7 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import json
 import time
@@ -31,7 +32,7 @@ from typing import Any
 from werk.server.info import FAKTORY_VERSION, used_memory_mb
 from werk.server.jobs import Operation
 from werk.server.manager import DEAD_TTL, Manager
-from werk.server.mutate import mutate
+from werk.server.mutate import Sweep
 from werk.server.sets import SetEntry as StoredSetEntry
 from werk.server.sets import SortedSet
 from werk.web.backend import (
@@ -167,7 +168,9 @@ class ServerBackend:
             op.jids = list(jids)
             if not op.jids:
                 return  # an empty jid list would mean "everything" to MUTATE
-        mutate(self.manager, op)
+        sweep = Sweep(self.manager, op)
+        while not sweep.step():
+            await asyncio.sleep(0)  # a slice per loop turn, as on the command port
         await self._committed()
 
     async def pause_queues(self, names: Sequence[str]) -> None:
