@@ -10,8 +10,9 @@ is exactly the command a client could have sent:
 * quiet/terminate change the worker's state in the registry, which the next BEAT reply
   reports, as with Faktory's Busy page.
 
-Everything runs on the server's event loop and never blocks it for long: pages slice the
-in-memory structures instead of copying them.
+Everything runs on the server's event loop and never blocks it for long: a page that has
+to look at a whole set (a window of it in time order, one job by jid, "retry all") does
+it :data:`CHUNK` entries per loop turn, so the command port answers in between.
 
 Example::
 
@@ -25,7 +26,7 @@ import asyncio
 import heapq
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from itertools import islice
 from typing import Any
 
@@ -47,7 +48,10 @@ from werk.web.backend import (
     WorkerInfo,
 )
 
-__all__ = ["ServerBackend"]
+__all__ = ["CHUNK", "ServerBackend"]
+
+CHUNK = 20_000
+"""Set entries a page looks at per event-loop turn (a few milliseconds)."""
 
 
 def _job(payload: bytes) -> dict[str, Any]:
@@ -57,6 +61,18 @@ def _job(payload: bytes) -> dict[str, Any]:
     except ValueError:
         return {"jid": "?", "jobtype": "?", "args": [payload.decode("utf-8", "replace")]}
     return value if isinstance(value, dict) else {"jid": "?", "jobtype": "?", "args": [value]}
+
+
+def _order(entry: StoredSetEntry) -> tuple[float, int]:
+    return (entry.score, entry.id)
+
+
+async def _chunks(items: list[StoredSetEntry]) -> AsyncIterator[list[StoredSetEntry]]:
+    """``items`` (a snapshot: the set may change meanwhile) a chunk per loop turn."""
+    for start in range(0, len(items), CHUNK):
+        if start:
+            await asyncio.sleep(0)
+        yield items[start : start + CHUNK]
 
 
 class ServerBackend:
@@ -145,18 +161,23 @@ class ServerBackend:
     ) -> tuple[int, list[SetEntry]]:
         """A window of a set: soonest first (Dead: most recent death first)."""
         s = self._set(target)
-        # Only the first offset+count in order are needed: O(n log k), not a full sort of a
-        # million-entry set on the server's event loop.
+        # Only the first offset+count in order are needed: O(n log k), not a full sort,
+        # over a snapshot taken a chunk per loop turn.
         pick = heapq.nlargest if target == "dead" else heapq.nsmallest
-        window = pick(offset + count, s.entries.values(), key=lambda e: (e.score, e.id))
+        want = offset + count
+        window: list[StoredSetEntry] = []
+        async for chunk in _chunks(list(s.entries.values())):
+            window = pick(want, [*window, *pick(want, chunk, key=_order)], key=_order)
         return len(s), [self._entry(target, e) for e in window[offset:]]
 
     async def set_entry(self, target: SetName, jid: str) -> SetEntry | None:
         """The entry holding ``jid`` (the latest, should a jid appear twice)."""
-        found = [e for e in self._set(target).entries.values() if e.jid == jid]
+        found: list[StoredSetEntry] = []
+        async for chunk in _chunks(list(self._set(target).entries.values())):
+            found += [e for e in chunk if e.jid == jid]
         if not found:
             return None
-        return self._entry(target, max(found, key=lambda e: (e.score, e.id)))
+        return self._entry(target, max(found, key=_order))
 
     async def mutate(self, cmd: MutateCmd, target: SetName, jids: Sequence[str] | None) -> None:
         """Exactly ``MUTATE {"cmd":cmd,"target":target,"filter":{"jids":[...]}}``."""
