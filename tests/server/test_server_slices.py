@@ -17,12 +17,15 @@ import pytest
 from tests.server.rawclient import Raw
 from tests.server.serverproc import ServerProcess
 
-from werk.server import EmbeddedServer
+from werk.server import EmbeddedServer, ManualClock
+from werk.server.manager import Manager
 from werk.server.mutate import SLICE_WORK
 from werk.server.release import PER_SLICE
-from werk.server.storage import DEAD, SCHEDULED, SQLiteStorage
+from werk.server.storage import DEAD, SCHEDULED, MemoryStorage, SQLiteStorage
+from werk.server.tasks import SLICE as TASK_SLICE
 
 FUTURE = "2099-01-01T00:00:00Z"
+T0 = 2_000_000_000  # 2033-05-18T03:33:20Z
 
 
 async def _connect(srv: EmbeddedServer) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -158,3 +161,47 @@ def test_kill_9_mid_sweep_leaves_every_job_in_exactly_one_place(tmp_path: Path):
             "scheduled": 0,
             "working": 0,
         }
+
+
+def test_due_jobs_move_a_slice_per_run_and_all_of_them_in_the_end():
+    clock = ManualClock(T0)
+    m = Manager(MemoryStorage(), clock)
+    count = 2 * TASK_SLICE + 500
+    at = "2033-05-18T03:33:25Z"  # T0 + 5 s
+    for start in range(0, count, 1000):
+        jobs = [
+            {"jid": f"jid-due-{i:07d}", "jobtype": "T", "args": [], "at": at}
+            for i in range(start, min(start + 1000, count))
+        ]
+        assert m.push_bulk_bytes(json.dumps(jobs).encode()) == b"{}"
+    clock.advance(5)
+    assert m.tasks.run_due(clock.now()) == ["Scheduled", "Retries"]
+    assert m.queue_sizes() == {"default": TASK_SLICE} and "Scheduled" in m.tasks.unfinished
+    assert m.tasks.resume() is True
+    assert m.queue_sizes() == {"default": 2 * TASK_SLICE}
+    assert m.tasks.resume() is False
+    assert m.queue_sizes() == {"default": count} and len(m.scheduled) == 0
+    stats = m.tasks.stats()["Scheduled"]
+    assert (stats["cycles"], stats["enqueued"]) == (1, count)
+    # FIFO across the slices: the queue holds them in the order they were scheduled.
+    assert [item.jid for item in m.queues["default"]][:3] == [
+        "jid-due-0000000",
+        "jid-due-0000001",
+        "jid-due-0000002",
+    ]
+
+
+def test_expired_reservations_are_reaped_a_slice_per_run():
+    clock = ManualClock(T0)
+    m = Manager(MemoryStorage(), clock, rand30=lambda: 0)
+    count = TASK_SLICE + 10
+    jobs = [{"jid": f"jid-res-{i:07d}", "jobtype": "T", "args": []} for i in range(count)]
+    assert m.push_bulk_bytes(json.dumps(jobs).encode()) == b"{}"
+    for _ in range(count):
+        assert m.fetch(["default"], "wid-gone") is not None
+    clock.advance(1800 + 15)
+    m.tasks.run_due(clock.now())
+    assert len(m.reservations) == 10 and "Busy" in m.tasks.unfinished
+    assert m.tasks.resume() is False
+    assert len(m.reservations) == 0 and len(m.retries) == count
+    assert m.tasks.stats()["Busy"]["reaped"] == count

@@ -428,11 +428,13 @@ class Manager:
 
     # -- periodic work ---------------------------------------------------------------
 
-    def enqueue_due(self, s: SortedSet, now: float) -> int:
-        """Move due jobs of the scheduled or retries set into their queues."""
+    def enqueue_due(self, s: SortedSet, now: float, limit: int = 1 << 62) -> int:
+        """Move due jobs (``limit`` at most) of the scheduled or retries set into their
+        queues; the number moved."""
         total = 0
-        while True:
-            batch = s.pop_due(now, 100)
+        while total < limit:
+            want = min(100, limit - total)
+            batch = s.pop_due(now, want)
             for entry in batch:
                 self.storage.entry_remove(entry.id)
                 try:
@@ -443,8 +445,9 @@ class Manager:
                 if error is not None:
                     log.warning("dropping job %s: %s", entry.jid, error)
             total += len(batch)
-            if len(batch) < 100:
-                return total
+            if len(batch) < want:
+                break
+        return total
 
     def purge_dead(self, now: float) -> int:
         """Delete dead jobs whose 180 days are over (at most 100 per run, as Faktory)."""
@@ -453,10 +456,11 @@ class Manager:
             self.storage.entry_remove(entry.id)
         return len(batch)
 
-    def reap_reservations(self, now: float) -> int:
-        """Fail every reservation that expired (ReservationExpired); the count reaped."""
+    def reap_reservations(self, now: float, limit: int = 1 << 62) -> int:
+        """Fail the reservations that expired (ReservationExpired), looking at ``limit``
+        at most; the count reaped."""
         total = 0
-        for entry in self.working.pop_due(now, 1 << 30):
+        for entry in self.working.pop_due(now, limit):
             self.storage.entry_remove(entry.id)
             res = self.reservations.get(entry.jid)
             if res is not entry:
@@ -468,8 +472,11 @@ class Manager:
         return total
 
     def run_due_tasks(self) -> None:
-        """Run the periodic tasks whose tick (on Unix seconds) came since the last call."""
+        """Run the periodic tasks whose tick (on Unix seconds) came since the last call, to
+        the end (a server runs them a slice per loop turn instead: see TaskRunner)."""
         self.tasks.run_due(self.clock.now())
+        while self.tasks.resume():
+            pass
 
     # -- queues ----------------------------------------------------------------------
 

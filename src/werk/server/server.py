@@ -92,6 +92,7 @@ class Server:
         self.address: tuple[str, int] = ("", 0)
         self._listener: asyncio.base_events.Server | None = None
         self._ticker: asyncio.Task[None] | None = None
+        self._resuming = False  # a chain of task slices is under way
         self._timers: list[tuple[float, int, _ManualTimer]] = []
         self._seq = itertools.count()
         self._stopped = asyncio.Event()
@@ -230,9 +231,24 @@ class Server:
         while True:
             await asyncio.sleep(1.0 - time.time() % 1.0 + 0.001)
             try:
-                self.manager.run_due_tasks()
+                self.manager.tasks.run_due(self.clock.now())
             except Exception:
                 log.exception("periodic task failed")
+            if self.manager.tasks.unfinished and not self._resuming:
+                self._resuming = True
+                self.loop.call_soon(self._resume_tasks)
+
+    def _resume_tasks(self) -> None:
+        # A slice per loop turn of the tasks with more to do: clients get in between.
+        more = False
+        if not self.stopping:
+            try:
+                more = self.manager.tasks.resume()
+            except Exception:
+                log.exception("periodic task failed")
+        self._resuming = more
+        if more:
+            self.loop.call_soon(self._resume_tasks)
 
     # -- storage failure -------------------------------------------------------------
 

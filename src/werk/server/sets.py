@@ -95,6 +95,13 @@ class SortedSet:
             heapq.heapify(self._heap)
         return out
 
+    def has_due(self, now: float) -> bool:
+        """Whether some entry's score is <= now."""
+        heap, entries = self._heap, self.entries
+        while heap and heap[0][1] not in entries:
+            heapq.heappop(heap)  # forgotten lazily: drop it now
+        return bool(heap) and heap[0][0] <= now
+
     def ordered(self) -> list[SetEntry]:
         """Every entry in (score, id) order."""
         return sorted(self.entries.values(), key=lambda e: (e.score, e.id))
