@@ -34,6 +34,7 @@ from __future__ import annotations
 from typing import Final, Union
 
 from werk.errors import LineTooLongError, RemoteProtocolError, ServerError, server_error
+from werk.protocol.lines import DEFAULT_MAX_LINE
 
 __all__ = [
     "NEED_DATA",
@@ -48,7 +49,8 @@ __all__ = [
 ]
 
 DEFAULT_MAX_BULK: Final = 512 * 1024 * 1024
-DEFAULT_MAX_LINE: Final = 1024 * 1024
+# An error line may echo a whole command line after "-ERR invalid ": room for the prefix.
+_MAX_REPLY_LINE: Final = DEFAULT_MAX_LINE + 64
 
 OK: Final = b"+OK\r\n"
 NULL_BULK: Final = b"$-1\r\n"
@@ -112,7 +114,7 @@ class ReplyReader:
 
     __slots__ = ("_buf", "_bulk_len", "_pos", "_scan", "max_bulk", "max_line")
 
-    def __init__(self, max_bulk: int = DEFAULT_MAX_BULK, max_line: int = DEFAULT_MAX_LINE) -> None:
+    def __init__(self, max_bulk: int = DEFAULT_MAX_BULK, max_line: int = _MAX_REPLY_LINE) -> None:
         self._buf = bytearray()
         self._pos = 0  # start of the unread part of _buf
         self._scan = 0  # where the search for the next CRLF resumes (never rescans)
