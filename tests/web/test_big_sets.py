@@ -85,3 +85,20 @@ async def test_retry_all_on_a_big_set_runs_in_slices():
         assert len(srv.manager.scheduled) == 0
         assert srv.manager.queue_sizes() == {"default": TOTAL}
         assert turns.count >= 10
+
+
+async def test_deleting_jobs_from_a_big_queue_keeps_the_rest_in_order_between_other_work():
+    async with EmbeddedServer() as srv:
+        m = srv.manager
+        jids = [f"jid-q-{i:07d}" for i in range(TOTAL)]
+        for start in range(0, TOTAL, 1000):
+            jobs = [{"jid": jid, "jobtype": "T", "args": []} for jid in jids[start : start + 1000]]
+            assert m.push_bulk_bytes(json.dumps(jobs).encode()) == b"{}"
+        backend = ServerBackend(srv.server)
+        doomed = [jids[0], jids[CHUNK + 5], jids[-1]]
+        turns = _Turns()
+        assert await backend.delete_queue_jobs("default", [*doomed, "jid-nowhere"]) == 3
+        turns.task.cancel()
+        assert turns.count >= 2
+        assert [item.jid for item in m.queues["default"]] == [j for j in jids if j not in doomed]
+        assert await backend.delete_queue_jobs("default", doomed) == 0

@@ -522,6 +522,19 @@ class Manager:
             q.extend(keep)
         return removed
 
+    def delete_queue_item(self, name: str, item: QueueItem) -> bool:
+        """Delete one job from a queue if it is still there; whether it was. One scan of
+        the queue in C, stopping where the job is (the web UI deletes a page at a time)."""
+        q = self.queues.get(name)
+        if not q:
+            return False
+        try:
+            q.remove(item)  # ids are unique: equal means the same job
+        except ValueError:
+            return False
+        self.storage.entry_remove(item.id)
+        return True
+
     def latency(self, names: Sequence[str]) -> dict[str, float]:
         """QUEUE LATENCY: seconds since the oldest job of each queue was enqueued."""
         out: dict[str, float] = {}

@@ -28,14 +28,14 @@ import json
 import time
 from collections.abc import AsyncIterator, Sequence
 from itertools import islice
-from typing import Any
+from typing import Any, TypeVar
 
 from werk.server.info import FAKTORY_VERSION, used_memory_mb
 from werk.server.jobs import Operation
 from werk.server.manager import DEAD_TTL, Manager
 from werk.server.mutate import Sweep
+from werk.server.sets import QueueItem, SortedSet
 from werk.server.sets import SetEntry as StoredSetEntry
-from werk.server.sets import SortedSet
 from werk.web.backend import (
     DayCount,
     MutateCmd,
@@ -49,6 +49,8 @@ from werk.web.backend import (
 )
 
 __all__ = ["CHUNK", "ServerBackend"]
+
+T = TypeVar("T")
 
 CHUNK = 20_000
 """Set entries a page looks at per event-loop turn (a few milliseconds)."""
@@ -67,7 +69,7 @@ def _order(entry: StoredSetEntry) -> tuple[float, int]:
     return (entry.score, entry.id)
 
 
-async def _chunks(items: list[StoredSetEntry]) -> AsyncIterator[list[StoredSetEntry]]:
+async def _chunks(items: list[T]) -> AsyncIterator[list[T]]:
     """``items`` (a snapshot: the set may change meanwhile) a chunk per loop turn."""
     for start in range(0, len(items), CHUNK):
         if start:
@@ -214,7 +216,19 @@ class ServerBackend:
 
     async def delete_queue_jobs(self, name: str, jids: Sequence[str]) -> int:
         """Delete jobs from a queue by jid (Faktory's queue page can; no command does)."""
-        removed = self.manager.delete_queue_jobs(name, jids)
+        m = self.manager
+        q = m.queues.get(name)
+        wanted = set(jids)
+        if not q or not wanted:
+            return 0
+        doomed: list[QueueItem] = []
+        async for chunk in _chunks(list(q)):
+            doomed += [item for item in chunk if item.jid in wanted]
+        removed = 0
+        for item in doomed:
+            if removed:
+                await asyncio.sleep(0)  # one deletion (one scan of the queue) per loop turn
+            removed += m.delete_queue_item(name, item)
         if removed:
             await self._committed()
         return removed
