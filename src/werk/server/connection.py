@@ -78,7 +78,8 @@ class Connection(asyncio.Protocol):
         self._deadline: Any = None
         self._waiter: Waiter | None = None
         self._blocked = False  # replies wait in the transport's buffer (pause_writing)
-        self._unsent: Reservation | None = None  # a job reply among them
+        self._unsent: list[Reservation] = []  # job replies among them
+        self._processing = False
         self._output_paused = False  # not reading: the client does not read its replies
         self.received = 0  # bytes read from the client (tests use it to sync with the loop)
 
@@ -126,7 +127,7 @@ class Connection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._blocked = False
-        self._unsent = None  # every byte is out, the job reply with them
+        self._unsent.clear()  # every byte is out, the job replies with them
         if self._output_paused and not self.closed:
             self._output_paused = False
             if self.transport is not None and not self._paused:
@@ -141,9 +142,9 @@ class Connection(asyncio.Protocol):
         if self._waiter is not None:
             manager.cancel_waiter(self._waiter)
             self._waiter = None
-        if self._unsent is not None:
-            manager.put_back(self._unsent)  # its reply never left our buffer
-            self._unsent = None
+        for res in self._unsent:
+            manager.put_back(res)  # its reply never left our buffer
+        self._unsent.clear()
         self.server.connections.discard(self)
         if self.client_state is not None:
             self.server.stats.connections -= 1
@@ -190,11 +191,22 @@ class Connection(asyncio.Protocol):
         if transport.is_closing():  # the write failed: the connection is gone
             self.server.manager.put_back(res)
         elif self._blocked:
-            self._unsent = res  # part of it waits in our buffer until resume_writing()
+            self._unsent.append(res)  # some of it waits in our buffer: resume_writing()
 
     # -- the line loop ---------------------------------------------------------------
 
     def _process(self) -> None:
+        # Not re-entered (a TLS transport may call resume_writing() inside a write): the
+        # loop below goes on with the lines itself.
+        if self._processing:
+            return
+        self._processing = True
+        try:
+            self._lines()
+        finally:
+            self._processing = False
+
+    def _lines(self) -> None:
         reader = self.reader
         while not self.busy and not self.closed:
             if self._blocked and self._output_full():
