@@ -56,6 +56,7 @@ OUTPUT_LIMIT = 4 * 1024 * 1024
 # even if we have not read it yet), CLOSE after a reset.
 _TCP_INFO = getattr(socket, "TCP_INFO", None)
 _PEER_CLOSED = (7, 8)  # TCP_CLOSE, TCP_CLOSE_WAIT
+_HIGH_WATER = 16 * 1024
 HANDSHAKE_MAX_LINE = 64 * 1024
 """The longest line before HELLO is done (a HELLO is a few hundred bytes): a client that
 has not even said hello cannot make the server buffer ``max_line`` bytes."""
@@ -90,9 +91,10 @@ class Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
         self._sock = transport.get_extra_info("socket")
         self.server.connections.add(self)
-        # Told as soon as a write leaves bytes behind and again once they are all out: a
-        # job reply is known to have reached the socket, or not.
-        self.transport.set_write_buffer_limits(high=0)
+        # pause_writing() past 16 KiB waiting in our buffer; resume_writing() only once
+        # every byte is out (not at a low-water mark). Below the mark uvloop still sends
+        # all of a loop turn's replies at once.
+        self.transport.set_write_buffer_limits(high=_HIGH_WATER, low=0)
         self.greeting = Greeting.new(bool(self.server.config.password))
         # The whole handshake must be done within 2 s, else the socket is dropped.
         self._deadline = self.server.call_later(self.server.config.handshake_timeout, self.close)
@@ -191,7 +193,10 @@ class Connection(asyncio.Protocol):
         if transport.is_closing():  # the write failed: the connection is gone
             self.server.manager.put_back(res)
         elif self._blocked:
-            self._unsent.append(res)  # some of it waits in our buffer: resume_writing()
+            # More than _HIGH_WATER bytes wait in our buffer (a big job, a client that
+            # does not read): it is put back if the connection dies before they are out.
+            # (A smaller remainder is out within the loop turn or the connection is reset.)
+            self._unsent.append(res)
 
     # -- the line loop ---------------------------------------------------------------
 

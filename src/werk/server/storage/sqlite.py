@@ -17,13 +17,15 @@ whose generation the database already has is ignored; any other journal is folde
 (its torn last record, if a crash cut one, is dropped: it was never acknowledged).
 Folding costs a few microseconds per change, against some 30 for a commit per command.
 
-On a server's event loop the fold runs in a thread of its own: the journal is renamed
-aside (``werk.sqlite3.journal.folding``), new changes go to a fresh journal of the next
-generation, and the thread writes the aside changes into the database. SQLite lets go
-of the interpreter while it works, so a fold of a million deletions (QUEUE REMOVE of a
-big queue, MUTATE over a big set) does not hold up the clients; on success the aside
-file is deleted. Only this thread touches the database meanwhile: :meth:`load`,
-:meth:`fold` and :meth:`close` wait for it first.
+A fold of :data:`FOLD_OPS` changes takes some milliseconds and runs on the event loop.
+A fold holding a change that deletes a whole queue or set (QUEUE REMOVE, MUTATE clear,
+FLUSH) can take SQLite a second for a million jobs: that one runs in a thread of its own.
+The journal is renamed aside (``werk.sqlite3.journal.folding``), new changes go to a
+fresh journal of the next generation, and the thread writes the aside changes into the
+database while SQLite lets go of the interpreter; on success the aside file is deleted.
+Only this thread touches the database meanwhile: :meth:`load`, :meth:`fold` and
+:meth:`close` wait for it first. (Every fold could run so, but a thread that takes turns
+with the event loop for the interpreter spends several times the CPU of a fold in place.)
 
 If a journal write fails (disk full, I/O error), the record is cut off again, every
 waiting command is answered ``-ERR <detail>``, and ``on_error`` lets the server reload its
@@ -73,7 +75,7 @@ __all__ = ["FOLD_OPS", "FOLD_SECONDS", "SQLiteStorage"]
 
 log = logging.getLogger("werk.server")
 
-FOLD_OPS = 20_000  # journaled changes that trigger a fold at once
+FOLD_OPS = 5_000  # journaled changes that trigger a fold at once (~10 ms of work)
 FOLD_SECONDS = 1.0  # fold at the latest this long after the first unfolded change
 
 _SCHEMA = """
@@ -131,6 +133,9 @@ class SQLiteStorage(Storage):
         self._fold_thread: threading.Thread | None = None
         self._fold_error: BaseException | None = None
         self._fold_again = False
+        # A change that deletes a whole queue or set is pending, or journaled and unfolded.
+        self._pending_bulk = False
+        self._bulk = False
         self._callbacks: list[Callable[[BaseException | None], None]] = []
         self._future: asyncio.Future[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -214,6 +219,7 @@ class SQLiteStorage(Storage):
 
     def queue_forget(self, name: str) -> None:
         """Forget a queue and delete its jobs."""
+        self._pending_bulk = True
         self._add((QUEUE_FORGET, (name,)))
 
     def queue_push(self, eid: int, queue: str, jid: str, payload: bytes) -> None:
@@ -232,6 +238,7 @@ class SQLiteStorage(Storage):
 
     def clear_kind(self, kind: int) -> None:
         """Delete every entry of one kind."""
+        self._pending_bulk = True
         self._add((CLEAR_KIND, (kind,)))
 
     def counter_add(self, name: str, delta: int) -> None:
@@ -240,6 +247,7 @@ class SQLiteStorage(Storage):
 
     def flush_all(self) -> None:
         """Delete all jobs, counters, queue names and paused flags."""
+        self._pending_bulk = True
         self._add((FLUSH_ALL, ()))
 
     # -- committing ------------------------------------------------------------------
@@ -295,6 +303,7 @@ class SQLiteStorage(Storage):
         """Journal every pending change now (durable once this returns); raise on failure,
         in which case none of them is stored."""
         ops, self._pending = self._pending, []
+        bulk, self._pending_bulk = self._pending_bulk, False
         if not ops:
             return
         started = time.perf_counter()
@@ -305,6 +314,7 @@ class SQLiteStorage(Storage):
         self.commits += 1
         unfolded = self._unfolded
         unfolded += ops
+        self._bulk = self._bulk or bulk
         if len(unfolded) >= FOLD_OPS:
             self._fold_soon()
         elif self._fold_timer is None and self._loop is not None:
@@ -316,14 +326,16 @@ class SQLiteStorage(Storage):
             self._fold_timer = None
         if self._closed:
             return
-        if self._loop is None:  # no event loop to keep free: fold right here
-            try:
+        if self._fold_thread is not None:
+            self._fold_again = True  # once this one is done
+            return
+        if self._loop is None or (self._folding is None and not self._bulk):
+            try:  # small (or no loop to keep free): fold right here
                 self.fold()
             except (sqlite3.Error, OSError) as exc:
                 log.error("cannot fold the journal into %s (kept): %s", self.location, exc)
-            return
-        if self._fold_thread is not None:
-            self._fold_again = True  # once this one is done
+                if self._loop is not None:
+                    self._fold_timer = self._loop.call_later(FOLD_SECONDS, self._fold_soon)
             return
         if self._folding is None:
             if not self._unfolded:
@@ -336,6 +348,7 @@ class SQLiteStorage(Storage):
                 return
             self._folding, self._unfolded = self._unfolded, []
             self._folding_generation = self._journal.generation - 1
+            self._bulk = False
         self._fold_again = False
         self._fold_error = None
         thread = threading.Thread(
@@ -416,6 +429,7 @@ class SQLiteStorage(Storage):
         self.folds += 1
         self._folding = None
         self._unfolded = []
+        self._bulk = False
         # Safe to crash from here on: the database knows these generations are folded.
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._aside)
