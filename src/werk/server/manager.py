@@ -44,7 +44,6 @@ log = logging.getLogger("werk.server")
 DEFAULT_RETRY = 25
 DEAD_TTL = 180 * 24 * 3600.0
 BAD_QUEUE = "queue names must match \\A[a-zA-Z0-9._-]+\\z"
-EXPIRED = ("ReservationExpired", "Faktory job reservation expired")
 
 
 def go_quote(text: str) -> str:
@@ -428,49 +427,6 @@ class Manager:
 
     # -- periodic work ---------------------------------------------------------------
 
-    def enqueue_due(self, s: SortedSet, now: float, limit: int = 1 << 62) -> int:
-        """Move due jobs (``limit`` at most) of the scheduled or retries set into their
-        queues; the number moved."""
-        total = 0
-        while total < limit:
-            want = min(100, limit - total)
-            batch = s.pop_due(now, want)
-            for entry in batch:
-                self.storage.entry_remove(entry.id)
-                try:
-                    job = self.codec.loads(entry.payload)
-                    error = self._enqueue(job)
-                except (GoJSONError, KeyError, TypeError) as exc:
-                    error = str(exc)
-                if error is not None:
-                    log.warning("dropping job %s: %s", entry.jid, error)
-            total += len(batch)
-            if len(batch) < want:
-                break
-        return total
-
-    def purge_dead(self, now: float) -> int:
-        """Delete dead jobs whose 180 days are over (at most 100 per run, as Faktory)."""
-        batch = self.dead.pop_due(now, 100)
-        for entry in batch:
-            self.storage.entry_remove(entry.id)
-        return len(batch)
-
-    def reap_reservations(self, now: float, limit: int = 1 << 62) -> int:
-        """Fail the reservations that expired (ReservationExpired), looking at ``limit``
-        at most; the count reaped."""
-        total = 0
-        for entry in self.working.pop_due(now, limit):
-            self.storage.entry_remove(entry.id)
-            res = self.reservations.get(entry.jid)
-            if res is not entry:
-                continue  # a duplicate jid's older copy: nothing left to fail
-            del self.reservations[entry.jid]
-            assert isinstance(entry, Reservation)
-            self._process_failure(entry, EXPIRED[0], EXPIRED[1], None)
-            total += 1
-        return total
-
     def run_due_tasks(self) -> None:
         """Run the periodic tasks whose tick (on Unix seconds) came since the last call, to
         the end (a server runs them a slice per loop turn instead: see TaskRunner)."""
@@ -511,16 +467,8 @@ class Manager:
         wanted = set(jids)
         if not q or not wanted:
             return 0
-        keep = [item for item in q if item.jid not in wanted]
-        removed = len(q) - len(keep)
-        if removed:
-            for item in q:
-                if item.jid in wanted:
-                    self.storage.entry_remove(item.id)
-            # The same deque: FETCH and the waiters keep their reference to it.
-            q.clear()
-            q.extend(keep)
-        return removed
+        doomed = [item for item in q if item.jid in wanted]
+        return sum(self.delete_queue_item(name, item) for item in doomed)
 
     def delete_queue_item(self, name: str, item: QueueItem) -> bool:
         """Delete one job from a queue if it is still there; whether it was. One scan of

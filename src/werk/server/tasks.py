@@ -33,14 +33,22 @@ Example::
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from typing import TYPE_CHECKING, Any
 
+from werk.server.gojson import GoJSONError
+from werk.server.sets import Reservation, SortedSet
+
 if TYPE_CHECKING:
     from werk.server.manager import Manager
 
-__all__ = ["PERIODS", "SLICE", "TaskRunner"]
+__all__ = ["PERIODS", "SLICE", "TaskRunner", "enqueue_due", "purge_dead", "reap_reservations"]
+
+log = logging.getLogger("werk.server")
+
+EXPIRED = ("ReservationExpired", "Faktory job reservation expired")
 
 PERIODS = {"Scheduled": 5, "Retries": 5, "Dead": 60, "Busy": 15, "Workers": 15}
 SLICE = 1000
@@ -87,15 +95,15 @@ class TaskRunner:
         start = time.perf_counter()
         left = None
         if name == "Scheduled":
-            count = m.enqueue_due(m.scheduled, now, SLICE)
+            count = enqueue_due(m, m.scheduled, now, SLICE)
             left = m.scheduled
         elif name == "Retries":
-            count = m.enqueue_due(m.retries, now, SLICE)
+            count = enqueue_due(m, m.retries, now, SLICE)
             left = m.retries
         elif name == "Dead":
-            count = m.purge_dead(now)
+            count = purge_dead(m, now)
         elif name == "Busy":
-            count = m.reap_reservations(now, SLICE)
+            count = reap_reservations(m, now, SLICE)
             left = m.working
         else:
             count = m.workers.reap(now)
@@ -122,3 +130,49 @@ class TaskRunner:
             }
         out["Workers"] = {"reaped": m.workers.reaped, "size": len(m.workers)}
         return out
+
+
+def enqueue_due(m: Manager, s: SortedSet, now: float, limit: int = 1 << 62) -> int:
+    """Move due jobs (``limit`` at most) of the scheduled or retries set into their
+    queues; the number moved."""
+    total = 0
+    while total < limit:
+        want = min(100, limit - total)
+        batch = s.pop_due(now, want)
+        for entry in batch:
+            m.storage.entry_remove(entry.id)
+            try:
+                job = m.codec.loads(entry.payload)
+                error = m._enqueue(job)
+            except (GoJSONError, KeyError, TypeError) as exc:
+                error = str(exc)
+            if error is not None:
+                log.warning("dropping job %s: %s", entry.jid, error)
+        total += len(batch)
+        if len(batch) < want:
+            break
+    return total
+
+
+def purge_dead(m: Manager, now: float) -> int:
+    """Delete dead jobs whose 180 days are over (at most 100 per run, as Faktory)."""
+    batch = m.dead.pop_due(now, 100)
+    for entry in batch:
+        m.storage.entry_remove(entry.id)
+    return len(batch)
+
+
+def reap_reservations(m: Manager, now: float, limit: int = 1 << 62) -> int:
+    """Fail the reservations that expired (ReservationExpired), looking at ``limit`` at
+    most; the count reaped."""
+    total = 0
+    for entry in m.working.pop_due(now, limit):
+        m.storage.entry_remove(entry.id)
+        res = m.reservations.get(entry.jid)
+        if res is not entry:
+            continue  # a duplicate jid's older copy: nothing left to fail
+        del m.reservations[entry.jid]
+        assert isinstance(entry, Reservation)
+        m._process_failure(entry, EXPIRED[0], EXPIRED[1], None)
+        total += 1
+    return total
