@@ -75,7 +75,7 @@ __all__ = ["FOLD_OPS", "FOLD_SECONDS", "SQLiteStorage"]
 
 log = logging.getLogger("werk.server")
 
-FOLD_OPS = 5_000  # journaled changes that trigger a fold at once (~10 ms of work)
+FOLD_OPS = 2_000  # journaled changes that trigger a fold at once (some milliseconds)
 FOLD_SECONDS = 1.0  # fold at the latest this long after the first unfolded change
 
 _SCHEMA = """
