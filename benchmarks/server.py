@@ -63,6 +63,15 @@ class Server:
             raise RuntimeError("server did not start")
         threading.Thread(target=self.proc.stderr.read, daemon=True).start()
 
+    def cpu(self) -> float | None:
+        """CPU seconds the server process has used (Linux), else None."""
+        try:
+            with open(f"/proc/{self.proc.pid}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def close(self) -> None:
         self.proc.terminate()
         self.proc.wait(10)
@@ -190,9 +199,15 @@ def client_fetch_ack(port: int, n: int) -> float:
 
 
 def measure(
-    storage: str, sizes: dict[str, int], with_client: bool, sources: dict[str, str | None]
+    storage: str,
+    sizes: dict[str, int],
+    with_client: bool,
+    sources: dict[str, str | None],
+    cpu: dict[str, dict[str, float]],
 ) -> dict[str, dict[str, float]]:
-    """``{variant: {benchmark: jobs/s}}``; the variants' servers run side by side."""
+    """``{variant: {benchmark: jobs/s}}``; the variants' servers run side by side. The
+    server's CPU microseconds per job go into ``cpu`` (``{variant: {benchmark: us}}``):
+    unlike jobs/s, they hardly move when other processes load the machine."""
     plan: list[tuple[str, Callable[[int, int], float], int]] = [
         ("push (1 conn)", raw_push, sizes["push"]),
         ("push (8 conns)", raw_push_many, sizes["push"]),
@@ -210,7 +225,12 @@ def measure(
     try:
         for name, fn, n in plan:
             for variant, server in servers.items():
+                before = server.cpu()
                 results[variant][name] = fn(server.port, n)
+                time.sleep(0.05)  # the last replies' commits
+                after = server.cpu()
+                if before is not None and after is not None:
+                    cpu.setdefault(variant, {})[name] = (after - before) / n * 1e6
     finally:
         for server in servers.values():
             server.close()
@@ -238,7 +258,8 @@ def main() -> None:
     sources: dict[str, str | None] = {"now": None}
     if opts.baseline:
         sources = {"before": os.path.abspath(opts.baseline), "now": None}
-    table = {st: measure(st, sizes, with_client, sources) for st in ("memory", "sqlite")}
+    cpu: dict[str, dict[str, dict[str, float]]] = {"memory": {}, "sqlite": {}}
+    table = {st: measure(st, sizes, with_client, sources, cpu[st]) for st in ("memory", "sqlite")}
     names = list(table["memory"]["now"])
     if opts.baseline:
         head = f"{'jobs/s':30}" + "".join(
@@ -262,9 +283,23 @@ def main() -> None:
         ref = REFERENCE.get(name)
         ref_text = f"{ref:>8,}" if ref else f"{'':>8}"
         print(f"{row} {ratio:>11.2f} {ref_text}")
+    if cpu["memory"].get("now"):
+        cols = ("before", "now", "x") if opts.baseline else ("now",)
+        head = "".join(f" {st + ' ' + col:>13}" for st in ("memory", "sqlite") for col in cols)
+        print(f"\n{'server CPU us/job':30}{head}")
+        for name in names:
+            row = f"{name:30}"
+            for st in ("memory", "sqlite"):
+                now = cpu[st]["now"][name]
+                if opts.baseline:
+                    before = cpu[st]["before"][name]
+                    row += f" {before:>13.1f} {now:>13.1f} {now / before:>13.2f}"
+                else:
+                    row += f" {now:>13.1f}"
+            print(row)
     print("\nFaktory column: real Faktory 1.10 (Go + Redis, not durable), one connection.")
     if opts.baseline:
-        print("x: now / before (above 1 = faster now).")
+        print("x: now / before (jobs/s: above 1 = faster now; CPU: below 1 = cheaper now).")
 
 
 if __name__ == "__main__":

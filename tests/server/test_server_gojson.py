@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from werk.server.glob import Glob
 from werk.server.gojson import GoDecoder, GoJSONError, go_dumps, go_float, syntax_error
 from werk.server.gotime import parse_rfc3339
 from werk.server.jobs import JobCodec
-from werk.server.mutate import glob_to_regex
 
 
 @pytest.mark.parametrize(
@@ -104,12 +104,12 @@ def test_rfc3339_parse_errors_are_gos():
 
 
 def test_redis_glob():
-    assert glob_to_regex(b"*uid:jid-sched-S2a*").match(b'{"args":["uid:jid-sched-S2a"]}')
-    assert glob_to_regex(b"h?llo").match(b"hallo")
-    assert glob_to_regex(b"h[^e]llo").match(b"hallo")
-    assert not glob_to_regex(b"h[^e]llo").match(b"hello")
-    assert glob_to_regex(b"h[a-c]llo").match(b"hbllo")
-    assert not glob_to_regex(b"a\\*").match(b"ab")
+    assert Glob(b"*uid:jid-sched-S2a*").match(b'{"args":["uid:jid-sched-S2a"]}')
+    assert Glob(b"h?llo").match(b"hallo")
+    assert Glob(b"h[^e]llo").match(b"hallo")
+    assert not Glob(b"h[^e]llo").match(b"hello")
+    assert Glob(b"h[a-c]llo").match(b"hbllo")
+    assert not Glob(b"a\\*").match(b"ab")
 
 
 def test_lone_surrogate_escapes_decode_as_replacement_characters_as_in_go():

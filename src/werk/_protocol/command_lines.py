@@ -58,7 +58,12 @@ __all__ = [
 ]
 
 MAX_COMMAND_LINE: Final = 16 * 1024 * 1024
-"""The longest command line the server reads (the reply side has its own cap)."""
+"""The longest command line werk's server accepts unless told otherwise (``--max-line``),
+in bytes, without its line end; so the largest job is a PUSH of that size less ``PUSH ``.
+The real server has no such limit (its jobs are bounded by Redis's 512 MB strings): 16 MiB
+leaves any sane job room, while one client cannot make the server buffer gigabytes.
+werk's clients accept reply lines that long too (the server may echo a whole command line
+in an error: ``-ERR invalid ACK ...``)."""
 
 _CRLF = b"\r\n"
 _INFO = b"INFO\r\n"

@@ -44,6 +44,7 @@ from werk._errors import (
     UnknownWorkerError,
 )
 from werk._protocol.buffer import ReceiveBuffer
+from werk._protocol.command_lines import MAX_COMMAND_LINE
 
 __all__ = [
     "NEED_DATA",
@@ -59,8 +60,9 @@ __all__ = [
 
 MAX_BULK_REPLY: Final = 512 * 1024 * 1024
 """The largest bulk string a client reads."""
-MAX_REPLY_LINE: Final = 1024 * 1024
-"""The longest reply line a client reads (command lines have their own cap)."""
+MAX_REPLY_LINE: Final = MAX_COMMAND_LINE + 64
+"""The longest reply line a client reads: an error line may echo a whole command line
+after ``-ERR invalid ``, so the command cap plus room for that prefix."""
 
 # The error messages that mean something to a client, as the real server writes them
 # (after the code ``ERR``): each is matched here and nowhere else.

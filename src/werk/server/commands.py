@@ -1,9 +1,10 @@
 """Command dispatch: one line in, one reply out, with the real server's texts.
 
-:func:`dispatch` is sans-I/O: it gets a line (already split off the byte stream by a
+:func:`dispatch` is sans-I/O: it gets a line (already split off the byte stream by
 :class:`~werk._protocol.command_lines.LineReader`) and the connection's :class:`ClientState`,
 calls the :class:`~werk.server.manager.Manager`, and returns the reply bytes, :data:`CLOSE` (END),
-or a :class:`FetchWait` when a FETCH has to block. Nothing a client sends raises out of
+a :class:`FetchWait` when a FETCH has to block, or a :class:`~werk.server.mutate.Sweep`
+for a MUTATE the connection carries out in slices. Nothing a client sends raises out of
 here: an unexpected exception becomes ``-ERR internal error``.
 
 Example::
@@ -30,7 +31,8 @@ from werk.server.gojson import GoJSONError, go_bytes, go_float
 from werk.server.info import info_json
 from werk.server.jobs import CommandArgumentError, Operation, parse_ack, parse_beat, parse_fail
 from werk.server.manager import Manager
-from werk.server.mutate import MutateError, mutate
+from werk.server.mutate import MutateError, Sweep
+from werk.server.sets import Reservation
 
 __all__ = ["CLOSE", "ClientState", "FetchWait", "ServerStats", "dispatch"]
 
@@ -66,17 +68,22 @@ class ServerStats:
 
 
 class ClientState:
-    """What a command needs to know about its connection."""
+    """What a command needs to know about its connection.
 
-    __slots__ = ("manager", "stats", "wid")
+    ``fetched`` is the reservation whose job the last reply carries (a FETCH that found
+    one): the connection takes it, so that a reply it cannot deliver puts the job back.
+    """
+
+    __slots__ = ("fetched", "manager", "stats", "wid")
 
     def __init__(self, manager: Manager, stats: ServerStats, wid: str = "") -> None:
         self.manager = manager
         self.stats = stats
         self.wid = wid
+        self.fetched: Reservation | None = None
 
 
-Reply = bytes | _Close | FetchWait
+Reply = bytes | _Close | FetchWait | Sweep
 
 
 def _push(s: ClientState, arg: bytes) -> Reply:
@@ -102,6 +109,7 @@ def _fetch(s: ClientState, arg: bytes | None) -> Reply:
     if res is None:
         # Wait on the unpaused ones; none left means waiting just for the timeout.
         return FetchWait(m.active_queues(queues))
+    s.fetched = res
     return encode_bulk(res.payload)
 
 
@@ -166,10 +174,11 @@ def _mutate(s: ClientState, line: bytes) -> Reply:
         return encode_error("invalid format")
     m = s.manager
     try:
-        mutate(m, Operation.decode(m.codec, parts[1]))
+        sweep = Sweep(m, Operation.decode(m.codec, parts[1]))
     except (GoJSONError, MutateError) as exc:
         return encode_error(str(exc))
-    return OK
+    # The connection steps the sweep between other clients' commands, then replies.
+    return OK if sweep.done else sweep
 
 
 def _queue(s: ClientState, line: bytes) -> Reply:

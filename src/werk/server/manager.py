@@ -44,7 +44,6 @@ log = logging.getLogger("werk.server")
 DEFAULT_RETRY = 25
 DEAD_TTL = 180 * 24 * 3600.0
 BAD_QUEUE = "queue names must match \\A[a-zA-Z0-9._-]+\\z"
-EXPIRED = ("ReservationExpired", "Faktory job reservation expired")
 
 
 def go_quote(text: str) -> str:
@@ -64,12 +63,18 @@ def backoff(retry_count: int, rand30: int) -> int:
     return retry_count**4 + 15 + rand30 * (retry_count + 1)
 
 
+def _drop(container: object) -> None:
+    """Free a big container at once (a manager without a server to spread the work)."""
+
+
 class Waiter:
-    """A FETCH blocked on empty queues; ``deliver`` gets the job bytes (or None)."""
+    """A FETCH blocked on empty queues; ``deliver`` gets the reservation (or None)."""
 
     __slots__ = ("deliver", "done", "queues", "wid")
 
-    def __init__(self, queues: Sequence[str], wid: str, deliver: Callable[[bytes | None], None]):
+    def __init__(
+        self, queues: Sequence[str], wid: str, deliver: Callable[[Reservation | None], None]
+    ):
         self.queues = queues
         self.wid = wid
         self.deliver = deliver
@@ -109,6 +114,10 @@ class Manager:
         self._count_second = -1
         self._count_ok: tuple[str, ...] = ()
         self._count_failed: tuple[str, ...] = ()
+        # Containers a command dropped whole (a removed queue, a cleared set): freeing a
+        # million jobs takes a quarter of a second, so a server sets this to something that
+        # frees them a slice at a time between other clients' commands.
+        self.release: Callable[[object], None] = _drop
         self.load()
 
     # -- boot ------------------------------------------------------------------------
@@ -265,10 +274,11 @@ class Manager:
             waiter = waiters.popleft()
             if waiter.done:
                 continue
-            # Hand the job straight to the longest-blocked FETCH (Redis BRPOP).
+            # Hand the job straight to the longest-blocked FETCH (Redis BRPOP). Its id is
+            # the queue position it would have had, should it have to go back (put_back).
             self._forget_waiter(waiter)
-            self._reserve(QueueItem(0, jid, reserve_for, payload), waiter.wid)
-            waiter.deliver(payload)
+            item = QueueItem(self._id(), jid, reserve_for, payload)
+            waiter.deliver(self._reserve(item, waiter.wid, queue))
             return
         eid = self._id()
         q.append(QueueItem(eid, jid, reserve_for, payload))
@@ -289,7 +299,7 @@ class Manager:
             if q and name not in paused:
                 item = q.popleft()
                 self.storage.entry_remove(item.id)
-                return self._reserve(item, wid)
+                return self._reserve(item, wid, name)
         return None
 
     def active_queues(self, queues: Sequence[str]) -> list[str]:
@@ -315,16 +325,47 @@ class Manager:
         """The FETCH timed out or its connection closed."""
         self._forget_waiter(waiter)
 
-    def _reserve(self, item: QueueItem, wid: str) -> Reservation:
+    def _reserve(self, item: QueueItem, wid: str, queue: str) -> Reservation:
         timeout = item.reserve_for or 1800
         timeout = 60 if timeout < 60 else 86400 if timeout > 86400 else timeout
         now = self.clock.now()
         eid = self._id()
         res = Reservation(eid, now + timeout, item.jid, item.payload, wid, now)
+        res.queue = queue
+        res.item = item
         self.working.add(res)
         self.reservations[item.jid] = res
         self.storage.entry_add(eid, WORKING, wid, res.score, item.jid, item.payload, now)
         return res
+
+    def put_back(self, res: Reservation) -> bool:
+        """Undo a FETCH whose reply never reached its client (the connection was gone):
+        end the reservation and put the job back at the head of its queue, or straight to
+        another blocked FETCH, as if never fetched (no retry counted, payload unchanged).
+        False if the reservation already ended or was made before a restart.
+        """
+        item = res.item
+        if item is None or self.reservations.get(res.jid) is not res:
+            return False
+        del self.reservations[res.jid]
+        if self.working.remove(res.id) is not None:
+            self.storage.entry_remove(res.id)
+        queue = res.queue
+        q = self.queues.get(queue)
+        if q is None:
+            q = self.queues[queue] = deque()
+            self.storage.queue_known(queue, False)
+        waiters = self._waiters.get(queue)
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done:
+                self._forget_waiter(waiter)
+                waiter.deliver(self._reserve(item, waiter.wid, queue))
+                return True
+        # Its old id: stored queues load in id order, so it is first again after a restart.
+        q.appendleft(item)
+        self.storage.queue_push(item.id, queue, item.jid, item.payload)
+        return True
 
     # -- ACK / FAIL ------------------------------------------------------------------
 
@@ -386,48 +427,12 @@ class Manager:
 
     # -- periodic work ---------------------------------------------------------------
 
-    def enqueue_due(self, s: SortedSet, now: float) -> int:
-        """Move due jobs of the scheduled or retries set into their queues."""
-        total = 0
-        while True:
-            batch = s.pop_due(now, 100)
-            for entry in batch:
-                self.storage.entry_remove(entry.id)
-                try:
-                    job = self.codec.loads(entry.payload)
-                    error = self._enqueue(job)
-                except (GoJSONError, KeyError, TypeError) as exc:
-                    error = str(exc)
-                if error is not None:
-                    log.warning("dropping job %s: %s", entry.jid, error)
-            total += len(batch)
-            if len(batch) < 100:
-                return total
-
-    def purge_dead(self, now: float) -> int:
-        """Delete dead jobs whose 180 days are over (at most 100 per run, as Faktory)."""
-        batch = self.dead.pop_due(now, 100)
-        for entry in batch:
-            self.storage.entry_remove(entry.id)
-        return len(batch)
-
-    def reap_reservations(self, now: float) -> int:
-        """Fail every reservation that expired (ReservationExpired); the count reaped."""
-        total = 0
-        for entry in self.working.pop_due(now, 1 << 30):
-            self.storage.entry_remove(entry.id)
-            res = self.reservations.get(entry.jid)
-            if res is not entry:
-                continue  # a duplicate jid's older copy: nothing left to fail
-            del self.reservations[entry.jid]
-            assert isinstance(entry, Reservation)
-            self._process_failure(entry, EXPIRED[0], EXPIRED[1], None)
-            total += 1
-        return total
-
     def run_due_tasks(self) -> None:
-        """Run the periodic tasks whose tick (on Unix seconds) came since the last call."""
+        """Run the periodic tasks whose tick (on Unix seconds) came since the last call, to
+        the end (a server runs them a slice per loop turn instead: see TaskRunner)."""
         self.tasks.run_due(self.clock.now())
+        while self.tasks.resume():
+            pass
 
     # -- queues ----------------------------------------------------------------------
 
@@ -445,9 +450,10 @@ class Manager:
 
     def remove_queue(self, name: str) -> None:
         """QUEUE REMOVE: drop the queue, its jobs and its name."""
-        if name in self.queues:
-            del self.queues[name]
+        q = self.queues.pop(name, None)
+        if q is not None:
             self.storage.queue_forget(name)
+            self.release(q)
         self.paused.discard(name)
 
     def delete_queue_jobs(self, name: str, jids: Iterable[str]) -> int:
@@ -461,16 +467,21 @@ class Manager:
         wanted = set(jids)
         if not q or not wanted:
             return 0
-        keep = [item for item in q if item.jid not in wanted]
-        removed = len(q) - len(keep)
-        if removed:
-            for item in q:
-                if item.jid in wanted:
-                    self.storage.entry_remove(item.id)
-            # The same deque: FETCH and the waiters keep their reference to it.
-            q.clear()
-            q.extend(keep)
-        return removed
+        doomed = [item for item in q if item.jid in wanted]
+        return sum(self.delete_queue_item(name, item) for item in doomed)
+
+    def delete_queue_item(self, name: str, item: QueueItem) -> bool:
+        """Delete one job from a queue if it is still there; whether it was. One scan of
+        the queue in C, stopping where the job is (the web UI deletes a page at a time)."""
+        q = self.queues.get(name)
+        if not q:
+            return False
+        try:
+            q.remove(item)  # ids are unique: equal means the same job
+        except ValueError:
+            return False
+        self.storage.entry_remove(item.id)
+        return True
 
     def latency(self, names: Sequence[str]) -> dict[str, float]:
         """QUEUE LATENCY: seconds since the oldest job of each queue was enqueued."""
@@ -490,9 +501,11 @@ class Manager:
         pauses, reservations and workers stay in memory until restart, as on the real
         server."""
         for q in self.queues.values():
-            q.clear()
+            if q:
+                self.release(q.copy())  # then clear() only unlinks: nothing is freed yet
+                q.clear()
         for s in (self.scheduled, self.retries, self.dead, self.working):
-            s.clear()
+            self.release(s.clear())
         self.counters.clear()
         self.storage.flush_all()
 

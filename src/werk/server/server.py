@@ -36,6 +36,7 @@ from werk.server.config import ServerConfig, default_data_dir
 from werk.server.connection import Connection
 from werk.server.info import FAKTORY_VERSION
 from werk.server.manager import Manager
+from werk.server.release import Releaser
 from werk.server.storage import SQLiteStorage, Storage, open_storage
 
 __all__ = ["Server"]
@@ -91,6 +92,7 @@ class Server:
         self.address: tuple[str, int] = ("", 0)
         self._listener: asyncio.base_events.Server | None = None
         self._ticker: asyncio.Task[None] | None = None
+        self._resuming = False  # a chain of task slices is under way
         self._timers: list[tuple[float, int, _ManualTimer]] = []
         self._seq = itertools.count()
         self._stopped = asyncio.Event()
@@ -121,6 +123,7 @@ class Server:
             self.storage.attach(self.loop)
             self.storage.on_error = self._storage_failed
         self.manager = Manager(self.storage, self.clock)
+        self.manager.release = Releaser(self.loop)
         self.stats = ServerStats(self.clock.now())
         ssl_ctx = None
         if cfg.tls_cert:
@@ -228,9 +231,24 @@ class Server:
         while True:
             await asyncio.sleep(1.0 - time.time() % 1.0 + 0.001)
             try:
-                self.manager.run_due_tasks()
+                self.manager.tasks.run_due(self.clock.now())
             except Exception:
                 log.exception("periodic task failed")
+            if self.manager.tasks.unfinished and not self._resuming:
+                self._resuming = True
+                self.loop.call_soon(self._resume_tasks)
+
+    def _resume_tasks(self) -> None:
+        # A slice per loop turn of the tasks with more to do: clients get in between.
+        more = False
+        if not self.stopping:
+            try:
+                more = self.manager.tasks.resume()
+            except Exception:
+                log.exception("periodic task failed")
+        self._resuming = more
+        if more:
+            self.loop.call_soon(self._resume_tasks)
 
     # -- storage failure -------------------------------------------------------------
 

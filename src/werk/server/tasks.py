@@ -4,6 +4,11 @@ The real server ticks every second and runs a task when the Unix second is a mul
 its period; :meth:`TaskRunner.run_due` does the same for every tick boundary crossed since
 the previous call, so a manual clock advanced by a minute runs each task once.
 
+A run moves :data:`SLICE` jobs at most; a task with more to do (a million scheduled jobs
+due at the same second, a fleet of workers gone with their reservations) stays in
+``unfinished`` and :meth:`TaskRunner.resume` does the next slice. A server calls it once
+per event-loop turn until nothing is left, so the clients are served in between.
+
 =========== ====== =====================================================
 INFO name   period what it does
 =========== ====== =====================================================
@@ -28,16 +33,26 @@ Example::
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from typing import TYPE_CHECKING, Any
 
+from werk.server.gojson import GoJSONError
+from werk.server.sets import Reservation, SortedSet
+
 if TYPE_CHECKING:
     from werk.server.manager import Manager
 
-__all__ = ["PERIODS", "TaskRunner"]
+__all__ = ["PERIODS", "SLICE", "TaskRunner", "enqueue_due", "purge_dead", "reap_reservations"]
+
+log = logging.getLogger("werk.server")
+
+EXPIRED = ("ReservationExpired", "Faktory job reservation expired")
 
 PERIODS = {"Scheduled": 5, "Retries": 5, "Dead": 60, "Busy": 15, "Workers": 15}
+SLICE = 1000
+"""Jobs a task moves per run (a few milliseconds of work)."""
 
 
 class TaskRunner:
@@ -50,6 +65,7 @@ class TaskRunner:
         self._cycles = dict.fromkeys(PERIODS, 0)
         self._wall = dict.fromkeys(PERIODS, 0.0)
         self._moved = dict.fromkeys(PERIODS, 0)
+        self.unfinished: dict[str, float] = {}  # task -> the tick's time, more to do
 
     def run_due(self, now: float) -> list[str]:
         """Run each task whose tick came since the last call; the names that ran."""
@@ -64,21 +80,38 @@ class TaskRunner:
         return ran
 
     def run(self, name: str, now: float) -> int:
-        """Run one task now; the number of jobs (or workers) it moved."""
+        """Run one task now (its first slice); the number of jobs (or workers) it moved."""
+        self._cycles[name] += 1
+        return self._slice(name, now)
+
+    def resume(self) -> bool:
+        """Run the next slice of every unfinished task; True while some still are."""
+        for name, now in list(self.unfinished.items()):
+            self._slice(name, now)
+        return bool(self.unfinished)
+
+    def _slice(self, name: str, now: float) -> int:
         m = self.manager
         start = time.perf_counter()
+        left = None
         if name == "Scheduled":
-            count = m.enqueue_due(m.scheduled, now)
+            count = enqueue_due(m, m.scheduled, now, SLICE)
+            left = m.scheduled
         elif name == "Retries":
-            count = m.enqueue_due(m.retries, now)
+            count = enqueue_due(m, m.retries, now, SLICE)
+            left = m.retries
         elif name == "Dead":
-            count = m.purge_dead(now)
+            count = purge_dead(m, now)
         elif name == "Busy":
-            count = m.reap_reservations(now)
+            count = reap_reservations(m, now, SLICE)
+            left = m.working
         else:
             count = m.workers.reap(now)
+        if left is not None and left.has_due(now):
+            self.unfinished[name] = now
+        else:
+            self.unfinished.pop(name, None)
         self._wall[name] += time.perf_counter() - start
-        self._cycles[name] += 1
         self._moved[name] += count
         return count
 
@@ -97,3 +130,49 @@ class TaskRunner:
             }
         out["Workers"] = {"reaped": m.workers.reaped, "size": len(m.workers)}
         return out
+
+
+def enqueue_due(m: Manager, s: SortedSet, now: float, limit: int = 1 << 62) -> int:
+    """Move due jobs (``limit`` at most) of the scheduled or retries set into their
+    queues; the number moved."""
+    total = 0
+    while total < limit:
+        want = min(100, limit - total)
+        batch = s.pop_due(now, want)
+        for entry in batch:
+            m.storage.entry_remove(entry.id)
+            try:
+                job = m.codec.loads(entry.payload)
+                error = m._enqueue(job)
+            except (GoJSONError, KeyError, TypeError) as exc:
+                error = str(exc)
+            if error is not None:
+                log.warning("dropping job %s: %s", entry.jid, error)
+        total += len(batch)
+        if len(batch) < want:
+            break
+    return total
+
+
+def purge_dead(m: Manager, now: float) -> int:
+    """Delete dead jobs whose 180 days are over (at most 100 per run, as Faktory)."""
+    batch = m.dead.pop_due(now, 100)
+    for entry in batch:
+        m.storage.entry_remove(entry.id)
+    return len(batch)
+
+
+def reap_reservations(m: Manager, now: float, limit: int = 1 << 62) -> int:
+    """Fail the reservations that expired (ReservationExpired), looking at ``limit`` at
+    most; the count reaped."""
+    total = 0
+    for entry in m.working.pop_due(now, limit):
+        m.storage.entry_remove(entry.id)
+        res = m.reservations.get(entry.jid)
+        if res is not entry:
+            continue  # a duplicate jid's older copy: nothing left to fail
+        del m.reservations[entry.jid]
+        assert isinstance(entry, Reservation)
+        m._process_failure(entry, EXPIRED[0], EXPIRED[1], None)
+        total += 1
+    return total

@@ -10,8 +10,9 @@ is exactly the command a client could have sent:
 * quiet/terminate change the worker's state in the registry, which the next BEAT reply
   reports, as with Faktory's Busy page.
 
-Everything runs on the server's event loop and never blocks it for long: pages slice the
-in-memory structures instead of copying them.
+Everything runs on the server's event loop and never blocks it for long: a page that has
+to look at a whole set (a window of it in time order, one job by jid, "retry all") does
+it :data:`CHUNK` entries per loop turn, so the command port answers in between.
 
 Example::
 
@@ -21,19 +22,20 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from itertools import islice
-from typing import Any
+from typing import Any, TypeVar
 
 from werk.server.info import FAKTORY_VERSION, used_memory_mb
 from werk.server.jobs import Operation
 from werk.server.manager import DEAD_TTL, Manager
-from werk.server.mutate import mutate
+from werk.server.mutate import Sweep
+from werk.server.sets import QueueItem, SortedSet
 from werk.server.sets import SetEntry as StoredSetEntry
-from werk.server.sets import SortedSet
 from werk.web.backend import (
     DayCount,
     MutateCmd,
@@ -46,7 +48,12 @@ from werk.web.backend import (
     WorkerInfo,
 )
 
-__all__ = ["ServerBackend"]
+__all__ = ["CHUNK", "ServerBackend"]
+
+T = TypeVar("T")
+
+CHUNK = 20_000
+"""Set entries a page looks at per event-loop turn (a few milliseconds)."""
 
 
 def _job(payload: bytes) -> dict[str, Any]:
@@ -56,6 +63,18 @@ def _job(payload: bytes) -> dict[str, Any]:
     except ValueError:
         return {"jid": "?", "jobtype": "?", "args": [payload.decode("utf-8", "replace")]}
     return value if isinstance(value, dict) else {"jid": "?", "jobtype": "?", "args": [value]}
+
+
+def _order(entry: StoredSetEntry) -> tuple[float, int]:
+    return (entry.score, entry.id)
+
+
+async def _chunks(items: list[T]) -> AsyncIterator[list[T]]:
+    """``items`` (a snapshot: the set may change meanwhile) a chunk per loop turn."""
+    for start in range(0, len(items), CHUNK):
+        if start:
+            await asyncio.sleep(0)
+        yield items[start : start + CHUNK]
 
 
 class ServerBackend:
@@ -144,18 +163,23 @@ class ServerBackend:
     ) -> tuple[int, list[SetEntry]]:
         """A window of a set: soonest first (Dead: most recent death first)."""
         s = self._set(target)
-        # Only the first offset+count in order are needed: O(n log k), not a full sort of a
-        # million-entry set on the server's event loop.
+        # Only the first offset+count in order are needed: O(n log k), not a full sort,
+        # over a snapshot taken a chunk per loop turn.
         pick = heapq.nlargest if target == "dead" else heapq.nsmallest
-        window = pick(offset + count, s.entries.values(), key=lambda e: (e.score, e.id))
+        want = offset + count
+        window: list[StoredSetEntry] = []
+        async for chunk in _chunks(list(s.entries.values())):
+            window = pick(want, [*window, *pick(want, chunk, key=_order)], key=_order)
         return len(s), [self._entry(target, e) for e in window[offset:]]
 
     async def set_entry(self, target: SetName, jid: str) -> SetEntry | None:
         """The entry holding ``jid`` (the latest, should a jid appear twice)."""
-        found = [e for e in self._set(target).entries.values() if e.jid == jid]
+        found: list[StoredSetEntry] = []
+        async for chunk in _chunks(list(self._set(target).entries.values())):
+            found += [e for e in chunk if e.jid == jid]
         if not found:
             return None
-        return self._entry(target, max(found, key=lambda e: (e.score, e.id)))
+        return self._entry(target, max(found, key=_order))
 
     async def mutate(self, cmd: MutateCmd, target: SetName, jids: Sequence[str] | None) -> None:
         """Exactly ``MUTATE {"cmd":cmd,"target":target,"filter":{"jids":[...]}}``."""
@@ -167,7 +191,9 @@ class ServerBackend:
             op.jids = list(jids)
             if not op.jids:
                 return  # an empty jid list would mean "everything" to MUTATE
-        mutate(self.manager, op)
+        sweep = Sweep(self.manager, op)
+        while not sweep.step():
+            await asyncio.sleep(0)  # a slice per loop turn, as on the command port
         await self._committed()
 
     async def pause_queues(self, names: Sequence[str]) -> None:
@@ -190,7 +216,19 @@ class ServerBackend:
 
     async def delete_queue_jobs(self, name: str, jids: Sequence[str]) -> int:
         """Delete jobs from a queue by jid (Faktory's queue page can; no command does)."""
-        removed = self.manager.delete_queue_jobs(name, jids)
+        m = self.manager
+        q = m.queues.get(name)
+        wanted = set(jids)
+        if not q or not wanted:
+            return 0
+        doomed: list[QueueItem] = []
+        async for chunk in _chunks(list(q)):
+            doomed += [item for item in chunk if item.jid in wanted]
+        removed = 0
+        for item in doomed:
+            if removed:
+                await asyncio.sleep(0)  # one deletion (one scan of the queue) per loop turn
+            removed += m.delete_queue_item(name, item)
         if removed:
             await self._committed()
         return removed

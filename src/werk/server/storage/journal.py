@@ -12,7 +12,9 @@ generation), then records of ``[u32 length][u32 crc32][body]``; bodies are chang
 file of another version (or not a journal at all) is refused with
 :class:`~werk.server.storage.ops.JournalFormatError` rather than emptied, unless it holds
 no record (a clean shutdown leaves it so): nothing is lost by starting that one afresh.
-The generation says which fold the records belong to:
+While the records of one generation are folded (in a background thread), the file is
+renamed aside (:meth:`Journal.rotate`) and new records go to a fresh file of the next
+generation. The generation says which fold the records belong to:
 the database stores the last generation it folded, so records of an already folded
 journal are never applied twice. Reading stops at the first record that is short or
 fails its checksum (a write torn by a crash); the file is cut back there so that later
@@ -34,6 +36,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import struct
@@ -136,6 +139,34 @@ class Journal:
             os.ftruncate(self._fd, 0)
             raise
         self.size = _HEADER.size
+
+    def rotate(self, aside: str) -> Journal:
+        """Rename this file to ``aside`` (its records are about to be folded elsewhere) and
+        return a fresh journal at the old path, one generation on, for the records that
+        come meanwhile. Raises ``OSError`` (nothing moved) if the new file cannot be made.
+
+        After a crash both files may exist: the older generation is read first.
+        """
+        os.rename(self.path, aside)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        except OSError:
+            os.rename(aside, self.path)
+            raise
+        self.close()
+        fresh = Journal(self.path, sync=self.sync)
+        fresh._fd = fd
+        fresh.generation = self.generation + 1
+        with contextlib.suppress(OSError):
+            fresh.reset(fresh.generation)  # else append() writes the header first
+        if self.sync:  # the renames and the new file must outlive a power cut too
+            with contextlib.suppress(OSError):
+                directory = os.open(os.path.dirname(os.path.abspath(self.path)), os.O_RDONLY)
+                try:
+                    os.fsync(directory)
+                finally:
+                    os.close(directory)
+        return fresh
 
     def close(self) -> None:
         """Close the file (its contents stay)."""

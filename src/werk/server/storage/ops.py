@@ -94,6 +94,56 @@ _SQL: dict[int, tuple[str, ...]] = {
 }
 
 
+# Rows per statement for runs of inserts and deletes: one statement (one step of SQLite,
+# one release of the interpreter lock) per hundreds of changes instead of one per change,
+# within the 999 parameters old SQLite builds allow.
+_INSERT_ROWS = 140
+_DELETE_IDS = 900
+_LONG_RUN = 64  # shorter runs: executemany, one prepared statement
+
+
+def _insert_sql(rows: int) -> str:
+    head = _SQL[INSERT][0].partition(" VALUES ")[0]
+    return head + " VALUES " + ",".join(["(?,?,?,?,?,?,?)"] * rows)
+
+
+def _delete_sql(ids: int) -> str:
+    return "DELETE FROM entries WHERE id IN (" + ",".join(["?"] * ids) + ")"
+
+
+_FULL_INSERT = _insert_sql(_INSERT_ROWS)
+_FULL_DELETE = _delete_sql(_DELETE_IDS)
+
+
+def _write_run(db: sqlite3.Connection, code: int, run: list[Op]) -> None:
+    # A run of one kind: inserts have distinct ids and deletes commute, so a long run can
+    # go in a few big statements; counter deltas add up per name.
+    if len(run) < _LONG_RUN and code in (INSERT, DELETE, QUEUE_KNOWN, COUNTER):
+        if len(run) == 1:
+            db.execute(_SQL[code][0], run[0][1])
+        else:
+            db.executemany(_SQL[code][0], [op[1] for op in run])
+    elif code == INSERT:
+        for start in range(0, len(run), _INSERT_ROWS):
+            chunk = run[start : start + _INSERT_ROWS]
+            sql = _FULL_INSERT if len(chunk) == _INSERT_ROWS else _insert_sql(len(chunk))
+            db.execute(sql, [value for _, params in chunk for value in params])
+    elif code == DELETE:
+        for start in range(0, len(run), _DELETE_IDS):
+            chunk = run[start : start + _DELETE_IDS]
+            sql = _FULL_DELETE if len(chunk) == _DELETE_IDS else _delete_sql(len(chunk))
+            db.execute(sql, [params[0] for _, params in chunk])
+    elif code == COUNTER:
+        totals: dict[str, int] = {}
+        for _, (name, delta) in run:
+            totals[name] = totals.get(name, 0) + delta
+        db.executemany(_SQL[COUNTER][0], list(totals.items()))
+    else:
+        for _, params in run:
+            for sql in _SQL[code]:
+                db.execute(sql, params if "?" in sql else ())
+
+
 def write_ops(db: sqlite3.Connection, ops: list[Op]) -> None:
     """Execute ``ops`` in order inside the caller's transaction (runs of one kind batched)."""
     i, n = 0, len(ops)
@@ -102,15 +152,7 @@ def write_ops(db: sqlite3.Connection, ops: list[Op]) -> None:
         j = i + 1
         while j < n and ops[j][0] == code:
             j += 1
-        statements = _SQL[code]
-        if len(statements) > 1:
-            for _, params in ops[i:j]:
-                for sql in statements:
-                    db.execute(sql, params if "?" in sql else ())
-        elif j - i == 1:
-            db.execute(statements[0], ops[i][1])
-        else:
-            db.executemany(statements[0], [op[1] for op in ops[i:j]])
+        _write_run(db, code, ops[i:j])
         i = j
 
 

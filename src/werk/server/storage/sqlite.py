@@ -17,6 +17,16 @@ whose generation the database already has is ignored; any other journal is folde
 (its torn last record, if a crash cut one, is dropped: it was never acknowledged).
 Folding costs a few microseconds per change, against some 30 for a commit per command.
 
+A fold of :data:`FOLD_OPS` changes takes some milliseconds and runs on the event loop.
+A fold holding a change that deletes a whole queue or set (QUEUE REMOVE, MUTATE clear,
+FLUSH) can take SQLite a second for a million jobs: that one runs in a thread of its own.
+The journal is renamed aside (``werk.sqlite3.journal.folding``), new changes go to a
+fresh journal of the next generation, and the thread writes the aside changes into the
+database while SQLite lets go of the interpreter; on success the aside file is deleted.
+Only this thread touches the database meanwhile: :meth:`load`, :meth:`fold` and
+:meth:`close` wait for it first. (Every fold could run so, but a thread that takes turns
+with the event loop for the interpreter spends several times the CPU of a fold in place.)
+
 If a journal write fails (disk full, I/O error), the record is cut off again, every
 waiting command is answered ``-ERR <detail>``, and ``on_error`` lets the server reload its
 memory from what is stored so that nothing that was not stored is served. If a fold
@@ -40,6 +50,7 @@ import contextlib
 import logging
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 
@@ -64,7 +75,7 @@ __all__ = ["FOLD_OPS", "FOLD_SECONDS", "SQLiteStorage"]
 
 log = logging.getLogger("werk.server")
 
-FOLD_OPS = 20_000  # journaled changes that trigger a fold at once
+FOLD_OPS = 2_000  # journaled changes that trigger a fold at once (some milliseconds)
 FOLD_SECONDS = 1.0  # fold at the latest this long after the first unfolded change
 
 _SCHEMA = """
@@ -115,6 +126,16 @@ class SQLiteStorage(Storage):
             self._db.execute(f"PRAGMA max_page_count={int(max_pages)}")
         self._pending: list[Op] = []
         self._unfolded: list[Op] = []  # journaled, not yet in the database
+        # The aside journal's changes, being folded by _fold_thread (or to be retried).
+        self._aside = self.location + ".journal.folding"
+        self._folding: list[Op] | None = None
+        self._folding_generation = 0
+        self._fold_thread: threading.Thread | None = None
+        self._fold_error: BaseException | None = None
+        self._fold_again = False
+        # A change that deletes a whole queue or set is pending, or journaled and unfolded.
+        self._pending_bulk = False
+        self._bulk = False
         self._callbacks: list[Callable[[BaseException | None], None]] = []
         self._future: asyncio.Future[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -142,12 +163,24 @@ class SQLiteStorage(Storage):
     def _recover(self) -> None:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (_FOLDED,)).fetchone()
         folded = row[0] if row else 0
+        if os.path.exists(self._aside):  # a crash came while it was being folded
+            aside = Journal(self._aside)
+            generation, records = aside.open(next_generation=folded + 1)
+            aside.close()
+            if generation > folded:
+                self._folding = [op for body in records for op in decode_ops(body)]
+                self._folding_generation = generation
+                folded = max(folded, generation)  # the active journal is newer still
         generation, records = self._journal.open(next_generation=folded + 1)
         if generation <= folded:  # folded before a crash cut the reset short
             self._journal.reset(folded + 1)
-            return
+            records = []
         for body in records:
             self._unfolded.extend(decode_ops(body))
+        if self._folding is None and not self._unfolded:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._aside)
+            return
         try:
             self.fold()
         except sqlite3.Error as exc:
@@ -158,12 +191,15 @@ class SQLiteStorage(Storage):
 
     def load(self) -> Snapshot:
         """Everything stored (entries in id order: FIFO within each queue)."""
+        self._join_fold()
         rows = self._db.execute(
             "SELECT id, kind, name, score, jid, payload, since FROM entries ORDER BY id"
         )
         entries = {r[0]: StoredEntry(r[0], r[1], r[2], r[3], r[4], bytes(r[5]), r[6]) for r in rows}
         queues = {n: bool(p) for n, p in self._db.execute("SELECT name, paused FROM queues")}
         counters = dict(self._db.execute("SELECT name, value FROM counters"))
+        if self._folding:
+            apply_ops(self._folding, entries, queues, counters)
         if self._unfolded:
             apply_ops(self._unfolded, entries, queues, counters)
             entries = dict(sorted(entries.items()))
@@ -183,6 +219,7 @@ class SQLiteStorage(Storage):
 
     def queue_forget(self, name: str) -> None:
         """Forget a queue and delete its jobs."""
+        self._pending_bulk = True
         self._add((QUEUE_FORGET, (name,)))
 
     def queue_push(self, eid: int, queue: str, jid: str, payload: bytes) -> None:
@@ -201,6 +238,7 @@ class SQLiteStorage(Storage):
 
     def clear_kind(self, kind: int) -> None:
         """Delete every entry of one kind."""
+        self._pending_bulk = True
         self._add((CLEAR_KIND, (kind,)))
 
     def counter_add(self, name: str, delta: int) -> None:
@@ -209,6 +247,7 @@ class SQLiteStorage(Storage):
 
     def flush_all(self) -> None:
         """Delete all jobs, counters, queue names and paused flags."""
+        self._pending_bulk = True
         self._add((FLUSH_ALL, ()))
 
     # -- committing ------------------------------------------------------------------
@@ -264,6 +303,7 @@ class SQLiteStorage(Storage):
         """Journal every pending change now (durable once this returns); raise on failure,
         in which case none of them is stored."""
         ops, self._pending = self._pending, []
+        bulk, self._pending_bulk = self._pending_bulk, False
         if not ops:
             return
         started = time.perf_counter()
@@ -274,6 +314,7 @@ class SQLiteStorage(Storage):
         self.commits += 1
         unfolded = self._unfolded
         unfolded += ops
+        self._bulk = self._bulk or bulk
         if len(unfolded) >= FOLD_OPS:
             self._fold_soon()
         elif self._fold_timer is None and self._loop is not None:
@@ -285,19 +326,80 @@ class SQLiteStorage(Storage):
             self._fold_timer = None
         if self._closed:
             return
-        try:
-            self.fold()
-        except (sqlite3.Error, OSError) as exc:
-            log.error("cannot fold the journal into %s (kept, retrying): %s", self.location, exc)
-            if self._loop is not None:
-                self._fold_timer = self._loop.call_later(FOLD_SECONDS, self._fold_soon)
-
-    def fold(self) -> None:
-        """Write every journaled change into the database in one transaction, then empty
-        the journal. Pending (not yet journaled) changes are not included."""
-        ops = self._unfolded
-        if not ops:
+        if self._fold_thread is not None:
+            self._fold_again = True  # once this one is done
             return
+        if self._loop is None or (self._folding is None and not self._bulk):
+            try:  # small (or no loop to keep free): fold right here
+                self.fold()
+            except (sqlite3.Error, OSError) as exc:
+                log.error("cannot fold the journal into %s (kept): %s", self.location, exc)
+                if self._loop is not None:
+                    self._fold_timer = self._loop.call_later(FOLD_SECONDS, self._fold_soon)
+            return
+        if self._folding is None:
+            if not self._unfolded:
+                return
+            try:
+                self._journal = self._journal.rotate(self._aside)
+            except OSError as exc:
+                log.error("cannot set the journal aside for a fold (retrying): %s", exc)
+                self._fold_timer = self._loop.call_later(FOLD_SECONDS, self._fold_soon)
+                return
+            self._folding, self._unfolded = self._unfolded, []
+            self._folding_generation = self._journal.generation - 1
+            self._bulk = False
+        self._fold_again = False
+        self._fold_error = None
+        thread = threading.Thread(
+            target=self._fold_in_thread,
+            args=(self._folding, self._folding_generation),
+            name="werk-fold",
+            daemon=True,
+        )
+        self._fold_thread = thread
+        thread.start()
+
+    def _fold_in_thread(self, ops: list[Op], generation: int) -> None:
+        try:
+            self._write(ops, generation)
+        except BaseException as exc:
+            self._fold_error = exc
+        loop = self._loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is gone: close() joined us
+                loop.call_soon_threadsafe(self._fold_done)
+
+    def _join_fold(self) -> None:
+        """Wait for the background fold, if any, and take in its outcome."""
+        thread, self._fold_thread = self._fold_thread, None
+        if thread is None:
+            return
+        thread.join()
+        if self._fold_error is None:
+            self.folds += 1
+            self._folding = None
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._aside)
+        else:
+            log.error(
+                "cannot fold the journal into %s (kept, retrying): %s",
+                self.location,
+                self._fold_error,
+            )
+
+    def _fold_done(self) -> None:
+        self._join_fold()
+        if self._closed or self._loop is None:
+            return
+        if self._folding is not None:  # it failed: the aside changes wait for a retry
+            self._fold_timer = self._loop.call_later(FOLD_SECONDS, self._fold_soon)
+        elif self._fold_again or len(self._unfolded) >= FOLD_OPS:
+            self._fold_soon()
+        elif self._unfolded and self._fold_timer is None:
+            self._fold_timer = self._loop.call_later(FOLD_SECONDS, self._fold_soon)
+
+    def _write(self, ops: list[Op], generation: int) -> None:
         db = self._db
         started = time.perf_counter()
         try:
@@ -306,7 +408,7 @@ class SQLiteStorage(Storage):
             db.execute(
                 "INSERT INTO meta (key, value) VALUES (?, ?) "
                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                (_FOLDED, self._journal.generation),
+                (_FOLDED, generation),
             )
             db.execute("COMMIT")
         except BaseException:
@@ -315,15 +417,29 @@ class SQLiteStorage(Storage):
             raise
         finally:
             self.fold_seconds += time.perf_counter() - started
+
+    def fold(self) -> None:
+        """Write every journaled change into the database in one transaction, here and
+        now, then empty the journal. Pending (not yet journaled) changes are not included."""
+        self._join_fold()
+        ops = (self._folding or []) + self._unfolded
+        if not ops:
+            return
+        self._write(ops, self._journal.generation)
         self.folds += 1
+        self._folding = None
         self._unfolded = []
-        # Safe to crash from here on: the database knows this generation is folded.
+        self._bulk = False
+        # Safe to crash from here on: the database knows these generations are folded.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._aside)
         self._journal.reset(self._journal.generation + 1)
 
     def close(self) -> None:
         """Journal and fold what is pending, checkpoint the WAL and close the files."""
         if self._closed:
             return
+        self._join_fold()
         try:
             self.flush()
             self.fold()
