@@ -1,14 +1,9 @@
-"""The running job, as seen from inside its handler.
+"""The running job, as seen from inside its handler: :class:`JobContext` and
+:func:`current_job`.
 
-A handler does not take a context argument; it asks for it::
-
-    @app.job
-    def resize(image_id: int) -> None:
-        job = werk.current_job()
-        log.info("resizing %s (jid %s, attempt %d)", image_id, job.jid, job.retry_count + 1)
-
-The context lives in a :class:`contextvars.ContextVar`, so it is right on every thread,
-asyncio task and child process the job runs on.
+A handler takes no context argument; it asks for one. The context lives in a
+:class:`contextvars.ContextVar`, so it is right on every thread, asyncio task and child
+process the job runs on (:class:`~werk.worker._run.JobRun` sets it around each run).
 """
 
 from __future__ import annotations
@@ -105,10 +100,11 @@ def current_job() -> JobContext:
 
 
 def set_current(ctx: JobContext) -> Token[JobContext]:
-    """Make ``ctx`` the current job (internal; pair with :func:`reset_current`)."""
+    """Make ``ctx`` the current job (for :class:`~werk.worker._run.JobRun`; pair with
+    :func:`reset_current`)."""
     return _current.set(ctx)
 
 
 def reset_current(token: Token[JobContext]) -> None:
-    """Undo :func:`set_current`."""
+    """Undo :func:`set_current` (in the context that set it)."""
     _current.reset(token)
