@@ -260,6 +260,8 @@ def test_an_unknown_job_type_has_one_error_and_one_message_in_eager_mode() -> No
         lambda: werk.Worker(werk.App(), concurrency=0),
         lambda: werk.Worker(werk.App(), shutdown_timeout=-1),
         lambda: werk.Worker(werk.App(), heartbeat_interval=0),
+        lambda: werk.Worker(werk.App(), timeout="5"),  # type: ignore[arg-type]
+        lambda: werk.Worker(werk.App(), labels="gpu"),
         lambda: werk.Worker(werk.App(), executor="fork"),  # type: ignore[arg-type]
     ],
 )

@@ -117,7 +117,8 @@ class Worker:
         self.app = app
         self.wid: str = wid or uuid.uuid4().hex[:16]
         """This process's worker id: every connection of the worker says HELLO with it."""
-        self.labels: tuple[str, ...] = tuple(labels) or ("python",)
+        if not isinstance(labels, (str, bytes)):  # (a string is refused below)
+            labels = tuple(labels) or ("python",)
         self.concurrency = concurrency
         self.queues = parse_queues(queues)
         self.shutdown_timeout = _seconds("shutdown_timeout", shutdown_timeout, zero=True)
@@ -126,15 +127,17 @@ class Worker:
         # Resolved once (a bad URL fails here, a default TLS context is built once); every
         # connection of the worker is made from the same arguments.
         url = url or app.url
+        timeout = _seconds("timeout", timeout)
         settings = ClientSettings(
             url,
             password=password if password is not None else app.password,
             wid=self.wid,
-            labels=self.labels,
+            labels=labels,
             timeout=timeout,
             connect_timeout=min(timeout, DEFAULT_TIMEOUT),
             ssl_context=ssl_context,
         )
+        self.labels: tuple[str, ...] = settings.labels
         client_args = {
             "url": url,
             "password": settings.endpoint.password,
