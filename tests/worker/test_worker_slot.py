@@ -23,7 +23,7 @@ from werk.client import AsyncClient, Client
 from werk.worker._backoff import Backoff, Deadline
 from werk.worker._ledger import Ledger
 from werk.worker._run import JobRun
-from werk.worker._slot import STOP, Action, Pause, Run, Send, Slot
+from werk.worker._slot import STOP, Action, Pause, Send, Slot
 
 FETCH = b"FETCH default\r\n"
 DISK_FULL = ErrorReply("ERR", "[Errno 28] No space left on device")
@@ -100,12 +100,12 @@ def slot_for(host: Host, **kw: Any) -> Slot:
 
 
 def run_it(action: Action, error: BaseException | None = None) -> JobRun:
-    """What an executor does with a Run: the handler call inside ``with run:``."""
-    assert type(action) is Run
-    with action.run:
+    """What an executor does with a run: the handler call inside ``with run:``."""
+    assert type(action) is JobRun
+    with action:
         if error is not None:
             raise error
-    return action.run
+    return action
 
 
 def test_the_ack_goes_out_with_the_next_fetch() -> None:
@@ -148,7 +148,7 @@ def test_an_unknown_job_type_is_failed_without_running() -> None:
     slot = slot_for(host)
     slot.next()
     action = slot.replied([job("jid-x", "NoSuchJob")])
-    assert type(action) is Send  # no Run: the FAIL goes straight out with the next FETCH
+    assert type(action) is Send  # no run: the FAIL goes straight out with the next FETCH
     assert slot.in_io
     payload = json.loads(action.lines[0][5:])
     assert payload["errtype"] == "UnknownJobType"
@@ -382,7 +382,7 @@ def test_a_long_run_reports_every_job_once() -> None:
         lines, replies = action.lines, ["OK"] * (len(action.lines) - 1)
         replies.append(job(f"jid-{i}") if i % 3 else None)
         action = slot.replied(replies)
-        if type(action) is Run:
+        if type(action) is JobRun:
             action = slot.ran(run_it(action))
     assert host.ledger.processed == 13 and not host.ledger.inflight
     assert lines[-1] == FETCH and len(lines) == len(replies)

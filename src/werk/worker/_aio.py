@@ -23,7 +23,7 @@ from typing import Any
 from werk.client import AsyncClient
 from werk.worker._host import SlotHost
 from werk.worker._run import JobRun
-from werk.worker._slot import Pause, Run, Send, Slot
+from werk.worker._slot import Pause, Send, Slot
 from werk.worker._threadpool import DaemonThreadPool
 
 __all__ = ["AsyncSlots"]
@@ -101,9 +101,9 @@ class AsyncSlots:
                         action = slot.failed(exc)
                     else:
                         action = slot.replied(replies)
-                elif type(action) is Run:
-                    await self._invoke(action.run)
-                    action = slot.ran(action.run)
+                elif type(action) is JobRun:
+                    await self._invoke(action)
+                    action = slot.ran(action)
                 elif type(action) is Pause:
                     await self._pause(action.seconds)
                     action = slot.next()

@@ -22,7 +22,7 @@ from werk.client import Client
 from werk.client._failure import MAX_BACKTRACE
 from werk.worker._clients import ThreadClients
 from werk.worker._middleware import Hooks, Middleware
-from werk.worker._run import prepare
+from werk.worker._run import JobRun
 
 __all__ = ["App", "JobFunction", "JobOptions"]
 
@@ -346,7 +346,7 @@ class App:
         handler raises :class:`~werk.UnknownJobTypeError`. Used by ``eager=True``.
         """
         wire = Job.from_dict(loads(dumps(job.to_dict())))
-        run = prepare(wire, self.jobs, self.hooks, propagate=True)
+        run = JobRun(wire, self.jobs, self.hooks, propagate=True)
         handler = run.fn
         if handler is None:
             assert run.error is not None

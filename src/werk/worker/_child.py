@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from werk._job import Job
 from werk.worker._context import JobContext
 from werk.worker._middleware import Hooks
-from werk.worker._run import prepare
+from werk.worker._run import JobRun
 
 if TYPE_CHECKING:
     from werk.worker._app import App
@@ -141,7 +141,7 @@ def child_main(ref: str, conn: Pipe, wid: str, lifeline: Pipe) -> None:
         except (EOFError, OSError):
             return
         job = from_dict(loads(memoryview(frame)[1:]))
-        run = prepare(job, jobs, no_hooks, JobContext(job, wid))
+        run = JobRun(job, jobs, no_hooks, JobContext(job, wid))
         fn = run.fn
         if fn is not None:
             with run:

@@ -9,7 +9,7 @@ process the job runs on (:class:`~werk.worker._run.JobRun` sets it around each r
 from __future__ import annotations
 
 import threading
-from contextvars import ContextVar, Token
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,7 +79,8 @@ class JobContext:
         return self._shutdown is not None and self._shutdown.is_set()
 
 
-_current: ContextVar[JobContext] = ContextVar("werk_current_job")
+CURRENT: ContextVar[JobContext] = ContextVar("werk_current_job")
+"""What :func:`current_job` reads: set around each run by :class:`~werk.worker._run.JobRun`."""
 
 
 def current_job() -> JobContext:
@@ -94,17 +95,6 @@ def current_job() -> JobContext:
             print(werk.current_job().jid)
     """
     try:
-        return _current.get()
+        return CURRENT.get()
     except LookupError:
         raise LookupError("werk.current_job() called outside a running job") from None
-
-
-def set_current(ctx: JobContext) -> Token[JobContext]:
-    """Make ``ctx`` the current job (for :class:`~werk.worker._run.JobRun`; pair with
-    :func:`reset_current`)."""
-    return _current.set(ctx)
-
-
-def reset_current(token: Token[JobContext]) -> None:
-    """Undo :func:`set_current` (in the context that set it)."""
-    _current.reset(token)

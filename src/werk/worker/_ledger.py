@@ -22,7 +22,7 @@ from werk._protocol import command_lines
 from werk.client._failure import fail_request
 from werk.worker._context import JobContext
 from werk.worker._middleware import Hooks
-from werk.worker._run import JobRun, backtrace_limit, prepare
+from werk.worker._run import JobRun, backtrace_limit
 
 __all__ = ["Ledger"]
 
@@ -73,7 +73,7 @@ class Ledger:
         run has its error already)."""
         job = Job.from_dict(payload)
         ctx = JobContext(job, self._wid, self._stopping)
-        run = prepare(job, self._jobs, self._hooks, ctx, payload=payload)
+        run = JobRun(job, self._jobs, self._hooks, ctx, payload)
         self.inflight[job.jid] = run
         return run
 

@@ -92,6 +92,8 @@ class Hooks:
     def __init__(self, middleware: Iterable[Middleware] = ()) -> None:
         self.middleware: list[Middleware] = list(middleware)
         self._by_hook: dict[str, list[Callable[..., Any]]] = {}
+        self.wanted: frozenset[str] = frozenset()
+        """The hooks some middleware overrides (a set lookup on every job's path)."""
         self._rebuild()
 
     def add(self, middleware: Middleware) -> None:
@@ -107,10 +109,11 @@ class Hooks:
                 for m in self.middleware
                 if getattr(type(m), name, base) is not base
             ]
+        self.wanted = frozenset(name for name, hooks in self._by_hook.items() if hooks)
 
     def has(self, name: str) -> bool:
         """True when some middleware overrides hook ``name``."""
-        return bool(self._by_hook[name])
+        return name in self.wanted
 
     def call(self, name: str, *args: Any) -> None:
         """Call hook ``name`` on every middleware; log (never raise) what they raise."""

@@ -16,9 +16,8 @@ with ``propagate=True`` (eager mode, where the caller gets the exception).
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextvars import Token
 from types import TracebackType
 from typing import Any, Final, Protocol
@@ -26,17 +25,10 @@ from typing import Any, Final, Protocol
 from werk._errors import FaktoryError, UnknownJobTypeError
 from werk._job import Job
 from werk.client._failure import MAX_BACKTRACE, format_backtrace
-from werk.worker._context import JobContext, reset_current, set_current
+from werk.worker._context import CURRENT, JobContext
 from werk.worker._middleware import Hooks
 
-__all__ = [
-    "Handler",
-    "JobRun",
-    "RemoteJobError",
-    "backtrace_limit",
-    "prepare",
-    "unknown_job_type",
-]
+__all__ = ["Handler", "JobRun", "RemoteJobError", "backtrace_limit", "unknown_job_type"]
 
 UNKNOWN_JOB_TYPE: Final = "UnknownJobType"
 """The errtype of the FAIL for a job whose type has no handler."""
@@ -85,9 +77,10 @@ def backtrace_limit(job: Job, default: int) -> int:
 class JobRun:
     """One run of one job: from the fetched job to its outcome.
 
-    ``fn`` is the handler (``None`` for an unknown job type: then ``error`` is set from the
-    start and the run never enters). ``started`` is when the job was taken on; ``done`` and
-    ``late`` belong to the worker's ledger (the job's report was claimed; the handler
+    ``fn`` is the job's handler among ``jobs``; for an unknown job type it is ``None`` and
+    ``error`` is its :class:`~werk.UnknownJobTypeError` from the start (such a run is never
+    entered, and calls no middleware). ``started`` is when the job was taken on; ``done``
+    and ``late`` belong to the worker's ledger (the job's report was claimed; the handler
     returned after the shutdown deadline claimed it).
     """
 
@@ -108,19 +101,21 @@ class JobRun:
     def __init__(
         self,
         job: Job,
-        fn: Handler | None,
+        jobs: Mapping[str, Handler],
         hooks: Hooks,
         ctx: JobContext | None = None,
-        *,
         payload: dict[str, Any] | None = None,
+        *,
         propagate: bool = False,
     ) -> None:
         self.job = job
-        self.fn = fn
+        self.fn = fn = jobs.get(job.jobtype)
         self.ctx = JobContext(job) if ctx is None else ctx
         self.payload = payload
         self.started = _monotonic()
         self.error: BaseException | None = None
+        if fn is None:
+            self.error = unknown_job_type(job.jobtype, jobs)
         self.done = False
         self.late = False
         self._hooks = hooks
@@ -131,9 +126,9 @@ class JobRun:
         return f"<JobRun jid={self.job.jid} jobtype={self.job.jobtype}>"
 
     def __enter__(self) -> JobRun:
-        self._token = set_current(self.ctx)
+        self._token = CURRENT.set(self.ctx)
         hooks = self._hooks
-        if hooks.has("before_process"):
+        if "before_process" in hooks.wanted:
             hooks.call("before_process", self.ctx)
         return self
 
@@ -146,15 +141,19 @@ class JobRun:
         duration = _monotonic() - self.started
         token, self._token = self._token, None
         if token is not None:
-            # ValueError: entered in another context (an asyncio task that was cancelled
-            # in between); nothing of ours is left to undo there.
-            with contextlib.suppress(ValueError):
-                reset_current(token)
+            # Not contextlib.suppress: this runs for every job, and try costs nothing.
+            try:  # noqa: SIM105
+                CURRENT.reset(token)
+            except ValueError:
+                pass  # entered in another context (an asyncio task cancelled in between)
+        hooks = self._hooks
         if error is None:
-            self._hooks.call("after_process", self.ctx, duration)
+            if "after_process" in hooks.wanted:
+                hooks.call("after_process", self.ctx, duration)
             return False
         self.error = error
-        self._hooks.call("on_failure", self.ctx, error, duration)
+        if "on_failure" in hooks.wanted:
+            hooks.call("on_failure", self.ctx, error, duration)
         return not self._propagate
 
     def failure(self, limit: int) -> tuple[str, str, list[str]]:
@@ -168,21 +167,3 @@ class JobRun:
             return UNKNOWN_JOB_TYPE, str(error), []
         errtype = type(error).__name__
         return errtype, str(error) or errtype, format_backtrace(error, limit)
-
-
-def prepare(
-    job: Job,
-    jobs: dict[str, Any],
-    hooks: Hooks,
-    ctx: JobContext | None = None,
-    *,
-    payload: dict[str, Any] | None = None,
-    propagate: bool = False,
-) -> JobRun:
-    """The run of ``job`` with its handler from ``jobs``; an unknown type's run has its
-    :class:`~werk.UnknownJobTypeError` already (and calls no middleware)."""
-    fn: Handler | None = jobs.get(job.jobtype)
-    run = JobRun(job, fn, hooks, ctx, payload=payload, propagate=propagate)
-    if fn is None:
-        run.error = unknown_job_type(job.jobtype, jobs)
-    return run

@@ -7,7 +7,7 @@ tells the slot what happened::
     action = slot.next()
     Send(lines, blocking)  ->  write the lines at once, read a reply each  ->  slot.replied(replies)
                                                           (or the write failed) slot.failed(exc)
-    Run(run)               ->  with run: call the handler                  ->  slot.ran(run)
+    a JobRun               ->  with run: call the handler                  ->  slot.ran(run)
     Pause(seconds)         ->  wait that long, or until the stop           ->  slot.next()
     STOP                   ->  the slot is done
 
@@ -34,7 +34,7 @@ from werk.worker._backoff import Backoff, reconnectable
 from werk.worker._host import SlotHost, StopSignal
 from werk.worker._run import JobRun
 
-__all__ = ["STOP", "Action", "Pause", "Run", "Send", "Slot", "report_owed"]
+__all__ = ["STOP", "Action", "Pause", "Send", "Slot", "report_owed"]
 
 log = logging.getLogger("werk.worker")
 
@@ -45,12 +45,6 @@ class Send(NamedTuple):
 
     lines: list[bytes]
     blocking: bool
-
-
-class Run(NamedTuple):
-    """Call the job's handler inside ``with run:``, then :meth:`Slot.ran`."""
-
-    run: JobRun
 
 
 class Pause(NamedTuple):
@@ -69,7 +63,11 @@ class _Stop:
 STOP = _Stop()
 """The slot is done: close its connection."""
 
-Action = Send | Run | Pause | _Stop
+Action = Send | JobRun | Pause | _Stop
+"""What a slot does next; a :class:`~werk.worker._run.JobRun` means: call its handler
+inside ``with run:``, then :meth:`Slot.ran`."""
+
+_new_tuple = tuple.__new__
 
 
 def report_owed(error: ServerError) -> bool:
@@ -167,26 +165,30 @@ class Slot:
             return self._give_up()
         host = self._host
         reports = self._reports
-        if host.fetching:
-            return self._send([*reports, host.fetch_line()], True)
-        if not reports:
-            return STOP
-        return self._send(reports.copy(), False)
+        if host.fetching:  # (the _send of the hot path, inline)
+            self._sent = len(reports)
+            self._fetching = self.in_io = True
+            return _new_tuple(Send, ([*reports, host.fetch_line()], True))
+        if reports:
+            return self._send(reports.copy(), False)
+        self.in_io = False
+        return STOP
 
     def replied(self, replies: Sequence[Reply]) -> Action:
-        """The replies to the last :class:`Send`, in order (error replies as values)."""
-        action = self._replied(replies)
-        # Still "in I/O" if the answer is another write (a job given back at the hard stop,
-        # an unknown job's FAIL): whoever watches never sees the slot idle in between.
-        self.in_io = type(action) is Send
-        return action
+        """The replies to the last :class:`Send`, in order (error replies as values).
 
-    def _replied(self, replies: Sequence[Reply]) -> Action:
+        The slot stays ``in_io`` when the answer is another write (a job given back at the
+        hard stop, an unknown job's FAIL): whoever watches never sees it idle in between.
+        """
         for reply in replies:
             if type(reply) is ErrorReply and closes_connection(reply):
                 # The server hangs up after it: as a lost connection (reports sent again).
                 return self.failed(closed_after(self._host.where, reply))
-        if self._sent:
+        reports = self._reports
+        sent = self._sent
+        if sent == 1 and type(replies[0]) is not ErrorReply and not self._maybe_applied:
+            del reports[0]  # the usual case: one ACK, confirmed
+        elif sent:
             self._settle(replies)
         payload = None
         if self._fetching:
@@ -194,28 +196,42 @@ class Slot:
                 payload = fetched_payload(replies[-1])
             except Exception as exc:  # a refused FETCH, or a reply that is not a job
                 self._triage(exc)
-                return Pause(self._backoff.next_delay())
+                return self._pause()
         self._host.connection_ok()
-        if self._reports:
+        backoff = self._backoff
+        if reports:
             if payload is None:
-                return Pause(self._backoff.next_delay())  # owed: send again, later
-        else:
-            self._backoff.reset()
+                return self._pause()  # owed: send again, later
+        elif backoff.attempts:
+            backoff.reset()
         if payload is None:
             return self.next()
-        return self._take(payload)
+        if self.stop.is_set():
+            # Fetched in the last moments: give it straight back, in one last write.
+            reports.append(_give_back(payload))
+            return self._send(reports.copy(), False)
+        try:
+            run = self._host.begin(payload)
+        except Exception as exc:  # not a job werk can read (a missing jobtype...)
+            jid = payload["jid"]
+            log.error("cannot run jid=%s: %r", jid, exc)
+            reports.append(command_lines.fail(jid, "InvalidJob", f"{type(exc).__name__}: {exc}"))
+            return self.next()
+        if run.error is not None:  # an unknown job type: FAILed without running
+            return self.ran(run)
+        self.in_io = False
+        return run
 
     def failed(self, exc: BaseException) -> Action:
         """The last :class:`Send` failed: the connection broke, or worse. Its reports are
         sent again (their fate is unknown; the server ignores a second one)."""
-        self.in_io = False
         if self._sent:
             self._maybe_applied.update(self._reports[: self._sent])
         self._triage(exc)
-        return Pause(self._backoff.next_delay())
+        return self._pause()
 
     def ran(self, run: JobRun) -> Action:
-        """The :class:`Run` is over (``run.error`` says how it went)."""
+        """The run is over (``run.error`` says how it went)."""
         report = self._host.finish(run)
         if report is not None:
             self._reports.append(report)
@@ -227,7 +243,11 @@ class Slot:
         self._sent = len(self._reports)
         self._fetching = fetching
         self.in_io = True
-        return Send(lines, fetching)
+        return _new_tuple(Send, (lines, fetching))  # Send(...) without its Python __new__
+
+    def _pause(self) -> Pause:
+        self.in_io = False
+        return Pause(self._backoff.next_delay())
 
     def _settle(self, replies: Sequence[Reply]) -> None:
         reports = self._reports
@@ -254,24 +274,6 @@ class Slot:
         if owed:
             reports[:0] = owed
 
-    def _take(self, payload: dict[str, Any]) -> Action:
-        if self.stop.is_set():
-            # Fetched in the last moments: give it straight back, in one last write.
-            self._reports.append(_give_back(payload))
-            return self._send(self._reports.copy(), False)
-        try:
-            run = self._host.begin(payload)
-        except Exception as exc:  # not a job werk can read (a missing jobtype...)
-            jid = payload["jid"]
-            log.error("cannot run jid=%s: %r", jid, exc)
-            self._reports.append(
-                command_lines.fail(jid, "InvalidJob", f"{type(exc).__name__}: {exc}")
-            )
-            return self.next()
-        if run.error is not None:  # an unknown job type: FAILed without running
-            return self.ran(run)
-        return Run(run)
-
     def _triage(self, exc: BaseException) -> None:
         host = self._host
         if isinstance(exc, AuthenticationError):
@@ -287,4 +289,5 @@ class Slot:
         for line in self._reports:
             self._host.lost_report(line)
         self._reports.clear()
+        self.in_io = False
         return STOP

@@ -23,7 +23,7 @@ from typing import Any
 from werk.client import Client
 from werk.worker._host import SlotHost
 from werk.worker._run import JobRun
-from werk.worker._slot import Pause, Run, Send, Slot
+from werk.worker._slot import Pause, Send, Slot
 from werk.worker._threadpool import DaemonThreadPool
 
 __all__ = ["LoopThread", "ThreadSlots", "drive"]
@@ -46,9 +46,9 @@ def drive(slot: Slot, client: Client, invoke: Callable[[JobRun], None] = _runs_n
                 action = slot.failed(exc)
             else:
                 action = slot.replied(replies)
-        elif type(action) is Run:
-            invoke(action.run)
-            action = slot.ran(action.run)
+        elif type(action) is JobRun:
+            invoke(action)
+            action = slot.ran(action)
         elif type(action) is Pause:
             stop.wait(action.seconds)
             action = slot.next()
