@@ -160,13 +160,12 @@ def run_worker(
         executor=executor,  # type: ignore[arg-type]
     )
     worker.start()
-    runner = worker.runner
     warm = n // 5
-    while runner.processed + runner.failed < warm:
+    while worker.processed + worker.failed < warm:
         time.sleep(0.002)
-    done0, t0, cpu0 = runner.processed + runner.failed, time.perf_counter(), _tree_cpu(server_pid)
+    done0, t0, cpu0 = worker.processed + worker.failed, time.perf_counter(), _tree_cpu(server_pid)
     srv0 = _cpu_of(server_pid) if server_pid else float("nan")
-    while runner.processed + runner.failed < n:
+    while worker.processed + worker.failed < n:
         time.sleep(0.002)
     end = time.perf_counter()
     steady.cpu = _tree_cpu(server_pid) - cpu0
@@ -174,7 +173,7 @@ def run_worker(
     steady.seconds = end - t0
     steady.jobs = n - done0
     worker.stop(30)
-    assert runner.failed == 0, f"{runner.failed} jobs failed"
+    assert worker.failed == 0, f"{worker.failed} jobs failed"
     assert marker.first is not None
     return end - marker.first
 

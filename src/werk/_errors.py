@@ -5,6 +5,8 @@ The tree::
     FaktoryError
      ├─ ConfigurationError        bad URL, FAKTORY_PROVIDER or option (also a ValueError)
      ├─ JobValidationError        a job the server would reject (also a ValueError)
+     ├─ JobArgumentError          arguments a job function does not take (also a TypeError)
+     ├─ UnknownJobTypeError       no handler for a job's type (also a LookupError)
      ├─ ProtocolError
      │   ├─ LocalProtocolError    an argument the protocol cannot carry (also a ValueError)
      │   └─ RemoteProtocolError   the peer sent bytes that break the protocol
@@ -30,6 +32,7 @@ __all__ = [
     "ConnectionClosedError",
     "EnterpriseOnlyError",
     "FaktoryError",
+    "JobArgumentError",
     "JobNotFoundError",
     "JobValidationError",
     "LineTooLongError",
@@ -40,6 +43,7 @@ __all__ = [
     "RemoteProtocolError",
     "ServerError",
     "ShutdownInProgressError",
+    "UnknownJobTypeError",
     "UnknownWorkerError",
 ]
 
@@ -82,6 +86,31 @@ class JobValidationError(FaktoryError, ValueError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+
+class JobArgumentError(FaktoryError, TypeError):
+    """Arguments that a job function's signature does not take, refused before pushing.
+
+    Example::
+
+        @app.job
+        def resize(image_id: int) -> None: ...
+
+        resize.push(42, size="small")   # raises JobArgumentError: unexpected keyword 'size'
+    """
+
+
+class UnknownJobTypeError(FaktoryError, LookupError):
+    """A job whose type has no registered handler.
+
+    A worker FAILs such a job with errtype ``UnknownJobType`` (the server retries it, maybe
+    on a worker that knows it); an eager app raises this error at the push.
+
+    Example::
+
+        eager_app = werk.App(eager=True)
+        eager_app.push_job(werk.Job("NoSuchJob"))   # raises UnknownJobTypeError
+    """
 
 
 class ProtocolError(FaktoryError):

@@ -64,8 +64,9 @@ def test_to_job_binds_keywords_to_positions_and_applies_options() -> None:
         120,
         3,
     )
-    with pytest.raises(TypeError):
+    with pytest.raises(werk.JobArgumentError, match="nope") as err:
         resize.to_job(1, nope=2)  # type: ignore[call-arg]
+    assert isinstance(err.value, TypeError)  # what a bad call raises in Python
 
 
 def test_keyword_only_parameters_cannot_be_pushed() -> None:
@@ -74,7 +75,7 @@ def test_keyword_only_parameters_cannot_be_pushed() -> None:
     @app.job
     def f(a: int, *, flag: bool = False) -> None: ...
 
-    with pytest.raises(TypeError, match="keyword-only"):
+    with pytest.raises(werk.JobArgumentError, match="keyword-only"):
         f.to_job(1, flag=True)
 
 
@@ -233,3 +234,78 @@ def test_middleware_hooks_run_in_order_and_a_raising_hook_is_only_logged(
     ]
     assert "Broken.before_push raised" in caplog.text
     assert "Broken.before_process raised" in caplog.text
+
+
+def test_an_unknown_job_type_has_one_error_and_one_message_in_eager_mode() -> None:
+    app = werk.App(eager=True)
+
+    @app.job
+    def known() -> None: ...
+
+    with pytest.raises(werk.UnknownJobTypeError) as err:
+        app.push_job(werk.Job("NoSuchJob", args=[1]))
+    assert isinstance(err.value, LookupError)
+    # The message a worker FAILs such a job with (and a child process reports).
+    assert str(err.value) == "no handler registered for job type 'NoSuchJob' (known: known)"
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: werk.App(default_backtrace=51),
+        lambda: werk.App(default_backtrace=-1),
+        lambda: werk.App().job(queu="mail"),
+        lambda: werk.App().job(42),
+        lambda: werk.Worker("myapp:app"),  # type: ignore[arg-type]
+        lambda: werk.Worker(werk.App(), concurrency=0),
+        lambda: werk.Worker(werk.App(), shutdown_timeout=-1),
+        lambda: werk.Worker(werk.App(), heartbeat_interval=0),
+        lambda: werk.Worker(werk.App(), timeout="5"),  # type: ignore[arg-type]
+        lambda: werk.Worker(werk.App(), labels="gpu"),
+        lambda: werk.Worker(werk.App(), executor="fork"),  # type: ignore[arg-type]
+    ],
+)
+def test_bad_settings_are_a_configuration_error(make: Any) -> None:
+    with pytest.raises(werk.ConfigurationError):
+        make()
+
+
+def test_push_in_takes_seconds_or_a_timedelta() -> None:
+    app = werk.App(eager=True)
+
+    @app.job
+    def f() -> None: ...
+
+    with pytest.raises(werk.JobValidationError) as err:
+        f.push_in("soon")  # type: ignore[arg-type]
+    assert err.value.field == "at"
+
+
+def _on_another_thread(fn: Any) -> Any:
+    out: list[Any] = []
+    t = threading.Thread(target=lambda: out.append(fn()))
+    t.start()
+    t.join()
+    return out[0]
+
+
+def test_client_is_one_connection_per_thread_for_apps_and_workers(
+    server: EmbeddedServer,
+) -> None:
+    app = werk.App(server.url)
+    worker = werk.Worker(app, concurrency=1)
+    for owner in (app, worker):
+        mine = owner.client()
+        assert owner.client() is mine  # reused on this thread
+        assert _on_another_thread(owner.client) is not mine  # another thread, another one
+        mine.info()
+        assert mine.connected
+    assert worker.client().settings.wid == worker.wid  # says HELLO as the worker
+    # One default timeout for every werk connection, the worker's included.
+    assert worker.client().settings.timeout == app.client().settings.timeout
+    assert worker.client().settings.timeout == werk.client.DEFAULT_TIMEOUT
+    app_client = app.client()
+    app.close()
+    assert not app_client.connected  # closed ...
+    assert app.client() is not app_client  # ... and forgotten
+    app.close()

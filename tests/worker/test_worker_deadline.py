@@ -50,5 +50,5 @@ def test_a_handler_returning_after_the_deadline_is_acknowledged_not_failed(
     assert (info["processed"], info["failures"]) == (1, 0), info
     assert (info["retries"], info["working"]) == (0, 0), info
     assert worker.abandoned == 0
-    assert (worker.runner.processed, worker.runner.failed) == (1, 0)
+    assert (worker.processed, worker.failed) == (1, 0)
     app.close()

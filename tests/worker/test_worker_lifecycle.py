@@ -11,7 +11,7 @@ from tests.worker.helpers import running, wait_until
 
 import werk
 from werk.server import EmbeddedServer
-from werk.worker.heartbeat import rss_kb
+from werk.worker._heartbeat import rss_kb
 
 
 def _registration(srv: EmbeddedServer, wid: str) -> dict[str, Any] | None:
@@ -38,7 +38,7 @@ def test_hello_and_heartbeat_carry_identity_state_and_rss(server: EmbeddedServer
     app = werk.App(server.url)
     worker = werk.Worker(app, concurrency=2, labels=["images", "gpu"], heartbeat_interval=0.05)
     with running(worker, server):
-        wait_until(lambda: worker.heartbeat is not None and worker.heartbeat.beats >= 2)
+        wait_until(lambda: worker._heartbeat is not None and worker._heartbeat.beats >= 2)
         reg = _registration(server, worker.wid)
         assert reg is not None
         assert reg["labels"] == ["images", "gpu"]
@@ -81,8 +81,8 @@ def test_quiet_from_the_server_stops_fetching_but_finishes_running_jobs(
         later.push()
         release.set()
         wait_until(lambda: server.info()["processed"] == 1, what="the running job's ACK")
-        beats = worker.heartbeat.beats if worker.heartbeat else 0
-        wait_until(lambda: worker.heartbeat is not None and worker.heartbeat.beats > beats + 2)
+        beats = worker._heartbeat.beats if worker._heartbeat else 0
+        wait_until(lambda: worker._heartbeat is not None and worker._heartbeat.beats > beats + 2)
         assert not worker.wait(0)  # quiet keeps the worker alive
         assert server.info()["queues"]["default"] == 1  # "later" was not fetched
         reg = _registration(server, worker.wid)
@@ -157,6 +157,8 @@ def test_local_quiet_then_terminate(server: EmbeddedServer, executor: str) -> No
     app = werk.App(server.url)
     worker = werk.Worker(app, concurrency=3, executor=executor)  # type: ignore[arg-type]
     worker.start()
+    client = worker.client()  # this thread's connection as the worker
+    client.info()
     worker.quiet()
     wait_until(lambda: worker.state == "quiet")
     worker.quiet()  # idempotent
@@ -164,3 +166,4 @@ def test_local_quiet_then_terminate(server: EmbeddedServer, executor: str) -> No
     worker.terminate()
     assert worker.wait(5)
     assert worker.state == "terminate"
+    assert not client.connected  # the worker closed it when it stopped

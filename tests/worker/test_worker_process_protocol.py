@@ -18,7 +18,8 @@ from tests.worker.helpers import running, wait_until
 
 import werk
 from werk.server import EmbeddedServer
-from werk.worker.processes import _Channel, _Child
+from werk.worker._child import Channel
+from werk.worker._processes import _Child
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="reads frames from the pipe's fd")
 
@@ -26,15 +27,15 @@ REF = "tests.worker.sample_jobs:app"
 
 
 @pytest.fixture
-def pipe() -> Iterator[tuple[_Channel, multiprocessing.connection.Connection]]:
+def pipe() -> Iterator[tuple[Channel, multiprocessing.connection.Connection]]:
     here, there = multiprocessing.Pipe(duplex=True)
-    yield _Channel(here), there
+    yield Channel(here), there
     here.close()
     there.close()
 
 
 def test_a_frame_is_what_recv_bytes_reads(
-    pipe: tuple[_Channel, multiprocessing.connection.Connection],
+    pipe: tuple[Channel, multiprocessing.connection.Connection],
 ) -> None:
     channel, there = pipe
     channel.send(b'\x05{"jid":"abc"}')
@@ -44,7 +45,7 @@ def test_a_frame_is_what_recv_bytes_reads(
 
 
 def test_a_frame_split_across_writes_is_put_back_together(
-    pipe: tuple[_Channel, multiprocessing.connection.Connection],
+    pipe: tuple[Channel, multiprocessing.connection.Connection],
 ) -> None:
     channel, there = pipe
     fd = there.fileno()
@@ -59,7 +60,7 @@ def test_a_frame_split_across_writes_is_put_back_together(
 
 
 def test_a_header_in_pieces_and_a_short_frame(
-    pipe: tuple[_Channel, multiprocessing.connection.Connection],
+    pipe: tuple[Channel, multiprocessing.connection.Connection],
 ) -> None:
     channel, there = pipe
     fd = there.fileno()
@@ -71,7 +72,7 @@ def test_a_header_in_pieces_and_a_short_frame(
 
 
 def test_the_other_end_closing_mid_frame_is_eof(
-    pipe: tuple[_Channel, multiprocessing.connection.Connection],
+    pipe: tuple[Channel, multiprocessing.connection.Connection],
 ) -> None:
     channel, there = pipe
     os.write(there.fileno(), struct.pack("!i", 10) + b"half")
@@ -81,7 +82,7 @@ def test_the_other_end_closing_mid_frame_is_eof(
 
 
 def test_sending_to_a_closed_end_raises_oserror(
-    pipe: tuple[_Channel, multiprocessing.connection.Connection],
+    pipe: tuple[Channel, multiprocessing.connection.Connection],
 ) -> None:
     channel, there = pipe
     there.close()
@@ -119,7 +120,12 @@ def test_a_real_child_runs_jobs_and_reports_failures(tmp_path: Path) -> None:
 
         child.send(_frame(3, "not_registered"))
         outcome = child.outcome()
-        assert outcome is not None and outcome[0] == "LookupError"
+        assert outcome is not None
+        errtype, message, backtrace = outcome
+        # The same errtype and message as when the worker itself finds no handler.
+        assert errtype == "UnknownJobType" and backtrace == []
+        assert message.startswith("no handler registered for job type 'not_registered' (known:")
+        assert "record" in message
         assert child.proc.is_alive()  # none of that hurt the child
     finally:
         child.stop()

@@ -6,7 +6,7 @@ import pytest
 
 from werk._errors import JobNotFoundError, ServerError
 from werk._protocol.resp import ErrorReply
-from werk.worker._round_trip import report_owed
+from werk.worker._slot import report_owed
 
 
 @pytest.mark.parametrize(

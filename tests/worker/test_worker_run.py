@@ -154,8 +154,8 @@ def test_thread_and_asyncio_workers_side_by_side(server: EmbeddedServer) -> None
         wait_until(lambda: server.info()["processed"] == 200, what="200 jobs")
         assert w1.wid != w2.wid
     assert where["async"] == 100
-    assert w1.runner.processed > 0 and w2.runner.processed > 0
-    assert w1.runner.processed + w2.runner.processed == 200
+    assert w1.processed > 0 and w2.processed > 0
+    assert w1.processed + w2.processed == 200
 
 
 def test_weighted_queues_follow_their_weights_roughly(server: EmbeddedServer) -> None:

@@ -11,7 +11,7 @@ import time
 import pytest
 from tests.worker.helpers import ROOT, subprocess_env
 
-from werk.worker.threadpool import DaemonThreadPool
+from werk.worker._threadpool import DaemonThreadPool
 
 
 def test_runs_work_on_reused_daemon_threads() -> None:
@@ -53,7 +53,7 @@ def test_a_busy_pool_thread_does_not_hold_the_process_open() -> None:
     # A ThreadPoolExecutor's thread would keep this process alive for 60 s (atexit join).
     script = (
         "import time\n"
-        "from werk.worker.threadpool import DaemonThreadPool\n"
+        "from werk.worker._threadpool import DaemonThreadPool\n"
         "pool = DaemonThreadPool(1)\n"
         "pool.submit(time.sleep, 60)\n"
         "time.sleep(0.1)\n"

@@ -25,9 +25,7 @@ from collections.abc import Iterator
 from typing import Any, TextIO
 
 from werk._errors import FaktoryError
-from werk.worker.app import App
-from werk.worker.context import JobContext
-from werk.worker.middleware import Middleware
+from werk.worker import App, JobContext, Middleware
 
 __all__ = ["add_demo_command", "build_demo_app"]
 
@@ -144,7 +142,7 @@ def _push_samples(app: App) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from werk.worker.worker import Worker
+    from werk.worker import Worker
 
     out = sys.stdout
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")

@@ -14,8 +14,8 @@ import os
 import sys
 
 from werk._errors import ConfigurationError
-from werk.worker.app import App
-from werk.worker.queues import parse_queue_arg
+from werk.worker import App
+from werk.worker._queues import parse_queue_arg
 
 __all__ = ["add_worker_command", "configure_logging", "load_app"]
 
@@ -82,7 +82,7 @@ def configure_logging(level: str) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from werk.worker.worker import Worker
+    from werk.worker import Worker
 
     configure_logging(args.log_level)
     try:

@@ -11,13 +11,6 @@ It is a ``ThreadPoolExecutor`` only so that ``loop.set_default_executor`` accept
 demands that class since Python 3.11, and ``asyncio.to_thread`` in a handler uses the
 loop's default executor); ``submit`` and ``shutdown`` are its own and the base class's
 machinery stays unused.
-
-Example::
-
-    >>> pool = DaemonThreadPool(4, "werk-sync")
-    >>> pool.submit(pow, 2, 10).result()
-    1024
-    >>> pool.shutdown()
 """
 
 from __future__ import annotations

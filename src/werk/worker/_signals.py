@@ -3,14 +3,6 @@
 The handlers only record the signal and set an event; the worker's main loop does the work
 (signal handlers run between two bytecodes of the main thread, where taking locks or
 logging can deadlock).
-
-Example::
-
-    restore = install(on_signal=lambda name: (pending.append(name), wake.set()))
-    try:
-        ...
-    finally:
-        restore()
 """
 
 from __future__ import annotations
@@ -24,14 +16,14 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-__all__ = ["SIGNALS", "dump_stacks", "install"]
+__all__ = ["SIGNALS", "dump_stacks", "install_signals"]
 
 log = logging.getLogger("werk.worker.signals")
 
 SIGNALS = ("SIGTERM", "SIGINT", "SIGTSTP", "SIGTTIN")
 
 
-def install(on_signal: Callable[[str], None]) -> Callable[[], None]:
+def install_signals(on_signal: Callable[[str], None]) -> Callable[[], None]:
     """Route the worker's signals to ``on_signal(name)``; returns a function that restores.
 
     Only possible in the main thread; elsewhere nothing is installed (the caller drives

@@ -1,22 +1,8 @@
-"""Declaring jobs: an :class:`App` is the registry of job types and the way to push them.
+"""Declaring jobs: :class:`App` (the registry of job types, and the way to push them) and
+:class:`JobFunction` (a function registered as a job type).
 
 There is no module-level state: an app object holds the job functions, the middleware and
 the server URL used for pushing, and a :class:`~werk.Worker` is given the app to run.
-
-Example::
-
-    import werk
-
-    app = werk.App()                       # pushes go to FAKTORY_URL (or localhost:7419)
-
-    @app.job(queue="images", retry=5)
-    def resize(image_id: int, size: str = "large") -> None:
-        ...
-
-    resize.push(42, "small")               # type-checked against resize's signature
-    resize.push_in(60, 42)                 # in a minute
-    resize.with_options(queue="urgent").push(42)
-    resize(42)                             # a plain local call, no server involved
 """
 
 from __future__ import annotations
@@ -24,18 +10,19 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
-from werk._errors import ConfigurationError
+from werk._errors import ConfigurationError, JobArgumentError, JobValidationError
 from werk._job import Job, When
 from werk._protocol.jsonc import dumps, loads
-from werk.worker.middleware import Hooks, Middleware
-
-if TYPE_CHECKING:
-    from werk.client import Client
+from werk.client import Client
+from werk.client._failure import MAX_BACKTRACE
+from werk.worker._clients import ThreadClients
+from werk.worker._middleware import Hooks, Middleware
+from werk.worker._run import JobRun
 
 __all__ = ["App", "JobFunction", "JobOptions"]
 
@@ -65,6 +52,9 @@ class JobOptions:
     reserve_for: int | None = None
     backtrace: int | None = None
     custom: Mapping[str, Any] | None = None
+
+
+_JOB_OPTIONS = frozenset(("jobtype", "queue", "retry", "reserve_for", "backtrace", "custom"))
 
 
 class JobFunction(Generic[P, R]):
@@ -112,9 +102,12 @@ class JobFunction(Generic[P, R]):
             return list(args)
         if self._signature is None:
             self._signature = inspect.signature(self.func)
-        bound = self._signature.bind(*args, **kwargs)
+        try:
+            bound = self._signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise JobArgumentError(f"{self.jobtype}: {exc}") from None
         if bound.kwargs:
-            raise TypeError(
+            raise JobArgumentError(
                 f"{self.jobtype}: keyword-only arguments cannot be sent to Faktory "
                 f"(got {sorted(bound.kwargs)})"
             )
@@ -148,6 +141,10 @@ class JobFunction(Generic[P, R]):
     def push_in(self, delay: float | timedelta, /, *args: P.args, **kwargs: P.kwargs) -> str:
         """Enqueue the job to run after ``delay`` (seconds or a timedelta)."""
         if not isinstance(delay, timedelta):
+            if not isinstance(delay, (int, float)) or isinstance(delay, bool):
+                raise JobValidationError(
+                    "at", f"push_in takes seconds or a timedelta, got {type(delay).__name__}"
+                )
             delay = timedelta(seconds=delay)
         return self.app.push_job(self._job(delay, args, kwargs))
 
@@ -213,6 +210,15 @@ class App:
         default_backtrace: int = DEFAULT_BACKTRACE,
         import_path: str | None = None,
     ) -> None:
+        if (
+            not isinstance(default_backtrace, int)
+            or isinstance(default_backtrace, bool)
+            or not 0 <= default_backtrace <= MAX_BACKTRACE
+        ):
+            raise ConfigurationError(
+                f"default_backtrace must be an int from 0 to {MAX_BACKTRACE}, "
+                f"got {default_backtrace!r}"
+            )
         self.url = url
         self.import_path = import_path
         self.password = password
@@ -220,9 +226,7 @@ class App:
         self.default_backtrace = default_backtrace
         self.hooks = Hooks(middleware)
         self.jobs: dict[str, JobFunction[Any, Any]] = {}
-        self._local = threading.local()
-        self._clients: list[Client] = []
-        self._lock = threading.Lock()
+        self._clients = ThreadClients(lambda: Client(self.url, password=self.password))
 
     # -- registry ---------------------------------------------------------------------------
 
@@ -243,21 +247,13 @@ class App:
     ) -> JobDecorator: ...
 
     def job(
-        self,
-        func: Callable[..., Any] | None = None,
-        /,
-        *,
-        jobtype: str | None = None,
-        queue: str = "default",
-        retry: int | None = None,
-        reserve_for: int | None = None,
-        backtrace: int | None = None,
-        custom: Mapping[str, Any] | None = None,
+        self, func: Callable[..., Any] | None = None, /, **options: Any
     ) -> JobFunction[Any, Any] | JobDecorator:
         """Register a sync or async function as a job type (decorator, with or without options).
 
-        ``jobtype`` defaults to the function's name. The options are validated now, as
-        :class:`~werk.Job` would, so a bad queue name fails at import time.
+        The options are ``jobtype`` (default: the function's name), ``queue``, ``retry``,
+        ``reserve_for``, ``backtrace`` and ``custom``, as on :class:`~werk.Job`. They are
+        validated now, as :class:`~werk.Job` would, so a bad queue name fails at import time.
 
         Example::
 
@@ -267,26 +263,32 @@ class App:
             @app.job(jobtype="Resize", queue="images", retry=5, backtrace=10)
             async def resize(image_id: int) -> None: ...
         """
+        unknown = ", ".join(sorted(options.keys() - _JOB_OPTIONS))
+        if unknown:
+            known = ", ".join(sorted(_JOB_OPTIONS))
+            raise ConfigurationError(f"@app.job takes the options {known}, not {unknown}")
 
         def register(f: Callable[Q, T], /) -> JobFunction[Q, T]:
-            options = JobOptions(
-                jobtype=jobtype or f.__name__,
-                queue=queue,
-                retry=retry,
-                reserve_for=reserve_for,
-                backtrace=backtrace,
-                custom=dict(custom) if custom else None,
+            if not callable(f):
+                raise ConfigurationError(f"@app.job registers a function, not {f!r}")
+            custom = options.get("custom")
+            settings = JobOptions(
+                **{
+                    **options,
+                    "jobtype": options.get("jobtype") or f.__name__,
+                    "custom": dict(custom) if custom else None,
+                }
             )
             # Fail at import time rather than at the first push.
             Job(
-                options.jobtype,
-                queue=queue,
-                retry=retry,
-                reserve_for=reserve_for,
-                backtrace=backtrace,
-                custom=options.custom,
+                settings.jobtype,
+                queue=settings.queue,
+                retry=settings.retry,
+                reserve_for=settings.reserve_for,
+                backtrace=settings.backtrace,
+                custom=settings.custom,
             )
-            return self.register(JobFunction(self, f, options))
+            return self.register(JobFunction(self, f, settings))
 
         if func is not None:
             return register(func)
@@ -310,16 +312,17 @@ class App:
     # -- pushing ----------------------------------------------------------------------------
 
     def client(self) -> Client:
-        """This thread's producer connection (opened on first use, reused afterwards)."""
-        client: Client | None = getattr(self._local, "client", None)
-        if client is None:
-            from werk.client import Client
+        """This thread's connection to the app's server, for pushes and any other command.
 
-            client = Client(self.url, password=self.password)
-            self._local.client = client
-            with self._lock:
-                self._clients.append(client)
-        return client
+        The rule (the same for :meth:`werk.Worker.client`): one connection per thread,
+        opened on first use and reused by every later call on that thread. Closing it is
+        allowed (the next command reconnects); :meth:`close` closes them all.
+
+        Example::
+
+            app.client().queue_pause("mail")
+        """
+        return self._clients.get()
 
     def push_job(self, job: Job) -> str:
         """Push a :class:`~werk.Job` through this app's middleware; returns the jid.
@@ -339,51 +342,52 @@ class App:
     def run_eagerly(self, job: Job) -> Any:
         """Run ``job`` here, after a JSON round trip, with its context and middleware.
 
-        Returns the handler's result; its exception propagates. Used by ``eager=True``.
+        Returns the handler's result; its exception propagates, and a job type with no
+        handler raises :class:`~werk.UnknownJobTypeError`. Used by ``eager=True``.
         """
-        from werk.worker.runner import run_local
-
         wire = Job.from_dict(loads(dumps(job.to_dict())))
-        handler = self.lookup(wire.jobtype)
+        run = JobRun(wire, self.jobs, self.hooks, propagate=True)
+        handler = run.fn
         if handler is None:
-            raise LookupError(f"no handler registered for job type {wire.jobtype!r}")
+            assert run.error is not None
+            raise run.error
         if not handler.is_async:
-            return run_local(self, handler, wire)
+            with run:
+                result = handler.func(*wire.args)
+            return result
+
+        async def run_async() -> Any:
+            with run:
+                value = await handler.func(*wire.args)
+            return value
+
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return asyncio.run(_as_coro(run_local(self, handler, wire)))
+            return asyncio.run(run_async())
         # Called from inside an event loop: run the coroutine on a loop of its own.
-        result: list[Any] = []
-        error: list[BaseException] = []
+        results: list[Any] = []
+        errors: list[BaseException] = []
 
         def run_in_thread() -> None:
             try:
-                result.append(asyncio.run(_as_coro(run_local(self, handler, wire))))
+                results.append(asyncio.run(run_async()))
             except BaseException as exc:
-                error.append(exc)
+                errors.append(exc)
 
         t = threading.Thread(target=run_in_thread, name="werk-eager")
         t.start()
         t.join()
-        if error:
-            raise error[0]
-        return result[0]
+        if errors:
+            raise errors[0]
+        return results[0]
 
     def close(self) -> None:
-        """Close the producer connections this app opened."""
-        with self._lock:
-            clients, self._clients = self._clients, []
-        for client in clients:
-            client.close()
-        self._local = threading.local()
+        """Close the connections :meth:`client` opened (on every thread)."""
+        self._clients.close()
 
     def __enter__(self) -> App:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-async def _as_coro(value: Awaitable[Any]) -> Any:
-    return await value

@@ -2,18 +2,8 @@
 
 Subclass :class:`Middleware`, override the hooks you need (each one is a documented no-op)
 and give the instance to the app. A hook that raises is logged and skipped: it never stops
-a push, a job or the worker.
-
-Example::
-
-    class Timing(werk.Middleware):
-        def before_push(self, job: werk.Job) -> None:
-            job.custom = {**(job.custom or {}), "pushed_by": "web-3"}
-
-        def after_process(self, ctx: werk.JobContext, duration: float) -> None:
-            statsd.timing(f"jobs.{ctx.jobtype}", duration)
-
-    app = werk.App(middleware=[Timing()])
+a push, a job or the worker. :class:`Hooks` keeps the overridden hooks of an app's
+middleware and calls them.
 """
 
 from __future__ import annotations
@@ -23,10 +13,12 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from werk._job import Job
-from werk.worker.context import JobContext
+from werk.worker._context import JobContext
 
 if TYPE_CHECKING:
-    from werk.worker.worker import Worker
+    # A cycle for the type checker only, and by design: the worker calls these hooks with
+    # itself, and a worker's app holds its middleware.
+    from werk.worker._worker import Worker
 
 __all__ = ["Hooks", "Middleware"]
 
@@ -65,7 +57,7 @@ class Middleware:
         """Called after a handler raised (before the FAIL is sent).
 
         ``error`` is the exception; with the process executor it is a
-        :class:`~werk.worker.runner.RemoteJobError` carrying the child's error type and message.
+        :class:`werk.worker.RemoteJobError` carrying the child's error type and message.
         """
 
     def on_startup(self, worker: Worker) -> None:
@@ -100,6 +92,8 @@ class Hooks:
     def __init__(self, middleware: Iterable[Middleware] = ()) -> None:
         self.middleware: list[Middleware] = list(middleware)
         self._by_hook: dict[str, list[Callable[..., Any]]] = {}
+        self.wanted: frozenset[str] = frozenset()
+        """The hooks some middleware overrides (a set lookup on every job's path)."""
         self._rebuild()
 
     def add(self, middleware: Middleware) -> None:
@@ -115,10 +109,11 @@ class Hooks:
                 for m in self.middleware
                 if getattr(type(m), name, base) is not base
             ]
+        self.wanted = frozenset(name for name, hooks in self._by_hook.items() if hooks)
 
     def has(self, name: str) -> bool:
         """True when some middleware overrides hook ``name``."""
-        return bool(self._by_hook[name])
+        return name in self.wanted
 
     def call(self, name: str, *args: Any) -> None:
         """Call hook ``name`` on every middleware; log (never raise) what they raise."""

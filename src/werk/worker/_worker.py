@@ -18,15 +18,9 @@ process exits as soon as :meth:`Worker.run` returns and the program ends, and ``
 worker`` ends its process at once when :attr:`Worker.abandoned` is non-zero, so that no
 FAILed job runs on to completion (and so twice).
 
-Example::
-
-    app = werk.App()
-
-    @app.job
-    def hello(name: str) -> None:
-        print("hello", name)
-
-    werk.Worker(app, concurrency=10, queues=["critical", "default"]).run()
+The worker owns the lifecycle; what its slots share lives in a
+:class:`~werk.worker._crew.Crew`, and the executor (thread, asyncio or process) only moves
+bytes and calls handlers, each slot following the same :class:`~werk.worker._slot.Slot`.
 """
 
 from __future__ import annotations
@@ -37,17 +31,19 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Literal
 
 from werk._errors import ConfigurationError
-from werk.client import AsyncClient, BeatState, Client, ClientSettings
-from werk.worker import signals
-from werk.worker._round_trip import reconnectable, report_and_fetch, report_owed
-from werk.worker.app import App
-from werk.worker.backoff import Backoff, Outage
-from werk.worker.heartbeat import Heartbeat
-from werk.worker.queues import QueueSelector, QueueSpec, Strategy, parse_queues
-from werk.worker.runner import Runner
+from werk.client import DEFAULT_TIMEOUT, BeatState, Client, ClientSettings
+from werk.worker._app import App
+from werk.worker._backoff import Backoff, Deadline
+from werk.worker._clients import ThreadClients
+from werk.worker._crew import Crew
+from werk.worker._heartbeat import Heartbeat
+from werk.worker._host import Executor
+from werk.worker._queues import QueueSelector, QueueSpec, Strategy, parse_queues
+from werk.worker._signals import dump_stacks, install_signals
+from werk.worker._slot import Slot
 
 if TYPE_CHECKING:
     import ssl
@@ -60,14 +56,17 @@ ExecutorName = Literal["thread", "asyncio", "process"]
 State = Literal["running", "quiet", "terminate"]
 
 _SIGNAL_POLL = 0.25  # seconds: the longest a signal can wait for its handler to run
-_AnyClient = TypeVar("_AnyClient", Client, AsyncClient)
+_LAST_REPORTS = 5.0  # seconds the shutdown's last ACKs/FAILs get after the hard stop
 
 
-class _Executor(Protocol):
-    def start(self) -> None: ...
-    def stop_jobs(self) -> None: ...
-    def io_busy(self) -> bool: ...
-    def close(self) -> None: ...
+def _seconds(name: str, value: object, *, zero: bool = False) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not (value > 0 or (zero and value == 0))
+    ):
+        raise ConfigurationError(f"{name} must be a number of seconds, got {value!r}")
+    return float(value)
 
 
 class Worker:
@@ -79,6 +78,9 @@ class Worker:
     ``"random"``. ``executor`` is ``"thread"`` (sync handlers on threads, async ones on an
     event loop), ``"asyncio"`` (everything on one event loop, sync handlers in a thread
     pool) or ``"process"`` (each slot has a child process, replaced if it crashes).
+    ``timeout`` bounds connecting, each write and each reply, as for every werk client
+    (:data:`werk.client.DEFAULT_TIMEOUT`, 5 s: a healthy server answers in milliseconds, and
+    a dead one is noticed, and a slot reconnects, that much sooner).
 
     Example::
 
@@ -102,10 +104,12 @@ class Worker:
         wid: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
         heartbeat_interval: float = 15.0,
-        timeout: float = 10.0,
+        timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
-        if concurrency < 1:
-            raise ConfigurationError(f"concurrency must be at least 1, got {concurrency}")
+        if not isinstance(app, App):
+            raise ConfigurationError(f"a Worker runs the jobs of a werk.App, not {app!r}")
+        if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
+            raise ConfigurationError(f"concurrency must be at least 1, got {concurrency!r}")
         if executor not in ("thread", "asyncio", "process"):
             raise ConfigurationError(
                 f"executor must be thread, asyncio or process, not {executor!r}"
@@ -113,39 +117,55 @@ class Worker:
         self.app = app
         self.wid: str = wid or uuid.uuid4().hex[:16]
         """This process's worker id: every connection of the worker says HELLO with it."""
-        self.labels: tuple[str, ...] = tuple(labels) or ("python",)
-        self._url = url or app.url
-        # Resolved once (a bad URL fails here, a default TLS context is built once); every
-        # connection is a werk.Client or AsyncClient made from it by client()/async_client().
-        self.settings = ClientSettings(
-            self._url,
-            password=password if password is not None else app.password,
-            wid=self.wid,
-            labels=self.labels,
-            timeout=timeout,
-            connect_timeout=min(timeout, 5.0),
-            ssl_context=ssl_context,
-        )
+        if not isinstance(labels, (str, bytes)):  # (a string is refused below)
+            labels = tuple(labels) or ("python",)
         self.concurrency = concurrency
         self.queues = parse_queues(queues)
-        self.selector = QueueSelector(self.queues, queue_strategy)
-        self.shutdown_timeout = shutdown_timeout
+        self.shutdown_timeout = _seconds("shutdown_timeout", shutdown_timeout, zero=True)
+        self.heartbeat_interval = _seconds("heartbeat_interval", heartbeat_interval)
         self.executor_name: ExecutorName = executor
-        self.heartbeat_interval = heartbeat_interval
-        self.outage = Outage(str(self.settings.endpoint))
-        self.stopping = threading.Event()  # terminate has begun (JobContext.shutting_down)
-        self.hard_stop = threading.Event()  # the deadline passed: no more waiting or retrying
-        self.runner = Runner(app, self.wid, self.stopping)
-        self.heartbeat: Heartbeat | None = None
-        self._executor: _Executor | None = None
+        # Resolved once (a bad URL fails here, a default TLS context is built once); every
+        # connection of the worker is made from the same arguments.
+        url = url or app.url
+        timeout = _seconds("timeout", timeout)
+        settings = ClientSettings(
+            url,
+            password=password if password is not None else app.password,
+            wid=self.wid,
+            labels=labels,
+            timeout=timeout,
+            connect_timeout=min(timeout, DEFAULT_TIMEOUT),
+            ssl_context=ssl_context,
+        )
+        self.labels: tuple[str, ...] = settings.labels
+        client_args = {
+            "url": url,
+            "password": settings.endpoint.password,
+            "wid": self.wid,
+            "labels": self.labels,
+            "timeout": settings.timeout,
+            "connect_timeout": settings.connect_timeout,
+            "ssl_context": settings.ssl_context,
+            "hostname": settings.hostname,
+        }
+        self._crew = Crew(
+            app,
+            settings,
+            client_args,
+            QueueSelector(self.queues, queue_strategy),
+            concurrency=concurrency,
+            request=self._request,
+        )
+        self._clients = ThreadClients(self._crew.new_client)
+        self._heartbeat: Heartbeat | None = None
+        self._executor: Executor | None = None
         self._state: State = "running"
         self._requests: deque[str] = deque()
         self._wake = threading.Event()
-        self._slots_done = threading.Event()
         self._started = threading.Event()
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
-        self.error: BaseException | None = None
+        self._error: BaseException | None = None
         self.abandoned = 0
         """Jobs the shutdown deadline FAILed back while their handlers still ran (0 after a
         clean stop). Sync ones may still be running on daemon threads until the process
@@ -155,31 +175,17 @@ class Worker:
     # -- state ------------------------------------------------------------------------------
 
     def client(self) -> Client:
-        """A new connection for this worker: HELLO says its wid, labels and hostname.
+        """This thread's connection as this worker: HELLO says its wid, labels and hostname.
+
+        The rule is :meth:`werk.App.client`'s: one connection per thread, opened on first
+        use and reused by every later call on that thread; the worker closes them all when
+        it stops.
 
         Example::
 
-            with worker.client() as client:
-                client.beat()
+            worker.client().push("Audit", worker.wid)
         """
-        return self._new_client(Client)
-
-    def async_client(self) -> AsyncClient:
-        """The asyncio twin of :meth:`client` (use it on one event loop only)."""
-        return self._new_client(AsyncClient)
-
-    def _new_client(self, flavour: type[_AnyClient]) -> _AnyClient:
-        s = self.settings
-        return flavour(
-            self._url,
-            password=s.endpoint.password,
-            wid=self.wid,
-            labels=self.labels,
-            timeout=s.timeout,
-            connect_timeout=s.connect_timeout,
-            ssl_context=s.ssl_context,
-            hostname=s.hostname,
-        )
+        return self._clients.get()
 
     @property
     def state(self) -> State:
@@ -187,9 +193,24 @@ class Worker:
         return self._state
 
     @property
-    def fetching(self) -> bool:
-        """True while slots should fetch new jobs."""
-        return self._state == "running"
+    def queue_strategy(self) -> Strategy:
+        """How each FETCH orders :attr:`queues`: ``"strict"``, ``"weighted"`` or ``"random"``."""
+        return self._crew.selector.strategy
+
+    @property
+    def processed(self) -> int:
+        """Jobs this worker ran to completion (ACKed) since it started."""
+        return self._crew.ledger.processed
+
+    @property
+    def failed(self) -> int:
+        """Jobs this worker FAILed since it started (the shutdown deadline's included)."""
+        return self._crew.ledger.failed
+
+    @property
+    def error(self) -> BaseException | None:
+        """Why the worker stopped on its own (a wrong password, a failed start), or None."""
+        return self._error or self._crew.error
 
     def quiet(self) -> None:
         """Stop fetching; running jobs finish and are reported; the worker stays up."""
@@ -200,29 +221,10 @@ class Worker:
         self._request("terminate")
 
     def _request(self, what: str) -> None:
-        # Called from signal handlers, the heartbeat thread or user code: only record it.
+        # Called from signal handlers, the heartbeat thread, slots or user code: only
+        # record it; the supervisor acts on it.
         self._requests.append(what)
         self._wake.set()
-
-    def fatal(self, exc: BaseException) -> None:
-        """An error no retry can fix (a wrong password): log it once and terminate."""
-        if self.error is None:
-            self.error = exc
-            log.error("worker %s cannot continue: %s", self.wid, exc)
-        self._request("terminate")
-
-    def slots_exited(self) -> None:
-        """Called by the executor when its last slot has exited."""
-        self._slots_done.set()
-        self._request("slots-exited")
-
-    def lost_report(self, report: bytes) -> None:
-        """A finished job's ACK/FAIL could not be delivered before the hard stop."""
-        log.error(
-            "could not deliver %s before the shutdown deadline (server unreachable); "
-            "the job will run again when its reservation expires",
-            report.decode("utf-8", "replace").strip()[:200],
-        )
 
     # -- running ----------------------------------------------------------------------------
 
@@ -232,7 +234,7 @@ class Worker:
         Returns within about two seconds of the shutdown deadline, whatever the jobs are
         doing; see :attr:`abandoned` for handlers that may still be running then.
         """
-        restore = signals.install(self._request)
+        restore = install_signals(self._request)
         try:
             self._run()
         finally:
@@ -260,20 +262,23 @@ class Worker:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _make_executor(self) -> _Executor:
+    def _make_executor(self) -> Executor:
+        crew = self._crew
         if self.executor_name == "asyncio":
-            from werk.worker.aio import AsyncSlots
+            from werk.worker._aio import AsyncSlots
 
-            return AsyncSlots(self)
+            return AsyncSlots(crew)
         if self.executor_name == "process":
-            from werk.worker.processes import ProcessSlots
+            from werk.worker._processes import ProcessSlots, app_reference
 
-            return ProcessSlots(self)
-        from werk.worker.threads import ThreadSlots
+            ref = app_reference(self.app)
+            return ProcessSlots(crew, ref, self.wid, self.app.default_backtrace)
+        from werk.worker._threads import ThreadSlots
 
-        return ThreadSlots(self)
+        return ThreadSlots(crew)
 
     def _run(self) -> None:
+        crew = self._crew
         try:
             self._executor = executor = self._make_executor()
             self.app.hooks.call("on_startup", self)
@@ -283,20 +288,20 @@ class Worker:
                 self.concurrency,
                 self.executor_name,
                 ", ".join(f"{n}:{w}" if w != 1 else n for n, w in self.queues),
-                self.selector.strategy,
-                self.settings.endpoint,
+                self.queue_strategy,
+                crew.where,
             )
-            self.heartbeat = Heartbeat(
-                self.client(),
+            self._heartbeat = Heartbeat(
+                crew.new_client(),
                 state=self._beat_state,
                 on_reply=self._request,
                 interval=self.heartbeat_interval,
-                outage=self.outage,
+                outage=crew.outage,
             )
-            self.heartbeat.start()
+            self._heartbeat.start()
             executor.start()
         except BaseException as exc:
-            self.error = exc
+            self._error = exc
             self._shutdown()
             raise
         finally:
@@ -307,6 +312,7 @@ class Worker:
             self._shutdown()
 
     def _supervise(self) -> None:
+        crew = self._crew
         deadline: float | None = None
         force = False
         while True:
@@ -328,20 +334,21 @@ class Worker:
                 elif what in ("SIGTSTP", "quiet"):
                     self._enter("quiet")
                 elif what == "SIGTTIN":
-                    signals.dump_stacks()
+                    dump_stacks()
                 elif what == "slots-exited" and self._state == "quiet":
                     log.info("worker %s quiet: every job reported, no slot fetching", self.wid)
             if self._state != "terminate":
                 continue
             if deadline is None:
                 deadline = time.monotonic() + self.shutdown_timeout
-            if self._slots_done.is_set() and not self.runner.inflight:
+            inflight = crew.ledger.inflight
+            if crew.slots_done.is_set() and not inflight:
                 return
             if force or time.monotonic() >= deadline:
-                if self.runner.inflight:
+                if inflight:
                     log.warning(
                         "%d jobs still running after %.1f s; failing them",
-                        len(self.runner.inflight),
+                        len(inflight),
                         self.shutdown_timeout,
                     )
                 return
@@ -356,81 +363,77 @@ class Worker:
         if order.index(state) <= order.index(self._state):
             return  # forward only; a quiet request while terminating is ignored
         self._state = state
+        self._crew.fetching = False
         if state == "quiet":
             log.info("worker %s quiet: no new jobs; running jobs will finish", self.wid)
             self.app.hooks.call("on_quiet", self)
         else:
-            self.stopping.set()
+            self._crew.stopping.set()
             log.info(
                 "worker %s terminating: waiting up to %.1f s for %d running jobs",
                 self.wid,
                 self.shutdown_timeout,
-                len(self.runner.inflight),
+                len(self._crew.ledger.inflight),
             )
             self.app.hooks.call("on_shutdown", self)
-        if self.heartbeat is not None:
-            self.heartbeat.beat_now()
+        if self._heartbeat is not None:
+            self._heartbeat.beat_now()
 
     def _shutdown(self) -> None:
+        crew = self._crew
+        ledger = crew.ledger
         self._state = "terminate"
-        self.stopping.set()
-        self.hard_stop.set()
-        abandoned = self.runner.abandon(
+        crew.fetching = False
+        crew.stopping.set()
+        crew.hard_stop.set()
+        abandoned = ledger.abandon(
             "Shutdown", f"worker {self.wid} shut down before the job finished"
         )
         self.abandoned = len(abandoned)
         executor = self._executor
         if executor is not None:
-            executor.stop_jobs()
+            executor.stop([run for run, _ in abandoned])
         # Slots blocked in FETCH return within ~2 s; a job they get is given back.
         give_up = time.monotonic() + 2.5
         while (
             executor is not None
             and executor.io_busy()
-            and not self._slots_done.wait(0.05)
+            and not crew.slots_done.wait(0.05)
             and time.monotonic() < give_up
         ):
             pass
         if executor is not None:
             executor.close()
-        if self.heartbeat is not None:
-            self.heartbeat.stop()
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
         if abandoned:
             # Last: a sync handler that could not be stopped gets the least possible time
             # between its job's FAIL (after which the job may be retried) and the exit; one
             # that returned meanwhile is acknowledged instead.
-            lines, self.abandoned = self.runner.settle(abandoned)
-            self._send_reports(lines)
+            lines, self.abandoned = ledger.settle(abandoned)
+            self._send_last_reports(lines)
+        self._clients.close()
         log.info(
             "worker %s stopped: %d jobs done, %d failed",
             self.wid,
-            self.runner.processed,
-            self.runner.failed,
+            ledger.processed,
+            ledger.failed,
         )
         self._done.set()
 
-    def _send_reports(self, lines: list[bytes], budget: float = 5.0) -> None:
-        client = self.client()
-        deadline = time.monotonic() + budget
-        backoff = Backoff(base=0.05, cap=1.0)
+    def _send_last_reports(self, lines: list[bytes]) -> None:
+        # A slot that fetches nothing: the reports in one write, the owed ones sent again,
+        # until the server has them all or the time is up.
+        from werk.worker._threads import drive
+
+        slot = Slot(
+            self._crew,
+            reports=lines,
+            stop=Deadline(_LAST_REPORTS),
+            backoff=Backoff(base=0.05, cap=1.0),
+        )
+        client = self._crew.new_client()
         try:
-            for line in lines:
-                while True:
-                    try:
-                        error, _ = report_and_fetch(client, line, None)
-                    except Exception as exc:
-                        if not reconnectable(exc) or time.monotonic() >= deadline:
-                            self.lost_report(line)
-                            break
-                    else:
-                        if error is None:
-                            break
-                        if not report_owed(error):
-                            log.warning("server refused a shutdown FAIL: %s", error)
-                            break
-                        if time.monotonic() >= deadline:  # (it could not store it)
-                            self.lost_report(line)
-                            break
-                    time.sleep(backoff.next_delay())
+            drive(slot, client)
         finally:
             client.close()

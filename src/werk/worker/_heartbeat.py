@@ -4,13 +4,6 @@ The reply tells the worker when the server (its web UI) wants it quiet or termin
 ``-ERR unknown worker`` reply (the server forgot us: it restarted, or reaped us after a long
 pause) is matched case-insensitively: the heartbeat reconnects, which registers the wid
 again with a fresh HELLO, and re-sends the local state at once.
-
-Example::
-
-    hb = Heartbeat(worker.client(), state=lambda: "quiet", on_reply=print, interval=15.0)
-    hb.start()
-    ...
-    hb.stop()
 """
 
 from __future__ import annotations
@@ -23,8 +16,7 @@ from collections.abc import Callable
 
 from werk._errors import FaktoryError, ServerError, ShutdownInProgressError, UnknownWorkerError
 from werk.client import BeatState, Client
-from werk.worker._round_trip import reconnectable
-from werk.worker.backoff import Backoff, Outage
+from werk.worker._backoff import Backoff, Outage, reconnectable
 
 __all__ = ["Heartbeat", "rss_kb"]
 
@@ -36,11 +28,6 @@ def rss_kb(status_path: str = "/proc/self/status") -> int | None:
 
     On Linux it is the ``VmRSS`` line of ``/proc/self/status`` (``VmRSS:\\t   48812 kB``,
     the value padded with spaces); elsewhere the peak RSS from ``getrusage``.
-
-    Example::
-
-        >>> rss_kb() > 0
-        True
     """
     try:
         with open(status_path, "rb") as f:

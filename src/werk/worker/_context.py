@@ -1,20 +1,15 @@
-"""The running job, as seen from inside its handler.
+"""The running job, as seen from inside its handler: :class:`JobContext` and
+:func:`current_job`.
 
-A handler does not take a context argument; it asks for it::
-
-    @app.job
-    def resize(image_id: int) -> None:
-        job = werk.current_job()
-        log.info("resizing %s (jid %s, attempt %d)", image_id, job.jid, job.retry_count + 1)
-
-The context lives in a :class:`contextvars.ContextVar`, so it is right on every thread,
-asyncio task and child process the job runs on.
+A handler takes no context argument; it asks for one. The context lives in a
+:class:`contextvars.ContextVar`, so it is right on every thread, asyncio task and child
+process the job runs on (:class:`~werk.worker._run.JobRun` sets it around each run).
 """
 
 from __future__ import annotations
 
 import threading
-from contextvars import ContextVar, Token
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,7 +79,8 @@ class JobContext:
         return self._shutdown is not None and self._shutdown.is_set()
 
 
-_current: ContextVar[JobContext] = ContextVar("werk_current_job")
+CURRENT: ContextVar[JobContext] = ContextVar("werk_current_job")
+"""What :func:`current_job` reads: set around each run by :class:`~werk.worker._run.JobRun`."""
 
 
 def current_job() -> JobContext:
@@ -99,16 +95,6 @@ def current_job() -> JobContext:
             print(werk.current_job().jid)
     """
     try:
-        return _current.get()
+        return CURRENT.get()
     except LookupError:
         raise LookupError("werk.current_job() called outside a running job") from None
-
-
-def set_current(ctx: JobContext) -> Token[JobContext]:
-    """Make ``ctx`` the current job (internal; pair with :func:`reset_current`)."""
-    return _current.set(ctx)
-
-
-def reset_current(token: Token[JobContext]) -> None:
-    """Undo :func:`set_current`."""
-    _current.reset(token)

@@ -1,15 +1,9 @@
-"""Reconnecting politely: capped exponential back-off with jitter, and one log line per outage.
+"""Waiting politely: capped exponential back-off with jitter, one log line per outage, and a
+stop signal that sets itself at a deadline.
 
 Every connection of a worker (fetch slots, heartbeat) reconnects on its own, but an outage
 is one event: :class:`Outage` makes sure it is logged once when it starts and once when the
 first connection comes back, however many connections notice it.
-
-Example::
-
-    backoff = Backoff(base=0.1, cap=10.0)
-    while not connected:
-        stop.wait(backoff.next_delay())   # 0..0.1, 0..0.2, 0..0.4 ... never more than 10 s
-    backoff.reset()
 """
 
 from __future__ import annotations
@@ -19,9 +13,16 @@ import random
 import threading
 import time
 
-__all__ = ["Backoff", "Outage"]
+from werk._errors import NetworkError, ProtocolError
+
+__all__ = ["Backoff", "Deadline", "Outage", "reconnectable"]
 
 log = logging.getLogger("werk.worker.backoff")
+
+
+def reconnectable(exc: BaseException) -> bool:
+    """True for errors after which reconnecting (with back-off) is the answer."""
+    return isinstance(exc, (NetworkError, ProtocolError))
 
 
 class Backoff:
@@ -29,12 +30,6 @@ class Backoff:
 
     Half of each delay is fixed and half random, so many connections that failed together
     do not retry together, and a delay is never zero (no busy loop).
-
-    Example::
-
-        >>> b = Backoff(base=1.0, cap=4.0, rng=random.Random(0))
-        >>> [round(b.next_delay(), 2) for _ in range(4)]
-        [0.92, 1.76, 2.84, 2.52]
     """
 
     __slots__ = ("_rng", "attempts", "base", "cap")
@@ -59,11 +54,8 @@ class Backoff:
 class Outage:
     """Shared by all connections of one worker: logs the start and the end of an outage once.
 
-    Example::
-
-        outage = Outage("tcp://localhost:7419")
-        outage.failed(exc)      # first call logs "lost the server ..."; later calls are silent
-        outage.recovered()      # first call after a failure logs "server back after 3.2 s"
+    The first :meth:`failed` logs "lost the Faktory server"; later ones are silent until the
+    first :meth:`recovered`, which logs how long it took.
     """
 
     def __init__(self, where: str, logger: logging.Logger | None = None) -> None:
@@ -102,3 +94,26 @@ class Outage:
                 self.where,
                 time.monotonic() - since,
             )
+
+
+class Deadline:
+    """A stop signal (like a set-once :class:`threading.Event`) that sets itself ``seconds``
+    from now: for work that must end by then whatever happens, such as the last reports."""
+
+    __slots__ = ("_end",)
+
+    def __init__(self, seconds: float) -> None:
+        self._end = time.monotonic() + seconds
+
+    def is_set(self) -> bool:
+        """True once the deadline has passed."""
+        return time.monotonic() >= self._end
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Sleep ``timeout`` seconds, or until the deadline if that comes first."""
+        left = self._end - time.monotonic()
+        if timeout is not None:
+            left = min(left, timeout)
+        if left > 0:
+            time.sleep(left)
+        return self.is_set()

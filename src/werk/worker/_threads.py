@@ -1,0 +1,188 @@
+"""The thread executor: one thread and one connection per slot, like the Go worker.
+
+Each slot thread runs its :class:`~werk.worker._slot.Slot` with blocking I/O
+(:func:`drive`): FETCH, run the handler right here, then write the ACK (or FAIL) and the
+next FETCH in one packet. There is no hand-off between threads on the hot path, an ACK never
+waits behind another slot's blocking FETCH, and a slot never sleeps while a job is waiting.
+Async handlers run on one shared event loop thread (:class:`LoopThread`); the slot waits for
+their result.
+
+The process executor reuses these slots and only replaces how a handler is called.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import functools
+import threading
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from werk.client import Client
+from werk.worker._host import SlotHost
+from werk.worker._run import JobRun
+from werk.worker._slot import Pause, Send, Slot
+from werk.worker._threadpool import DaemonThreadPool
+
+__all__ = ["LoopThread", "ThreadSlots", "drive"]
+
+
+def _runs_nothing(run: JobRun) -> None:
+    raise AssertionError(f"a slot that does not fetch cannot run {run!r}")
+
+
+def drive(slot: Slot, client: Client, invoke: Callable[[JobRun], None] = _runs_nothing) -> None:
+    """Run ``slot`` to its end on this thread: its I/O on ``client`` (blocking), its jobs
+    by ``invoke(run)``, its pauses on its stop signal."""
+    stop = slot.stop
+    action = slot.next()
+    while True:
+        if type(action) is Send:
+            try:
+                replies = client.execute_many(action.lines, blocking=action.blocking)
+            except Exception as exc:
+                action = slot.failed(exc)
+            else:
+                action = slot.replied(replies)
+        elif type(action) is JobRun:
+            invoke(action)
+            action = slot.ran(action)
+        elif type(action) is Pause:
+            stop.wait(action.seconds)
+            action = slot.next()
+        else:
+            return
+
+
+class LoopThread:
+    """An event loop on a daemon thread, for async handlers called from sync code."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._running: dict[JobRun, concurrent.futures.Future[Any]] = {}
+
+    def _start(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                # asyncio.to_thread in a handler: daemon threads, never joined at exit.
+                loop.set_default_executor(DaemonThreadPool(None, "werk-async-default"))
+                ready = threading.Event()
+
+                def run() -> None:
+                    asyncio.set_event_loop(loop)
+                    loop.call_soon(ready.set)
+                    loop.run_forever()
+
+                self._thread = threading.Thread(target=run, name="werk-asyncio", daemon=True)
+                self._thread.start()
+                ready.wait()
+                self._loop = loop
+            return self._loop
+
+    def run(self, run: JobRun, func: Callable[..., Awaitable[Any]], args: Sequence[Any]) -> Any:
+        """Await ``func(*args)`` on the loop, in a copy of the calling thread's context
+        (``werk.current_job()`` included); wait for its result."""
+        context = contextvars.copy_context()
+
+        async def in_context() -> Any:
+            for var, value in context.items():
+                var.set(value)
+            return await func(*args)
+
+        future = asyncio.run_coroutine_threadsafe(in_context(), self._start())
+        self._running[run] = future
+        try:
+            return future.result()
+        finally:
+            self._running.pop(run, None)
+
+    def cancel(self, runs: Sequence[JobRun]) -> None:
+        """Cancel these runs' handlers, if they are running here."""
+        for run in runs:
+            future = self._running.get(run)
+            if future is not None:
+                future.cancel()
+
+    def stop(self) -> None:
+        """Stop the loop (handlers still pending are abandoned; their jobs were reported)."""
+        loop = self._loop
+        if loop is not None:
+            loop.call_soon_threadsafe(loop.stop)
+
+
+class ThreadSlots:
+    """``concurrency`` slot threads, each with its own connection."""
+
+    def __init__(self, host: SlotHost) -> None:
+        self.host = host
+        self.loop = LoopThread()
+        self.slots: list[Slot] = []
+        self.clients: list[Client] = []
+        self.threads: list[threading.Thread] = []
+        self.running = 0
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        """Start every slot."""
+        host = self.host
+        self.running = host.concurrency
+        for index in range(host.concurrency):
+            self.slots.append(Slot(host))
+            self.clients.append(host.new_client())
+            self.threads.append(
+                threading.Thread(
+                    target=self._slot, args=(index,), name=f"werk-slot-{index}", daemon=True
+                )
+            )
+        for thread in self.threads:
+            thread.start()
+
+    def _slot(self, index: int) -> None:
+        client = self.clients[index]
+        try:
+            drive(self.slots[index], client, functools.partial(self.invoke, index))
+        finally:
+            client.close()
+            with self._lock:
+                self.running -= 1
+                last = self.running == 0
+            if last:
+                self.host.slots_exited()
+
+    def invoke(self, index: int, run: JobRun) -> None:
+        """Call the run's handler in slot ``index``: a sync one right here, an async one on
+        the shared event loop."""
+        fn = run.fn
+        assert fn is not None
+        args = run.job.args
+        with run:
+            if fn.is_async:
+                self.loop.run(run, fn.func, args)
+            else:
+                fn.func(*args)
+
+    def stop(self, runs: Sequence[JobRun]) -> None:
+        """Cancel these runs' async handlers. A sync handler's thread cannot be stopped
+        (Python has no way to): slots are daemon threads, so it ends with the process, which
+        ``werk worker`` then ends at once."""
+        self.loop.cancel(runs)
+
+    def io_busy(self) -> bool:
+        """True while some slot waits for the server's reply."""
+        return any(slot.in_io for slot in self.slots)
+
+    def close(self) -> None:
+        """After the shutdown: say END on the connections of slots that did not exit.
+
+        A slot still waiting for a reply keeps its client (closing would wait for the
+        reply); it closes it itself when the reply or the timeout comes.
+        """
+        for slot, client in zip(self.slots, self.clients, strict=True):
+            if not slot.in_io:
+                client.close()
+        self.loop.stop()
