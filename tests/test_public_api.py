@@ -26,6 +26,7 @@ PUBLIC = {
     "JobContext",
     "JobFunction",
     "JobNotFoundError",
+    "JobTimeout",
     "JobValidationError",
     "LineTooLongError",
     "LocalProtocolError",

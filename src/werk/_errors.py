@@ -34,6 +34,7 @@ __all__ = [
     "FaktoryError",
     "JobArgumentError",
     "JobNotFoundError",
+    "JobTimeout",
     "JobValidationError",
     "LineTooLongError",
     "LocalProtocolError",
@@ -110,6 +111,20 @@ class UnknownJobTypeError(FaktoryError, LookupError):
 
         eager_app = werk.App(eager=True)
         eager_app.push_job(werk.Job("NoSuchJob"))   # raises UnknownJobTypeError
+    """
+
+
+class JobTimeout(FaktoryError):
+    """A job ran past its timeout (``@app.job(timeout=...)``, ``Worker(job_timeout=...)``).
+
+    The worker FAILs such a job with this errtype; a handler may raise it itself through
+    :meth:`werk.JobContext.check_deadline` to stop cooperatively.
+
+    Example::
+
+        for row in rows:
+            werk.current_job().check_deadline()   # raises JobTimeout once the time is up
+            handle(row)
     """
 
 

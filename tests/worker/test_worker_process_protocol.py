@@ -92,7 +92,7 @@ def test_sending_to_a_closed_end_raises_oserror(
 
 def _frame(limit: int, jobtype: str, *args: object) -> bytes:
     payload = {"jid": f"jid-{jobtype}", "jobtype": jobtype, "args": list(args), "queue": "q"}
-    return bytes((limit,)) + pickle.dumps(payload)
+    return bytes((limit,)) + pickle.dumps((payload, None, None))  # no timeout
 
 
 @pytest.mark.slow

@@ -102,6 +102,7 @@ def _run(args: argparse.Namespace) -> int:
             shutdown_timeout=args.shutdown_timeout,
             executor=args.executor,
             wid=args.wid,
+            job_timeout=args.job_timeout,
         )
     except ConfigurationError as exc:
         print(f"werk worker: {exc}", file=sys.stderr)
@@ -164,6 +165,14 @@ def add_worker_command(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         default=25.0,
         metavar="S",
         help="seconds running jobs get to finish on TERM before they are FAILed (default 25)",
+    )
+    p.add_argument(
+        "--job-timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="time limit of a job that sets none (custom.werk_timeout); past it the job is "
+        "FAILed with JobTimeout and stopped (default: no limit)",
     )
     p.add_argument(
         "--executor",

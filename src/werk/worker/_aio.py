@@ -16,6 +16,7 @@ import concurrent.futures
 import contextlib
 import contextvars
 import functools
+import sys
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -130,16 +131,22 @@ class AsyncSlots:
                     await asyncio.wrap_future(future, loop=self.loop)
         finally:
             self._running.pop(run, None)
+            if run.timed_out and task is not None and sys.version_info >= (3, 11):
+                task.uncancel()  # the slot's task goes on with its next job
 
     def stop(self, runs: Sequence[JobRun]) -> None:
         """Cancel these runs' handlers. A sync handler's thread cannot be stopped; its slot
-        stops waiting for it."""
+        stops waiting for it (and, for a job's timeout, the pool gets one more thread, so
+        that the stuck one does not cost a slot its concurrency)."""
+        hard_stop = self.host.hard_stop.is_set()
 
         def cancel() -> None:
             for run in runs:
                 task = self._running.get(run)
                 if task is not None:
                     task.cancel()
+                    if not hard_stop and run.fn is not None and not run.fn.is_async:
+                        self.pool.grow()
 
         if self.loop.is_running():
             self.loop.call_soon_threadsafe(cancel)

@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import math
 import threading
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
 from werk._errors import ConfigurationError, JobArgumentError, JobValidationError
-from werk._job import Job, When
+from werk._job import MAX_RESERVE_FOR, Job, When
 from werk._protocol.jsonc import dumps, loads
 from werk.client import Client
 from werk.client._failure import MAX_BACKTRACE
 from werk.worker._clients import ThreadClients
+from werk.worker._context import TIMEOUT_FIELD
 from werk.worker._middleware import Hooks, Middleware
 from werk.worker._run import JobRun
 
@@ -30,6 +33,9 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 DEFAULT_BACKTRACE = 30
+DEFAULT_RESERVE_FOR = 1800  # the server's, for a job without reserve_for
+TIMEOUT_MARGIN = 30  # seconds a reservation outlasts a timeout: the FAIL's way back
+MIN_TIMED_RESERVE = 60
 
 
 Q = ParamSpec("Q")
@@ -52,9 +58,44 @@ class JobOptions:
     reserve_for: int | None = None
     backtrace: int | None = None
     custom: Mapping[str, Any] | None = None
+    timeout: float | None = None
 
 
-_JOB_OPTIONS = frozenset(("jobtype", "queue", "retry", "reserve_for", "backtrace", "custom"))
+_JOB_OPTIONS = frozenset(
+    ("jobtype", "queue", "retry", "reserve_for", "backtrace", "custom", "timeout")
+)
+
+
+def _timed(options: JobOptions) -> tuple[int | None, dict[str, Any] | None]:
+    """The ``reserve_for`` and ``custom`` that jobs pushed with ``options`` carry: the
+    timeout goes into ``custom`` (``werk_timeout``), and a reservation shorter than the
+    timeout plus a margin is raised to fit (with a warning when it was set explicitly)."""
+    timeout = options.timeout
+    custom = dict(options.custom) if options.custom else None
+    if timeout is None:
+        return options.reserve_for, custom
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, (int, float))
+        or not 0 < timeout <= MAX_RESERVE_FOR - TIMEOUT_MARGIN
+    ):
+        raise ConfigurationError(
+            f"{options.jobtype}: timeout must be a positive number of seconds up to "
+            f"{MAX_RESERVE_FOR - TIMEOUT_MARGIN}, got {timeout!r}"
+        )
+    needed = max(MIN_TIMED_RESERVE, math.ceil(timeout) + TIMEOUT_MARGIN)
+    reserve_for = options.reserve_for
+    if reserve_for is None:
+        if needed > DEFAULT_RESERVE_FOR:
+            reserve_for = needed
+    elif reserve_for < needed:
+        warnings.warn(
+            f"{options.jobtype}: reserve_for={reserve_for} is shorter than timeout={timeout:g} "
+            f"plus {TIMEOUT_MARGIN} s; raised to {needed}",
+            stacklevel=4,
+        )
+        reserve_for = needed
+    return reserve_for, {**(custom or {}), TIMEOUT_FIELD: timeout}
 
 
 class JobFunction(Generic[P, R]):
@@ -78,6 +119,7 @@ class JobFunction(Generic[P, R]):
         self.func = func
         self.options = options
         self.is_async = inspect.iscoroutinefunction(func)
+        self._reserve_for, self._custom = _timed(options)
         self._signature: inspect.Signature | None = None
         self.__doc__ = func.__doc__
         self.__name__ = getattr(func, "__name__", options.jobtype)
@@ -124,9 +166,9 @@ class JobFunction(Generic[P, R]):
             self._positional(args, kwargs),
             queue=o.queue,
             retry=o.retry,
-            reserve_for=o.reserve_for,
+            reserve_for=self._reserve_for,
             backtrace=o.backtrace,
-            custom=o.custom,
+            custom=self._custom,
             at=at,
         )
 
@@ -156,12 +198,14 @@ class JobFunction(Generic[P, R]):
         reserve_for: int | None = None,
         backtrace: int | None = None,
         custom: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
     ) -> JobFunction[P, R]:
         """A copy with other push options (the registered job type is unchanged).
 
         Example::
 
             resize.with_options(queue="urgent", retry=0).push(42)
+            resize.with_options(timeout=300).push(43)   # this push's time limit
         """
         changes: dict[str, Any] = {
             k: v
@@ -171,6 +215,7 @@ class JobFunction(Generic[P, R]):
                 "reserve_for": reserve_for,
                 "backtrace": backtrace,
                 "custom": custom,
+                "timeout": timeout,
             }.items()
             if v is not None
         }
@@ -244,6 +289,7 @@ class App:
         reserve_for: int | None = None,
         backtrace: int | None = None,
         custom: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
     ) -> JobDecorator: ...
 
     def job(
@@ -252,8 +298,12 @@ class App:
         """Register a sync or async function as a job type (decorator, with or without options).
 
         The options are ``jobtype`` (default: the function's name), ``queue``, ``retry``,
-        ``reserve_for``, ``backtrace`` and ``custom``, as on :class:`~werk.Job`. They are
-        validated now, as :class:`~werk.Job` would, so a bad queue name fails at import time.
+        ``reserve_for``, ``backtrace`` and ``custom``, as on :class:`~werk.Job`, and
+        ``timeout``: the job's time limit in seconds, carried in its ``custom`` hash as
+        ``werk_timeout`` so that every werk worker enforces it (see the README's
+        "Timeouts"). A ``reserve_for`` shorter than ``timeout`` + 30 s is raised to fit
+        (at least 60 s), with a warning. They are validated now, as :class:`~werk.Job`
+        would, so a bad queue name fails at import time.
 
         Example::
 
@@ -262,6 +312,9 @@ class App:
 
             @app.job(jobtype="Resize", queue="images", retry=5, backtrace=10)
             async def resize(image_id: int) -> None: ...
+
+            @app.job(timeout=30)
+            def report(day: str) -> None: ...
         """
         unknown = ", ".join(sorted(options.keys() - _JOB_OPTIONS))
         if unknown:
@@ -279,16 +332,17 @@ class App:
                     "custom": dict(custom) if custom else None,
                 }
             )
+            fn = JobFunction(self, f, settings)
             # Fail at import time rather than at the first push.
             Job(
                 settings.jobtype,
                 queue=settings.queue,
                 retry=settings.retry,
-                reserve_for=settings.reserve_for,
+                reserve_for=fn._reserve_for,
                 backtrace=settings.backtrace,
-                custom=settings.custom,
+                custom=fn._custom,
             )
-            return self.register(JobFunction(self, f, settings))
+            return self.register(fn)
 
         if func is not None:
             return register(func)

@@ -45,7 +45,9 @@ def load_app(ref: str) -> App:
 # the parent, a release and re-acquisition of the GIL among the slot threads.
 #
 #   child -> parent, once:  b"ready" (the app is imported)
-#   parent -> child, a job: one byte, the backtrace limit (0-50), then pickle(payload)
+#   parent -> child, a job: one byte, the backtrace limit (0-50), then pickle((payload,
+#                           timeout, deadline)); the deadline is on time.monotonic(), a
+#                           clock the processes of one machine share
 #   child -> parent, reply: b"" when the handler returned, else pickle((errtype, message,
 #                           backtrace lines))
 #
@@ -140,8 +142,9 @@ def child_main(ref: str, conn: Pipe, wid: str, lifeline: Pipe) -> None:
             frame = channel.recv()
         except (EOFError, OSError):
             return
-        job = from_dict(loads(memoryview(frame)[1:]))
-        run = JobRun(job, jobs, no_hooks, JobContext(job, wid))
+        payload, timeout, deadline = loads(memoryview(frame)[1:])
+        job = from_dict(payload)
+        run = JobRun(job, jobs, no_hooks, JobContext(job, wid, None, timeout, deadline))
         fn = run.fn
         if fn is not None:
             with run:

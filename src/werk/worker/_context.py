@@ -8,14 +8,39 @@ process the job runs on (:class:`~werk.worker._run.JobRun` sets it around each r
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
+from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
+from werk._errors import JobTimeout
 from werk._job import Failure, Job
 
-__all__ = ["JobContext", "current_job"]
+__all__ = ["TIMEOUT_FIELD", "JobContext", "current_job", "job_timeout"]
+
+TIMEOUT_FIELD: Final = "werk_timeout"
+"""The key in a job's ``custom`` hash that carries its timeout, in seconds (a positive
+number): every werk worker honours it, before its own ``job_timeout`` default."""
+
+log = logging.getLogger("werk.worker")
+
+
+def job_timeout(custom: Mapping[str, Any] | None, default: float | None) -> float | None:
+    """The timeout of a job whose custom hash is ``custom``: its ``werk_timeout``, else
+    ``default`` (``None``: no limit). A value that is not a positive number is ignored, with
+    a warning."""
+    if not custom:
+        return default
+    value = custom.get(TIMEOUT_FIELD)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        log.warning("ignoring custom.%s=%r: not a positive number of seconds", TIMEOUT_FIELD, value)
+        return default
+    return float(value)
 
 
 @dataclass
@@ -27,6 +52,12 @@ class JobContext:
     job's custom hash (never ``None``). ``shutting_down`` turns true when the worker is told
     to terminate: a long job may check it and stop early (it will be FAILed and retried).
 
+    ``timeout`` is the job's time limit in seconds (or ``None``) and ``deadline`` when it
+    ends, on the :func:`time.monotonic` clock; past it, ``expired`` is true and
+    :meth:`check_deadline` raises :class:`~werk.JobTimeout`. (The worker FAILs the job at
+    the deadline whatever the handler does; a sync handler on a thread cannot be stopped
+    from outside, so it should check now and then.)
+
     Example::
 
         ctx = werk.current_job()
@@ -37,6 +68,8 @@ class JobContext:
     job: Job
     wid: str | None = None
     _shutdown: threading.Event | None = field(default=None, repr=False)
+    timeout: float | None = None
+    deadline: float | None = None
 
     @property
     def jid(self) -> str:
@@ -77,6 +110,28 @@ class JobContext:
     def shutting_down(self) -> bool:
         """True once the worker is terminating; long jobs may stop early."""
         return self._shutdown is not None and self._shutdown.is_set()
+
+    @property
+    def expired(self) -> bool:
+        """True once the job has run past its timeout (never without one)."""
+        return self.deadline is not None and time.monotonic() >= self.deadline
+
+    def check_deadline(self) -> None:
+        """Raise :class:`~werk.JobTimeout` if the job has run past its timeout.
+
+        Example::
+
+            for chunk in chunks:
+                werk.current_job().check_deadline()
+                upload(chunk)
+        """
+        if self.expired:
+            raise JobTimeout(timeout_message(self.timeout))
+
+
+def timeout_message(timeout: float | None) -> str:
+    """What a timed-out job's FAIL says."""
+    return f"job exceeded its {timeout:g} s timeout"
 
 
 CURRENT: ContextVar[JobContext] = ContextVar("werk_current_job")

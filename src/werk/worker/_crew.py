@@ -43,8 +43,12 @@ class Crew:
         *,
         concurrency: int,
         request: Callable[[str], None],
+        job_timeout: float | None = None,
+        timeout_grace: float = 5.0,
     ) -> None:
         self.concurrency = concurrency
+        self.timeout_grace = timeout_grace
+        self.abandoned_threads = 0
         self.where = str(settings.endpoint)
         self.settings = settings
         self.selector = selector
@@ -60,6 +64,7 @@ class Crew:
             wid=settings.wid,
             stopping=self.stopping,
             default_backtrace=app.default_backtrace,
+            job_timeout=job_timeout,
         )
         self._client_args = client_args
         self._request = request

@@ -40,6 +40,11 @@ class SlotHost(Protocol):
     where: str
     """The server, as log lines and errors name it (no password)."""
     hard_stop: threading.Event
+    timeout_grace: float
+    """Seconds a sync handler on a thread has, after its job timed out, to return before its
+    thread is abandoned (and its slot given to a new thread)."""
+    abandoned_threads: int
+    """Slot threads abandoned so far, each stuck in a handler past its job's timeout."""
     """The shutdown deadline passed: stop waiting, stop retrying, give fetched jobs back."""
 
     @property
@@ -88,8 +93,9 @@ class Executor(Protocol):
         """Stop these runs' handlers as far as the executor can (their jobs were already
         reported): an async handler is cancelled, a child process killed (and replaced for
         the next job); a sync handler on a thread cannot be stopped and is left to finish,
-        its result ignored. The shutdown deadline stops every run still in flight; a
-        per-job deadline would stop one."""
+        its result ignored. The shutdown deadline stops every run still in flight; a job's
+        timeout stops one (and a slot thread that does not return within ``timeout_grace``
+        is abandoned: a new thread takes its slot)."""
 
     def io_busy(self) -> bool:
         """True while some slot waits for the server's reply."""

@@ -20,7 +20,7 @@ from typing import Any
 from werk._job import Job
 from werk._protocol import command_lines
 from werk.client._failure import fail_request
-from werk.worker._context import JobContext
+from werk.worker._context import JobContext, job_timeout, timeout_message
 from werk.worker._middleware import Hooks
 from werk.worker._run import JobRun, backtrace_limit
 
@@ -46,7 +46,8 @@ class Ledger:
 
     ``jobs`` are the app's handlers, ``hooks`` its middleware, ``default_backtrace`` its
     backtrace length; ``wid`` and ``stopping`` (set when the worker begins to terminate)
-    go into every job's context.
+    go into every job's context; ``job_timeout`` is the time limit of a job whose
+    ``custom.werk_timeout`` does not set one (``None``: no limit).
     """
 
     def __init__(
@@ -57,11 +58,13 @@ class Ledger:
         wid: str | None = None,
         stopping: threading.Event | None = None,
         default_backtrace: int = 30,
+        job_timeout: float | None = None,
     ) -> None:
         self.inflight: dict[str, JobRun] = {}
         self.processed = 0
         self.failed = 0
         self.default_backtrace = default_backtrace
+        self.job_timeout = job_timeout
         self._jobs = jobs
         self._hooks = hooks
         self._wid = wid
@@ -74,6 +77,10 @@ class Ledger:
         job = Job.from_dict(payload)
         ctx = JobContext(job, self._wid, self._stopping)
         run = JobRun(job, self._jobs, self._hooks, ctx, payload)
+        timeout = job_timeout(job.custom, self.job_timeout)
+        if timeout is not None:
+            ctx.timeout = timeout
+            ctx.deadline = run.deadline = run.started + timeout
         self.inflight[job.jid] = run
         return run
 
@@ -128,6 +135,30 @@ class Ledger:
                     logging.WARNING, "failing unfinished", job, " after %.1fs: %s", elapsed, message
                 )
                 out.append((run, command_lines.fail(job.jid, errtype, message)))
+        return out
+
+    def expire(self, now: float) -> list[tuple[JobRun, bytes]]:
+        """Claim every job in flight whose deadline is past ``now`` (monotonic), each with
+        its ``JobTimeout`` FAIL line; the runs are marked ``timed_out``."""
+        out: list[tuple[JobRun, bytes]] = []
+        for run in list(self.inflight.values()):
+            deadline = run.deadline
+            if deadline is None or deadline > now or not self.claim(run):
+                continue
+            run.timed_out = True
+            self.failed += 1
+            job = run.job
+            message = timeout_message(run.ctx.timeout)
+            _note(
+                logging.WARNING,
+                "timed out",
+                job,
+                " after %.3fs: %s",
+                now - run.started,
+                message,
+                errtype="JobTimeout",
+            )
+            out.append((run, fail_request(job.jid, message, "JobTimeout", []).line))
         return out
 
     def settle(self, abandoned: list[tuple[JobRun, bytes]]) -> tuple[list[bytes], int]:

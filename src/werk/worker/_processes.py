@@ -193,7 +193,7 @@ class ProcessSlots(ThreadSlots):
                 raise RemoteJobError("Shutdown", "worker is stopping")
             child = self._spawn(slot)
         limit = backtrace_limit(run.job, self._default_backtrace)
-        frame = bytes((limit,)) + pickle.dumps(run.payload, PICKLE)
+        frame = bytes((limit,)) + pickle.dumps((run.payload, run.ctx.timeout, run.deadline), PICKLE)
         # Its run from before the job is sent: the shutdown deadline ends busy children.
         child.run = run
         try:
@@ -213,7 +213,9 @@ class ProcessSlots(ThreadSlots):
             return child.outcome()
         except (EOFError, OSError) as exc:
             message = child.describe_death()
-            if not hard_stop.is_set():
+            if run.timed_out:
+                log.info("killed child process %d: jid=%s timed out", child.proc.pid, run.job.jid)
+            elif not hard_stop.is_set():
                 log.error(
                     "%s (jid=%s jobtype=%s); starting a new one",
                     message,

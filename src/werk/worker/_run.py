@@ -22,10 +22,10 @@ from contextvars import Token
 from types import TracebackType
 from typing import Any, Final, Protocol
 
-from werk._errors import FaktoryError, UnknownJobTypeError
+from werk._errors import FaktoryError, JobTimeout, UnknownJobTypeError
 from werk._job import Job
 from werk.client._failure import MAX_BACKTRACE, format_backtrace
-from werk.worker._context import CURRENT, JobContext
+from werk.worker._context import CURRENT, JobContext, timeout_message
 from werk.worker._middleware import Hooks
 
 __all__ = ["Handler", "JobRun", "RemoteJobError", "backtrace_limit", "unknown_job_type"]
@@ -81,7 +81,10 @@ class JobRun:
     ``error`` is its :class:`~werk.UnknownJobTypeError` from the start (such a run is never
     entered, and calls no middleware). ``started`` is when the job was taken on; ``done``
     and ``late`` belong to the worker's ledger (the job's report was claimed; the handler
-    returned after the shutdown deadline claimed it).
+    returned after the shutdown deadline claimed it). ``deadline`` (monotonic) is when the
+    job's timeout ends, if it has one; ``timed_out`` is set when the ledger FAILed the job
+    at that deadline (the handler's error, a cancellation or a dead child, is then a
+    :class:`~werk.JobTimeout`).
     """
 
     __slots__ = (
@@ -89,6 +92,7 @@ class JobRun:
         "_propagate",
         "_token",
         "ctx",
+        "deadline",
         "done",
         "error",
         "fn",
@@ -96,6 +100,7 @@ class JobRun:
         "late",
         "payload",
         "started",
+        "timed_out",
     )
 
     def __init__(
@@ -118,6 +123,8 @@ class JobRun:
             self.error = unknown_job_type(job.jobtype, jobs)
         self.done = False
         self.late = False
+        self.deadline: float | None = None
+        self.timed_out = False
         self._hooks = hooks
         self._propagate = propagate
         self._token: Token[JobContext] | None = None
@@ -151,6 +158,8 @@ class JobRun:
             if "after_process" in hooks.wanted:
                 hooks.call("after_process", self.ctx, duration)
             return False
+        if self.timed_out:  # cancelled, or its child killed, at the deadline
+            error = JobTimeout(timeout_message(self.ctx.timeout))
         self.error = error
         if "on_failure" in hooks.wanted:
             hooks.call("on_failure", self.ctx, error, duration)

@@ -61,6 +61,11 @@ class DaemonThreadPool(ThreadPoolExecutor):
                 thread.start()
         return future
 
+    def grow(self) -> None:
+        """Allow one more thread (one of them is stuck in a handler that timed out)."""
+        with self._guard:
+            self._limit += 1
+
     def _work(self) -> None:
         items = self._items
         while True:

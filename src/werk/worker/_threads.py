@@ -16,6 +16,7 @@ import asyncio
 import concurrent.futures
 import contextvars
 import functools
+import logging
 import threading
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -27,6 +28,23 @@ from werk.worker._slot import Pause, Send, Slot
 from werk.worker._threadpool import DaemonThreadPool
 
 __all__ = ["LoopThread", "ThreadSlots", "drive"]
+
+log = logging.getLogger("werk.worker")
+
+
+class _Retired:
+    """The stop signal of an abandoned slot: once its handler returns, it stops."""
+
+    __slots__ = ()
+
+    def is_set(self) -> bool:
+        return True
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return True
+
+
+_RETIRED = _Retired()
 
 
 def _runs_nothing(run: JobRun) -> None:
@@ -116,7 +134,12 @@ class LoopThread:
 
 
 class ThreadSlots:
-    """``concurrency`` slot threads, each with its own connection."""
+    """``concurrency`` slot threads, each with its own connection.
+
+    ``current[i]`` is the run slot ``i`` is calling a handler for (or ``None``): a job that
+    times out there and does not return within the host's ``timeout_grace`` has its thread
+    abandoned, and a new thread (with a new slot and connection) takes slot ``i``.
+    """
 
     def __init__(self, host: SlotHost) -> None:
         self.host = host
@@ -124,6 +147,7 @@ class ThreadSlots:
         self.slots: list[Slot] = []
         self.clients: list[Client] = []
         self.threads: list[threading.Thread] = []
+        self.current: list[JobRun | None] = []
         self.running = 0
         self._lock = threading.Lock()
 
@@ -132,25 +156,33 @@ class ThreadSlots:
         host = self.host
         self.running = host.concurrency
         for index in range(host.concurrency):
-            self.slots.append(Slot(host))
-            self.clients.append(host.new_client())
+            slot = Slot(host)
+            client = host.new_client()
+            self.slots.append(slot)
+            self.clients.append(client)
+            self.current.append(None)
             self.threads.append(
                 threading.Thread(
-                    target=self._slot, args=(index,), name=f"werk-slot-{index}", daemon=True
+                    target=self._slot,
+                    args=(index, slot, client),
+                    name=f"werk-slot-{index}",
+                    daemon=True,
                 )
             )
         for thread in self.threads:
             thread.start()
 
-    def _slot(self, index: int) -> None:
-        client = self.clients[index]
+    def _slot(self, index: int, slot: Slot, client: Client) -> None:
         try:
-            drive(self.slots[index], client, functools.partial(self.invoke, index))
+            drive(slot, client, functools.partial(self.invoke, index))
         finally:
             client.close()
             with self._lock:
-                self.running -= 1
-                last = self.running == 0
+                # An abandoned slot's successor counts as the slot's thread.
+                current = self.slots[index] is slot
+                if current:
+                    self.running -= 1
+                last = current and self.running == 0
             if last:
                 self.host.slots_exited()
 
@@ -160,17 +192,67 @@ class ThreadSlots:
         fn = run.fn
         assert fn is not None
         args = run.job.args
-        with run:
-            if fn.is_async:
-                self.loop.run(run, fn.func, args)
-            else:
-                fn.func(*args)
+        current = self.current
+        current[index] = run
+        try:
+            with run:
+                if fn.is_async:
+                    self.loop.run(run, fn.func, args)
+                else:
+                    fn.func(*args)
+        finally:
+            if current[index] is run:  # (not when abandoned: another thread has the slot)
+                current[index] = None
 
     def stop(self, runs: Sequence[JobRun]) -> None:
         """Cancel these runs' async handlers. A sync handler's thread cannot be stopped
         (Python has no way to): slots are daemon threads, so it ends with the process, which
-        ``werk worker`` then ends at once."""
+        ``werk worker`` then ends at once. Before the shutdown (a job's timeout), a slot
+        whose sync handler has not returned ``timeout_grace`` seconds later is abandoned."""
         self.loop.cancel(runs)
+        if self.host.hard_stop.is_set():
+            return
+        for run in runs:
+            if run in self.current and not (run.fn is not None and run.fn.is_async):
+                timer = threading.Timer(self.host.timeout_grace, self._abandon, (run,))
+                timer.name = "werk-timeout-grace"
+                timer.daemon = True
+                timer.start()
+
+    def _abandon(self, run: JobRun) -> None:
+        # The grace period is over: if the handler still runs, its thread leaves the slot.
+        host = self.host
+        with self._lock:
+            if host.hard_stop.is_set() or run not in self.current:
+                return
+            index = self.current.index(run)
+            stuck = self.threads[index].name
+            self.slots[index].stop = _RETIRED  # it stops once the handler returns
+            host.abandoned_threads += 1
+            abandoned = host.abandoned_threads
+            slot = Slot(host)
+            client = host.new_client()
+            self.slots[index] = slot
+            self.clients[index] = client
+            self.current[index] = None
+            thread = threading.Thread(
+                target=self._slot,
+                args=(index, slot, client),
+                name=f"werk-slot-{index}.{abandoned}",
+                daemon=True,
+            )
+            self.threads[index] = thread
+        log.error(
+            "abandoning thread %s: jid=%s jobtype=%s is still running %.1f s after its "
+            "timeout; a new thread takes its slot (%d threads abandoned so far)",
+            stuck,
+            run.job.jid,
+            run.job.jobtype,
+            host.timeout_grace,
+            abandoned,
+            extra={"jid": run.job.jid, "jobtype": run.job.jobtype},
+        )
+        thread.start()
 
     def io_busy(self) -> bool:
         """True while some slot waits for the server's reply."""

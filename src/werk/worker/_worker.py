@@ -34,6 +34,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Literal
 
 from werk._errors import ConfigurationError
+from werk._protocol.resp import ErrorReply
 from werk.client import DEFAULT_TIMEOUT, BeatState, Client, ClientSettings
 from werk.worker._app import App
 from werk.worker._backoff import Backoff, Deadline
@@ -78,6 +79,11 @@ class Worker:
     ``"random"``. ``executor`` is ``"thread"`` (sync handlers on threads, async ones on an
     event loop), ``"asyncio"`` (everything on one event loop, sync handlers in a thread
     pool) or ``"process"`` (each slot has a child process, replaced if it crashes).
+    ``job_timeout`` is the time limit, in seconds, of a job that does not carry its own
+    (``@app.job(timeout=...)``, its ``custom.werk_timeout``); ``None``: no limit. A job past
+    its limit is FAILed with errtype ``JobTimeout`` and stopped (see the README's
+    "Timeouts"): a slot thread stuck in a sync handler ``timeout_grace`` seconds later is
+    abandoned, its slot given to a new thread (:attr:`abandoned_threads` counts them).
     ``timeout`` bounds connecting, each write and each reply, as for every werk client
     (:data:`werk.client.DEFAULT_TIMEOUT`, 5 s: a healthy server answers in milliseconds, and
     a dead one is noticed, and a slot reconnects, that much sooner).
@@ -105,6 +111,8 @@ class Worker:
         ssl_context: ssl.SSLContext | None = None,
         heartbeat_interval: float = 15.0,
         timeout: float = DEFAULT_TIMEOUT,
+        job_timeout: float | None = None,
+        timeout_grace: float = 5.0,
     ) -> None:
         if not isinstance(app, App):
             raise ConfigurationError(f"a Worker runs the jobs of a werk.App, not {app!r}")
@@ -124,6 +132,8 @@ class Worker:
         self.shutdown_timeout = _seconds("shutdown_timeout", shutdown_timeout, zero=True)
         self.heartbeat_interval = _seconds("heartbeat_interval", heartbeat_interval)
         self.executor_name: ExecutorName = executor
+        self.job_timeout = None if job_timeout is None else _seconds("job_timeout", job_timeout)
+        self.timeout_grace = _seconds("timeout_grace", timeout_grace, zero=True)
         # Resolved once (a bad URL fails here, a default TLS context is built once); every
         # connection of the worker is made from the same arguments.
         url = url or app.url
@@ -155,6 +165,8 @@ class Worker:
             QueueSelector(self.queues, queue_strategy),
             concurrency=concurrency,
             request=self._request,
+            job_timeout=self.job_timeout,
+            timeout_grace=self.timeout_grace,
         )
         self._clients = ThreadClients(self._crew.new_client)
         self._heartbeat: Heartbeat | None = None
@@ -166,6 +178,7 @@ class Worker:
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
+        self._reporter: Client | None = None  # the supervisor's, for timed-out jobs' FAILs
         self.abandoned = 0
         """Jobs the shutdown deadline FAILed back while their handlers still ran (0 after a
         clean stop). Sync ones may still be running on daemon threads until the process
@@ -206,6 +219,12 @@ class Worker:
     def failed(self) -> int:
         """Jobs this worker FAILed since it started (the shutdown deadline's included)."""
         return self._crew.ledger.failed
+
+    @property
+    def abandoned_threads(self) -> int:
+        """Slot threads given up on, each stuck in a sync handler past its job's timeout
+        and grace period (their slots run on new threads; each is also logged once)."""
+        return self._crew.abandoned_threads
 
     @property
     def error(self) -> BaseException | None:
@@ -337,6 +356,7 @@ class Worker:
                     dump_stacks()
                 elif what == "slots-exited" and self._state == "quiet":
                     log.info("worker %s quiet: every job reported, no slot fetching", self.wid)
+            self._expire()
             if self._state != "terminate":
                 continue
             if deadline is None:
@@ -352,6 +372,39 @@ class Worker:
                         self.shutdown_timeout,
                     )
                 return
+
+    def _expire(self) -> None:
+        # Jobs past their timeout: FAILed now (the ledger's claim: their handlers' outcome
+        # is ignored), then stopped as far as the executor can.
+        expired = self._crew.ledger.expire(time.monotonic())
+        if not expired:
+            return
+        self._report([line for _, line in expired])
+        if self._executor is not None:
+            self._executor.stop([run for run, _ in expired])
+
+    def _report(self, lines: list[bytes]) -> None:
+        # One write on the supervisor's own connection; once more on a new one if it broke.
+        for attempt in (1, 2):
+            if self._reporter is None:
+                self._reporter = self._crew.new_client()
+            try:
+                replies = self._reporter.execute_many(lines)
+            except Exception as exc:
+                self._reporter.close()
+                self._reporter = None
+                if attempt == 2:
+                    log.error(
+                        "could not report %d timed-out jobs (%s); they run again when their "
+                        "reservations expire",
+                        len(lines),
+                        exc,
+                    )
+                continue
+            for line, reply in zip(lines, replies, strict=False):
+                if isinstance(reply, ErrorReply):
+                    log.error("server refused %s: %s", line[:80], reply.to_exception())
+            return
 
     def _beat_state(self) -> BeatState | None:
         # What BEAT reports: nothing while running.
@@ -406,6 +459,8 @@ class Worker:
             executor.close()
         if self._heartbeat is not None:
             self._heartbeat.stop()
+        if self._reporter is not None:
+            self._reporter.close()
         if abandoned:
             # Last: a sync handler that could not be stopped gets the least possible time
             # between its job's FAIL (after which the job may be retried) and the exit; one
