@@ -137,6 +137,11 @@ class Ledger:
                 out.append((run, command_lines.fail(job.jid, errtype, message)))
         return out
 
+    def next_deadline(self) -> float | None:
+        """The earliest deadline among the jobs in flight (monotonic), or ``None``."""
+        deadlines = [d for run in list(self.inflight.values()) if (d := run.deadline) is not None]
+        return min(deadlines) if deadlines else None
+
     def expire(self, now: float) -> list[tuple[JobRun, bytes]]:
         """Claim every job in flight whose deadline is past ``now`` (monotonic), each with
         its ``JobTimeout`` FAIL line; the runs are marked ``timed_out``."""

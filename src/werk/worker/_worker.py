@@ -341,6 +341,9 @@ class Worker:
             timeout = _SIGNAL_POLL
             if deadline is not None:
                 timeout = min(timeout, max(0.0, deadline - time.monotonic()))
+            due = crew.ledger.next_deadline()  # a job's timeout (a job begun meanwhile
+            if due is not None:  # waits at most one poll more)
+                timeout = min(timeout, max(0.0, due - time.monotonic()))
             self._wake.wait(timeout)
             self._wake.clear()
             while self._requests:
