@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
 import threading
 import time
 import warnings
@@ -20,7 +21,7 @@ from typing import Any
 
 import pytest
 from tests.worker import sample_jobs
-from tests.worker.helpers import running, wait_until
+from tests.worker.helpers import ROOT, WERK, running, subprocess_env, wait_until
 
 import werk
 from werk.server import EmbeddedServer
@@ -185,6 +186,36 @@ def test_process_executor_kills_and_replaces_the_child(
     assert server.info()["failures"] == 1
 
 
+_FLAGS = ["--job-timeout", "0.5", "--shutdown-timeout", "1", "--log-level", "INFO"]
+
+
+@pytest.mark.slow
+def test_werk_worker_job_timeout_flag(server: EmbeddedServer, tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [*WERK, "worker", "tests.worker.sample_jobs:app", "-c", "2", *_FLAGS],
+        cwd=ROOT,
+        env=subprocess_env(server.url),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        with werk.Client(server.url) as client:
+            jid = client.push("sleepy", str(tmp_path), "slow", 30)
+            wait_until((tmp_path / "slow.start").exists, timeout=20, what="the job to start")
+            _timed_out(server, jid, time.monotonic())  # (the printed delay: a lower bound)
+            client.push("record", str(tmp_path), "after")
+            wait_until((tmp_path / "after").exists, timeout=20, what="the other slot working")
+        proc.terminate()
+        out, _ = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, out
+    assert "timed out jid=" in out and "job exceeded its 0.5 s timeout" in out, out
+    assert not (tmp_path / "slow.end").exists()  # the stuck thread ended with the process
+    assert server.info()["failures"] == 1
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -214,3 +245,24 @@ def test_timeout_travels_in_custom_and_reserve_for_is_raised_to_fit() -> None:
     with pytest.raises(werk.ConfigurationError, match="timeout must be a positive number"):
         app.job(timeout="30")(lambda: None)
     assert issubclass(werk.JobTimeout, werk.FaktoryError)
+
+
+def test_an_eager_run_sees_its_deadline() -> None:
+    app = werk.App(eager=True)
+    seen: list[tuple[float | None, bool]] = []
+
+    @app.job(timeout=30)
+    def timed() -> None:
+        ctx = werk.current_job()
+        assert ctx.deadline is not None and ctx.deadline > time.monotonic()
+        ctx.check_deadline()  # not yet
+        seen.append((ctx.timeout, ctx.expired))
+
+    @app.job
+    def untimed() -> None:
+        ctx = werk.current_job()
+        seen.append((ctx.deadline, ctx.expired))
+
+    timed.push()
+    untimed.push()
+    assert seen == [(30.0, False), (None, False)]

@@ -23,7 +23,7 @@ from werk._protocol.jsonc import dumps, loads
 from werk.client import Client
 from werk.client._failure import MAX_BACKTRACE
 from werk.worker._clients import ThreadClients
-from werk.worker._context import TIMEOUT_FIELD
+from werk.worker._context import TIMEOUT_FIELD, job_timeout
 from werk.worker._middleware import Hooks, Middleware
 from werk.worker._run import JobRun
 
@@ -397,10 +397,15 @@ class App:
         """Run ``job`` here, after a JSON round trip, with its context and middleware.
 
         Returns the handler's result; its exception propagates, and a job type with no
-        handler raises :class:`~werk.UnknownJobTypeError`. Used by ``eager=True``.
+        handler raises :class:`~werk.UnknownJobTypeError`. Used by ``eager=True``. A job's
+        timeout sets its context's ``deadline`` (for ``check_deadline()``) but stops nothing.
         """
         wire = Job.from_dict(loads(dumps(job.to_dict())))
         run = JobRun(wire, self.jobs, self.hooks, propagate=True)
+        timeout = job_timeout(wire.custom, None)
+        if timeout is not None:  # for check_deadline(); nothing stops an eager run
+            run.ctx.timeout = timeout
+            run.ctx.deadline = run.started + timeout
         handler = run.fn
         if handler is None:
             assert run.error is not None
