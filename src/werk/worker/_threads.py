@@ -147,7 +147,7 @@ class ThreadSlots:
         self.slots: list[Slot] = []
         self.clients: list[Client] = []
         self.threads: list[threading.Thread] = []
-        self.current: list[JobRun | None] = []
+        self.current: list[JobRun | None] = [None] * host.concurrency
         self.running = 0
         self._lock = threading.Lock()
 
@@ -160,7 +160,6 @@ class ThreadSlots:
             client = host.new_client()
             self.slots.append(slot)
             self.clients.append(client)
-            self.current.append(None)
             self.threads.append(
                 threading.Thread(
                     target=self._slot,
