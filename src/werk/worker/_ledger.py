@@ -2,7 +2,8 @@
 
 A fetched job is registered by :meth:`Ledger.begin` and leaves by exactly one *claim*: its
 handler finished (:meth:`Ledger.finish` gives the ACK or FAIL line), or a deadline took it
-(:meth:`Ledger.abandon` gives a FAIL line while the handler may still run). Whoever claims
+(:meth:`Ledger.abandon` at the shutdown, :meth:`Ledger.expire` at a job's own timeout, give
+a FAIL line while the handler may still run). Whoever claims
 first sends the report; the other side gets ``None``. A handler that returns successfully
 after a deadline claimed its job is marked ``late``, and :meth:`Ledger.settle` turns that
 job's FAIL into an ACK if it has not gone out yet: a retry would do the work twice.

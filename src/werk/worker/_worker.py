@@ -18,6 +18,10 @@ process exits as soon as :meth:`Worker.run` returns and the program ends, and ``
 worker`` ends its process at once when :attr:`Worker.abandoned` is non-zero, so that no
 FAILed job runs on to completion (and so twice).
 
+A job's own timeout is watched by the same supervisor loop: at the deadline the job is FAILed
+with errtype ``JobTimeout`` (on the supervisor's connection) and stopped as above, except that
+a slot thread stuck in a sync handler is abandoned after a grace period and replaced.
+
 The worker owns the lifecycle; what its slots share lives in a
 :class:`~werk.worker._crew.Crew`, and the executor (thread, asyncio or process) only moves
 bytes and calls handlers, each slot following the same :class:`~werk.worker._slot.Slot`.
