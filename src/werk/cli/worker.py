@@ -109,10 +109,11 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     worker.run()
     code = 1 if worker.error is not None else 0
-    if worker.abandoned:
-        # The deadline FAILed jobs whose handlers may still run: sync ones on threads that
-        # Python cannot stop, and threads they started, which a normal exit would wait for.
-        # Those jobs are due to be retried, so none may run on: end the process now.
+    if worker.abandoned or worker.abandoned_threads:
+        # The shutdown deadline or a job's timeout FAILed jobs whose handlers may still run:
+        # sync ones on threads that Python cannot stop, and threads they started, which a
+        # normal exit would wait for. Those jobs are due to be retried, so none may run on:
+        # end the process now.
         logging.shutdown()  # flushes the log handlers
         sys.stdout.flush()
         sys.stderr.flush()
