@@ -72,8 +72,16 @@ def load_app(spec: str) -> App:
     )
 
 
-def configure_logging(level: str) -> None:
-    """Log lines with time, level and logger name to stderr."""
+def configure_logging(level: str, fmt: str = "human") -> None:
+    """Log to stderr: lines with time, level and logger name (``human``), or one JSON
+    object per line (``json``, see :class:`werk._jsonlog.JsonFormatter`)."""
+    if fmt == "json":
+        from werk._jsonlog import JsonFormatter
+
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter())
+        logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), handlers=[handler])
+        return
     logging.basicConfig(
         level=getattr(logging, level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
@@ -84,7 +92,7 @@ def configure_logging(level: str) -> None:
 def _run(args: argparse.Namespace) -> int:
     from werk.worker import Worker
 
-    configure_logging(args.log_level)
+    configure_logging(args.log_level, args.log_format)
     try:
         app = load_app(args.app)
         queues = [parse_queue_arg(q) for q in args.queue] if args.queue else None
@@ -179,5 +187,12 @@ def add_worker_command(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         default="INFO",
         choices=("DEBUG", "INFO", "WARNING", "ERROR"),
         help="log level (default INFO: a line per job)",
+    )
+    p.add_argument(
+        "--log-format",
+        choices=("human", "json"),
+        default="human",
+        help="human (default): text lines; json: one JSON object per line with time, level, "
+        "logger, message and the job's jid, jobtype, queue, duration, errtype",
     )
     p.set_defaults(func=_run)

@@ -37,7 +37,7 @@ def _note(level: int, what: str, job: Job, detail: str, *args: object, **extra: 
         job.jid,
         job.jobtype,
         *args,
-        extra={"jid": job.jid, "jobtype": job.jobtype, **extra},
+        extra={"jid": job.jid, "jobtype": job.jobtype, "queue": job.queue, **extra},
     )
 
 
