@@ -61,6 +61,8 @@ class Ledger:
         self.inflight: dict[str, JobRun] = {}
         self.processed = 0
         self.failed = 0
+        self.unknown: dict[str, int] = {}
+        """Jobs of a type with no handler (FAILed without running), by queue."""
         self.default_backtrace = default_backtrace
         self._jobs = jobs
         self._hooks = hooks
@@ -75,6 +77,9 @@ class Ledger:
         ctx = JobContext(job, self._wid, self._stopping)
         run = JobRun(job, self._jobs, self._hooks, ctx, payload)
         self.inflight[job.jid] = run
+        if run.error is not None:  # (rare) no middleware sees these: count them here
+            with self._lock:
+                self.unknown[job.queue] = self.unknown.get(job.queue, 0) + 1
         return run
 
     def claim(self, run: JobRun) -> bool:
