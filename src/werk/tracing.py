@@ -131,12 +131,10 @@ class TracingMiddleware(Middleware):
         self._runs[ctx.jid] = (span, token)
 
     def after_process(self, ctx: JobContext, duration: float) -> None:
-        """End the run's span (status OK)."""
+        """End the run's span."""
         run = self._runs.pop(ctx.jid, None)
         if run is not None:
-            span, token = run
-            span.set_status(Status(StatusCode.OK))
-            _end(span, token)
+            _end(*run)  # status left UNSET, as OpenTelemetry advises for success
 
     def on_failure(self, ctx: JobContext, error: BaseException, duration: float) -> None:
         """End the run's span with status ERROR and the exception."""

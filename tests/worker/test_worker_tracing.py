@@ -84,7 +84,7 @@ def test_push_and_run_share_a_trace_and_a_job_pushed_by_a_job_continues_it(
     assert run.attributes is not None and run.attributes["messaging.message.id"] == jid
     assert run.attributes["faktory.retry_count"] == 0
     assert run.attributes["messaging.destination.name"] == "other"
-    assert run.status.status_code is StatusCode.OK
+    assert run.status.status_code is StatusCode.UNSET
 
     assert child_run.status.status_code is StatusCode.ERROR
     assert child_run.attributes is not None
