@@ -161,3 +161,22 @@ def test_outages_are_counted_with_their_duration(
         assert registry.get_sample_value("werk_outage_seconds_total") == lasted  # it ended
         assert registry.get_sample_value("werk_outages_total") == worker.outages
         assert registry.get_sample_value("werk_unknown_jobs_total", {"queue": "default"}) == 1
+
+
+def test_the_grafana_dashboard_queries_only_metrics_the_worker_exports() -> None:
+    import json
+    import re
+
+    dashboard = json.loads((ROOT / "docs" / "grafana" / "werk-worker.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    exprs += [v["query"]["query"] for v in dashboard["templating"]["list"] if v["type"] == "query"]
+    used = {name for e in exprs for name in re.findall(r"\bwerk_[a-z_]+", e)}
+    registry = CollectorRegistry()
+    metrics = PrometheusMiddleware(werk.App(), registry=registry)
+    metrics.jobs.labels("a", "default", "success").inc()
+    metrics.duration.labels("a", "default").observe(0.1)
+    families = list(registry.collect())
+    exported = {s.name for family in families for s in family.samples}
+    exported |= {f"{f.name}_total" for f in families if f.type == "counter"}  # none counted yet
+    assert used and used <= exported, used - exported
+    assert {"werk_jobs_total", "werk_job_duration_seconds_bucket", "werk_slots"} <= used
