@@ -18,6 +18,13 @@ Usage::
 
     python benchmarks/worker.py                  # N=20000, C=20, every executor
     python benchmarks/worker.py -n 5000 -c 50 --executor thread asyncio
+    python benchmarks/worker.py --observe metrics tracing both --executor thread
+
+``--observe`` adds, after each executor's row, the same run with
+``werk.metrics.PrometheusMiddleware`` (``metrics``), ``werk.tracing.TracingMiddleware``
+(``tracing``: an SDK tracer provider whose batch processor exports to nowhere, so every
+span is recorded), both, or both with 1% of the traces sampled (``sampled``), and prints
+what they cost.
 """
 
 from __future__ import annotations
@@ -145,13 +152,46 @@ def pipelined_loop(url: str, n: int) -> float:
         return time.perf_counter() - start
 
 
+def observers(which: str) -> list[werk.Middleware]:
+    """The metrics and/or tracing middleware, recording into a registry and spans of their own."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+    from prometheus_client import CollectorRegistry
+
+    from werk.metrics import PrometheusMiddleware
+    from werk.tracing import TracingMiddleware
+
+    class Nowhere(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    out: list[werk.Middleware] = []
+    if which in ("metrics", "both", "sampled"):
+        out.append(PrometheusMiddleware(app, registry=CollectorRegistry()))
+    if which in ("tracing", "both", "sampled"):
+        sampler = ParentBased(TraceIdRatioBased(0.01 if which == "sampled" else 1.0))
+        provider = TracerProvider(sampler=sampler)
+        provider.add_span_processor(BatchSpanProcessor(Nowhere()))
+        out.append(TracingMiddleware(provider))
+    return out
+
+
 def run_worker(
-    url: str, n: int, concurrency: int, executor: str, steady: Steady, server_pid: int | None
+    url: str,
+    n: int,
+    concurrency: int,
+    executor: str,
+    steady: Steady,
+    server_pid: int | None,
+    extra: list[werk.Middleware] | None = None,
 ) -> float:
     marker = FirstJob()
     bench_app = app
     bench_app.hooks.middleware.clear()
     bench_app.add_middleware(marker)
+    for middleware in extra or ():
+        bench_app.add_middleware(middleware)
     worker = werk.Worker(
         bench_app,
         url,
@@ -224,6 +264,13 @@ def main() -> int:
         default=["thread", "asyncio", "process"],
         choices=["thread", "asyncio", "process"],
     )
+    parser.add_argument(
+        "--observe",
+        nargs="*",
+        default=[],
+        choices=["metrics", "tracing", "both", "sampled"],
+        help="also run each executor with the metrics and/or tracing middleware",
+    )
     args = parser.parse_args()
     url = os.environ.get("FAKTORY_URL")
     server: subprocess.Popen[bytes] | None = None
@@ -263,6 +310,22 @@ def main() -> int:
                     steady,
                 )
             )
+            plain = rows[-1]
+            for which in args.observe:
+                steady = Steady()
+                observed = measure(
+                    f"  {ex} +{which}",
+                    url,
+                    n,
+                    pid,
+                    lambda ex=ex, st=steady, w=which: run_worker(  # type: ignore[misc]
+                        url, n, c, ex, st, pid, observers(w)
+                    ),
+                    steady,
+                )
+                observed["cost"] = 1 - observed["steady_rate"] / plain["steady_rate"]
+                observed["cpu_cost"] = observed["steady_us"] - plain["steady_us"]
+                rows.append(observed)
     finally:
         if server is not None:
             server.terminate()
@@ -283,6 +346,12 @@ def main() -> int:
             f" {r['steady_rate']:8.0f} {r['steady_rate'] / rows[0]['steady_rate']:7.2f}x"
             f" {r['steady_srv_us']:7.0f}us {r['steady_us']:7.0f}us"
         )
+    for r in rows:
+        if "cost" in r:
+            print(
+                f"{r['label'].strip()}: steady throughput {-r['cost']:+.1%}, worker CPU"
+                f" {r['cpu_cost']:+.0f}us per job"
+            )
     print(
         "(CPU = CPU time per job of the server process and of the benchmark/worker process;"
         "\n whole run: incl. worker start-up/shutdown and reaped children (the process"

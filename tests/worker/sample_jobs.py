@@ -56,3 +56,14 @@ def crash(directory: str, name: str, how: str) -> None:
 def boom(message: str) -> None:
     """Always raises."""
     raise RuntimeError(message)
+
+
+@app.job
+def gated(directory: str, name: str) -> None:
+    """Mark the start, then wait (up to 60 s) until the test creates ``name.go``."""
+    _mark(directory, f"{name}.start")
+    go = Path(directory) / f"{name}.go"
+    deadline = time.monotonic() + 60
+    while not go.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    _mark(directory, f"{name}.end")

@@ -17,7 +17,7 @@ from werk._errors import ConfigurationError
 from werk.worker import App
 from werk.worker._queues import parse_queue_arg
 
-__all__ = ["add_worker_command", "configure_logging", "load_app"]
+__all__ = ["add_worker_command", "configure_logging", "load_app", "serve_metrics"]
 
 _EPILOG = """\
 examples:
@@ -26,6 +26,8 @@ examples:
   werk worker jobs -q critical,3 -q default,1 # weighted: critical tried first 3 times in 4
   werk worker jobs -q critical -q default     # strict: critical always first
   werk worker jobs --executor process -c 4    # CPU-bound jobs, one child process per slot
+  werk worker jobs --metrics-port 9191        # Prometheus metrics on :9191/metrics
+  werk worker jobs --log-format json          # one JSON object per log line
 
 signals: TERM/INT stop gracefully (a second one stops at once): jobs still running after
 --shutdown-timeout are FAILed (so they are retried) and the process exits without waiting
@@ -72,8 +74,16 @@ def load_app(spec: str) -> App:
     )
 
 
-def configure_logging(level: str) -> None:
-    """Log lines with time, level and logger name to stderr."""
+def configure_logging(level: str, fmt: str = "human") -> None:
+    """Log to stderr: lines with time, level and logger name (``human``), or one JSON
+    object per line (``json``, see :class:`werk._jsonlog.JsonFormatter`)."""
+    if fmt == "json":
+        from werk._jsonlog import JsonFormatter
+
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter())
+        logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), handlers=[handler])
+        return
     logging.basicConfig(
         level=getattr(logging, level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
@@ -81,12 +91,37 @@ def configure_logging(level: str) -> None:
     )
 
 
+def serve_metrics(app: App, port: int, bind: str = "0.0.0.0") -> None:
+    """Count the app's jobs (:class:`werk.metrics.PrometheusMiddleware`) and serve them as
+    Prometheus metrics on ``http://bind:port/metrics``.
+
+    Example::
+
+        serve_metrics(app, 9191)
+    """
+    try:
+        from prometheus_client import start_http_server
+
+        from werk.metrics import PrometheusMiddleware
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"--metrics-port needs prometheus_client: pip install 'werk[metrics]' ({exc})"
+        ) from exc
+    app.add_middleware(PrometheusMiddleware(app))
+    try:
+        start_http_server(port, addr=bind)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot serve metrics on {bind}:{port}: {exc}") from exc
+
+
 def _run(args: argparse.Namespace) -> int:
     from werk.worker import Worker
 
-    configure_logging(args.log_level)
+    configure_logging(args.log_level, args.log_format)
     try:
         app = load_app(args.app)
+        if args.metrics_port is not None:
+            serve_metrics(app, args.metrics_port, args.metrics_bind)
         queues = [parse_queue_arg(q) for q in args.queue] if args.queue else None
         strategy = args.strategy
         if strategy is None:
@@ -189,5 +224,25 @@ def add_worker_command(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         default="INFO",
         choices=("DEBUG", "INFO", "WARNING", "ERROR"),
         help="log level (default INFO: a line per job)",
+    )
+    p.add_argument(
+        "--log-format",
+        choices=("human", "json"),
+        default="human",
+        help="human (default): text lines; json: one JSON object per line with time, level, "
+        "logger, message and the job's jid, jobtype, queue, duration, errtype",
+    )
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="serve Prometheus metrics on http://BIND:PORT/metrics (needs werk[metrics])",
+    )
+    p.add_argument(
+        "--metrics-bind",
+        default="0.0.0.0",
+        metavar="ADDR",
+        help="the address of --metrics-port (default 0.0.0.0)",
     )
     p.set_defaults(func=_run)

@@ -63,6 +63,9 @@ class Outage:
         self._log = logger or log
         self._lock = threading.Lock()
         self._since: float | None = None
+        self.count = 0
+        """Outages so far (each one, however many connections noticed it)."""
+        self._past = 0.0  # seconds of the outages that ended
 
     @property
     def active(self) -> bool:
@@ -75,6 +78,7 @@ class Outage:
             if self._since is not None:
                 return
             self._since = time.monotonic()
+            self.count += 1
         self._log.warning(
             "lost the Faktory server at %s (%s: %s); reconnecting with back-off",
             self.where,
@@ -86,14 +90,22 @@ class Outage:
         """A connection succeeded; log the end of the outage if there was one."""
         if self._since is None:  # fast path, no lock on every command
             return
+        lasted = 0.0
         with self._lock:
             since, self._since = self._since, None
+            if since is not None:
+                lasted = time.monotonic() - since
+                self._past += lasted
         if since is not None:
             self._log.warning(
-                "reconnected to the Faktory server at %s after %.1f s",
-                self.where,
-                time.monotonic() - since,
+                "reconnected to the Faktory server at %s after %.1f s", self.where, lasted
             )
+
+    def seconds(self) -> float:
+        """Seconds spent in outages so far, the current one included."""
+        with self._lock:
+            since = self._since
+            return self._past + (0.0 if since is None else time.monotonic() - since)
 
 
 class Deadline:

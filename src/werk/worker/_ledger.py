@@ -38,7 +38,7 @@ def _note(level: int, what: str, job: Job, detail: str, *args: object, **extra: 
         job.jid,
         job.jobtype,
         *args,
-        extra={"jid": job.jid, "jobtype": job.jobtype, **extra},
+        extra={"jid": job.jid, "jobtype": job.jobtype, "queue": job.queue, **extra},
     )
 
 
@@ -64,6 +64,8 @@ class Ledger:
         self.inflight: dict[str, JobRun] = {}
         self.processed = 0
         self.failed = 0
+        self.unknown: dict[str, int] = {}
+        """Jobs of a type with no handler (FAILed without running), by queue."""
         self.default_backtrace = default_backtrace
         self.job_timeout = job_timeout
         self._jobs = jobs
@@ -83,6 +85,9 @@ class Ledger:
             ctx.timeout = timeout
             ctx.deadline = run.deadline = run.started + timeout
         self.inflight[job.jid] = run
+        if run.error is not None:  # (rare) no middleware sees these: count them here
+            with self._lock:
+                self.unknown[job.queue] = self.unknown.get(job.queue, 0) + 1
         return run
 
     def claim(self, run: JobRun) -> bool:

@@ -231,6 +231,23 @@ class Worker:
         return self._crew.abandoned_threads
 
     @property
+    def unknown_jobs(self) -> dict[str, int]:
+        """Jobs FAILed because the app has no handler for their type, by queue (no
+        middleware sees them: they never run)."""
+        return dict(self._crew.ledger.unknown)
+
+    @property
+    def outages(self) -> int:
+        """Times this worker lost the server (an outage counts once, however many of its
+        connections noticed it); each one ends when a connection gets through again."""
+        return self._crew.outage.count
+
+    @property
+    def outage_seconds(self) -> float:
+        """Seconds this worker has spent without the server, the current outage included."""
+        return self._crew.outage.seconds()
+
+    @property
     def error(self) -> BaseException | None:
         """Why the worker stopped on its own (a wrong password, a failed start), or None."""
         return self._error or self._crew.error

@@ -1,0 +1,182 @@
+"""Prometheus metrics of a worker (`werk worker --metrics-port`), scraped during and after a run."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import urllib.request
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
+from tests.servers import ServerFactory
+from tests.worker.helpers import ROOT, WERK, running, subprocess_env, wait_until
+
+import werk
+from werk.metrics import PrometheusMiddleware
+from werk.server import EmbeddedServer
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _parse(text: str) -> Samples:
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def _scrape(port: int) -> Samples:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+        return _parse(reply.read().decode())
+
+
+def _value(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("executor", ["thread", "process"])
+def test_metrics_count_what_the_worker_did(
+    server: EmbeddedServer, tmp_path: Path, executor: str
+) -> None:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            *WERK,
+            "worker",
+            "tests.worker.sample_jobs:app",
+            "-c",
+            "3",
+            "-q",
+            "default",
+            "-q",
+            "other",
+            "--executor",
+            executor,
+            "--metrics-port",
+            str(port),
+            "--metrics-bind",
+            "127.0.0.1",
+        ],
+        cwd=ROOT,
+        env=subprocess_env(server.url),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        with werk.Client(server.url) as client:
+            client.push("gated", str(tmp_path), "g", queue="other")
+            wait_until(lambda: _lines(tmp_path / "g.start"), timeout=60, what="the gated job")
+            during = _scrape(port)  # the gated job holds a slot until g.go exists
+            for i in range(7):
+                client.push("record", str(tmp_path), f"r{i}")
+            for _ in range(3):
+                client.push("boom", "on purpose", retry=0)
+            for _ in range(2):
+                client.push("NoSuchJob", retry=0, queue="other")
+            wait_until(lambda: server.info()["processed"] == 12, timeout=60, what="12 jobs")
+            (tmp_path / "g.go").touch()
+            wait_until(lambda: server.info()["processed"] == 13, timeout=60, what="the gated job")
+        after = _scrape(port)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, out
+
+    assert _value(during, "werk_jobs_in_progress") == 1
+    assert _value(during, "werk_slots") == 3
+    assert _value(during, "werk_jobs_total", jobtype="gated", queue="other", outcome="success") == 0
+
+    def total(jobtype: str, queue: str, outcome: str) -> float:
+        return _value(after, "werk_jobs_total", jobtype=jobtype, queue=queue, outcome=outcome)
+
+    assert total("record", "default", "success") == 7
+    assert total("record", "default", "failure") == 0
+    assert total("boom", "default", "failure") == 3
+    assert total("boom", "default", "success") == 0
+    assert total("gated", "other", "success") == 1
+    assert _value(after, "werk_unknown_jobs_total", queue="other") == 2
+    assert not any(
+        dict(labels).get("jobtype") == "NoSuchJob" for _, labels in after
+    )  # the stray name never becomes a series
+    all_jobs = sum(v for (name, _), v in after.items() if name == "werk_jobs_total")
+    assert all_jobs == 11 == server.info()["processed"] - 2
+    assert _value(after, "werk_job_duration_seconds_count", jobtype="record", queue="default") == 7
+    assert _value(after, "werk_job_duration_seconds_count", jobtype="boom", queue="default") == 3
+    assert _value(after, "werk_job_duration_seconds_count", jobtype="gated", queue="other") == 1
+    assert _value(after, "werk_job_duration_seconds_sum", jobtype="gated", queue="other") > 0
+    assert _value(after, "werk_jobs_in_progress") == 0
+    assert _value(after, "werk_outages_total") == 0
+    if executor == "process":  # the jobs ran in the children, not in the process serving
+        pids = {line.split()[0] for i in range(7) for line in _lines(tmp_path / f"r{i}")}
+        assert str(proc.pid) not in pids and len(pids) >= 1
+
+
+def test_outages_are_counted_with_their_duration(
+    make_server: ServerFactory, tmp_path: Path
+) -> None:
+    port = _free_port()
+    srv = make_server(bind=f"127.0.0.1:{port}", fetch_timeout=0.2)
+    app = werk.App()
+    registry = CollectorRegistry()
+    metrics = PrometheusMiddleware(app, registry=registry)
+    app.add_middleware(metrics)
+    worker = werk.Worker(app, srv.url, concurrency=2, heartbeat_interval=0.2)
+    with running(worker, srv):
+        wait_until(lambda: registry.get_sample_value("werk_slots") == 2, what="on_startup")
+        assert registry.get_sample_value("werk_outages_total") == 0
+        srv.stop()
+        wait_until(lambda: worker.outages >= 1, what="the outage to be noticed")
+        # A stopping server may let a connection in, then drop it: one stop can be two outages.
+        assert (registry.get_sample_value("werk_outages_total") or 0) >= 1
+        first = registry.get_sample_value("werk_outage_seconds_total")
+        assert first is not None
+        wait_until(
+            lambda: (registry.get_sample_value("werk_outage_seconds_total") or 0) > first,
+            what="the ongoing outage to grow",
+        )
+        srv2 = make_server(bind=f"127.0.0.1:{port}", fetch_timeout=0.2)
+        with werk.Client(srv2.url) as client:
+            client.push("NoSuchJob", retry=0)
+        wait_until(lambda: srv2.info()["failures"] == 1, timeout=30, what="the reconnection")
+        lasted = registry.get_sample_value("werk_outage_seconds_total")
+        assert lasted is not None and lasted > first
+        assert registry.get_sample_value("werk_outage_seconds_total") == lasted  # it ended
+        assert registry.get_sample_value("werk_outages_total") == worker.outages
+        assert registry.get_sample_value("werk_unknown_jobs_total", {"queue": "default"}) == 1
+
+
+def test_the_grafana_dashboard_queries_only_metrics_the_worker_exports() -> None:
+    import json
+    import re
+
+    dashboard = json.loads((ROOT / "docs" / "grafana" / "werk-worker.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    exprs += [v["query"]["query"] for v in dashboard["templating"]["list"] if v["type"] == "query"]
+    used = {name for e in exprs for name in re.findall(r"\bwerk_[a-z_]+", e)}
+    registry = CollectorRegistry()
+    metrics = PrometheusMiddleware(werk.App(), registry=registry)
+    metrics.jobs.labels("a", "default", "success").inc()
+    metrics.duration.labels("a", "default").observe(0.1)
+    families = list(registry.collect())
+    exported = {s.name for family in families for s in family.samples}
+    exported |= {f"{f.name}_total" for f in families if f.type == "counter"}  # none counted yet
+    assert used and used <= exported, used - exported
+    assert {"werk_jobs_total", "werk_job_duration_seconds_bucket", "werk_slots"} <= used
