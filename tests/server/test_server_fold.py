@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from werk.server.clock import ManualClock
-from werk.server.manager import Manager
-from werk.server.storage import SQLiteStorage
-from werk.server.storage.sqlite import FOLD_OPS
+from werk.server._clock import ManualClock
+from werk.server._manager import Manager
+from werk.server._storage import SQLiteStorage
+from werk.server._storage.sqlite import FOLD_OPS
 
 pytestmark = pytest.mark.slow
 
@@ -33,11 +33,11 @@ T0 = 1_700_000_000.0
 # and the process dies.
 _CRASH_MID_FOLD = """
 import asyncio, os, signal, sys, threading
-from werk.server.clock import ManualClock
-from werk.server.manager import Manager
-from werk.server.storage import SQLiteStorage
-from werk.server.storage.sqlite import FOLD_OPS
-from werk.server.storage.ops import write_ops
+from werk.server._clock import ManualClock
+from werk.server._manager import Manager
+from werk.server._storage import SQLiteStorage
+from werk.server._storage.sqlite import FOLD_OPS
+from werk.server._storage.ops import write_ops
 
 db, moment, t0 = sys.argv[1], sys.argv[2], float(sys.argv[3])
 store = SQLiteStorage(db)

@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 from tests.servers import MANUAL_EPOCH
 
-from werk.server.clock import ManualClock
-from werk.server.manager import Manager
-from werk.server.storage import QUEUE, SQLiteStorage
-from werk.server.storage.journal import FORMAT_VERSION, Journal
-from werk.server.storage.ops import (
+from werk.server._clock import ManualClock
+from werk.server._manager import Manager
+from werk.server._storage import QUEUE, SQLiteStorage
+from werk.server._storage.journal import FORMAT_VERSION, Journal
+from werk.server._storage.ops import (
     CLEAR_KIND,
     COUNTER,
     DELETE,
@@ -43,9 +43,9 @@ T0 = MANUAL_EPOCH
 
 _CRASH = """
 import os, signal, sys
-from werk.server.clock import ManualClock
-from werk.server.manager import Manager
-from werk.server.storage import SQLiteStorage
+from werk.server._clock import ManualClock
+from werk.server._manager import Manager
+from werk.server._storage import SQLiteStorage
 store = SQLiteStorage(sys.argv[1])
 m = Manager(store, ManualClock(float(sys.argv[3])), rand30=lambda: 0)
 exec(sys.argv[2])

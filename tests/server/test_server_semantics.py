@@ -193,8 +193,8 @@ def test_fetch_on_empty_queues_waits_two_real_seconds(make_server):
 
 
 def test_delete_queue_jobs_keeps_the_rest_in_order_and_is_stored(tmp_path):
-    from werk.server.manager import Manager
-    from werk.server.storage import SQLiteStorage
+    from werk.server._manager import Manager
+    from werk.server._storage import SQLiteStorage
 
     store = SQLiteStorage(tmp_path / "werk.sqlite3")
     m = Manager(store, ManualClock(T0))
