@@ -9,6 +9,10 @@ Entry kinds: ``QUEUE`` (``name`` = queue), ``SCHEDULED``, ``RETRIES``, ``DEAD`` 
 ``WORKING`` (``name`` = wid). Every entry has a server-wide increasing id, so entries of a
 queue loaded in id order are in FIFO order.
 
+Records: ``(space, key) -> bytes``, the durable state of server extensions (a batch, a
+unique lock, a cron entry's last tick), written in the same group commit as the job
+changes of the same loop turn.
+
 Example::
 
     >>> from werk.server._storage import MemoryStorage
@@ -49,6 +53,7 @@ class Snapshot:
     entries: list[StoredEntry] = field(default_factory=list)
     queues: dict[str, bool] = field(default_factory=dict)  # name -> paused
     counters: dict[str, int] = field(default_factory=dict)
+    records: dict[str, dict[str, bytes]] = field(default_factory=dict)  # space -> key -> value
 
 
 class Storage:
@@ -90,7 +95,16 @@ class Storage:
         """Add to a statistics counter."""
 
     def flush_all(self) -> None:
-        """Delete all jobs and counters and the paused flags (FLUSH)."""
+        """Delete all jobs and counters and the paused flags (FLUSH); records stay."""
+
+    def record_put(self, space: str, key: str, value: bytes) -> None:
+        """Store a record, replacing the one with the same space and key."""
+
+    def record_delete(self, space: str, key: str) -> None:
+        """Delete a record, if there is one."""
+
+    def record_clear(self, space: str) -> None:
+        """Delete every record of a space."""
 
     def barrier(self) -> asyncio.Future[None] | None:
         """A future resolved when every change so far is committed, or None if nothing is

@@ -9,7 +9,7 @@ so they survive ``kill -9`` of the server (the same guarantee as SQLite's WAL wi
 Layout: a 16-byte header (``WERKJNL``, the format version as one ASCII digit, the u64
 generation), then records of ``[u32 length][u32 crc32][body]``; bodies are changes in
 :func:`~werk.server._storage.ops.encode_ops`'s encoding, which the version covers too. A
-file of another version (or not a journal at all) is refused with
+file of a version this werk does not read (or not a journal at all) is refused with
 :class:`~werk.server._storage.ops.JournalFormatError` rather than emptied, unless it holds
 no record (a clean shutdown leaves it so): nothing is lost by starting that one afresh.
 While the records of one generation are folded (in a background thread), the file is
@@ -33,8 +33,10 @@ from werk.server._storage.ops import JournalFormatError
 
 __all__ = ["FORMAT_VERSION", "Journal"]
 
-# Version 1 held marshal-encoded records (not stable across Python versions).
-FORMAT_VERSION = 2
+# Version 1 held marshal-encoded records (not stable across Python versions); version 3
+# added the record changes of server extensions (codes 7 to 9) to version 2's.
+FORMAT_VERSION = 3
+_READS = (b"2", b"3")  # every version 2 change means the same in version 3
 _MAGIC = b"WERKJNL"
 _HEADER = struct.Struct("<7ssQ")
 _VERSION = str(FORMAT_VERSION).encode()
@@ -69,15 +71,15 @@ class Journal:
         if magic != _MAGIC:
             self.close()
             raise JournalFormatError(f"{self.path} is not a werk journal: move it away")
-        if version != _VERSION:
+        if version not in _READS:
             if len(data) == _HEADER.size:
                 self.reset(next_generation)
                 return self.generation, []
             self.close()
             raise JournalFormatError(
                 f"{self.path} holds unfolded changes in journal format {version!r}, this werk "
-                f"reads format {FORMAT_VERSION}: start the werk version that wrote it once "
-                "(it folds the journal into the database), then this one"
+                f"reads formats {b', '.join(_READS).decode()}: start the werk version that "
+                "wrote it once (it folds the journal into the database), then this one"
             )
         self.generation = generation
         records: list[bytes] = []

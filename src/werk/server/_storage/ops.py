@@ -15,18 +15,20 @@ prefixed with their byte length. Changing the layout means bumping the journal's
 
 Example::
 
-    >>> entries, queues, counters = {}, {}, {}
+    >>> state = LoadedState()
     >>> ops = decode_ops(encode_ops([(INSERT, (1, 0, "default", 0.0, "jid-1", b"{}", 0.0)),
-    ...                              (COUNTER, ("processed", 1))]))
-    >>> apply_ops(ops, entries, queues, counters)
-    >>> [e.jid for e in entries.values()], counters
-    (['jid-1'], {'processed': 1})
+    ...                              (COUNTER, ("processed", 1)),
+    ...                              (RECORD_PUT, ("batch", "b-1", b"{}"))]))
+    >>> apply_ops(ops, state)
+    >>> [e.jid for e in state.entries.values()], state.counters, state.records
+    (['jid-1'], {'processed': 1}, {'batch': {'b-1': b'{}'}})
 """
 
 from __future__ import annotations
 
 import sqlite3
 import struct
+from dataclasses import dataclass, field
 from typing import Any
 
 from werk._errors import FaktoryError
@@ -40,7 +42,11 @@ __all__ = [
     "INSERT",
     "QUEUE_FORGET",
     "QUEUE_KNOWN",
+    "RECORD_CLEAR",
+    "RECORD_DELETE",
+    "RECORD_PUT",
     "JournalFormatError",
+    "LoadedState",
     "Op",
     "apply_ops",
     "decode_ops",
@@ -58,6 +64,10 @@ QUEUE_FORGET = 3  # (name,)
 CLEAR_KIND = 4  # (kind,)
 COUNTER = 5  # (name, delta)
 FLUSH_ALL = 6  # ()
+# Since journal format 3: the records of server extensions.
+RECORD_PUT = 7  # (space, key, value)
+RECORD_DELETE = 8  # (space, key)
+RECORD_CLEAR = 9  # (space,)
 
 
 class JournalFormatError(FaktoryError, ValueError):
@@ -83,6 +93,12 @@ _SQL: dict[int, tuple[str, ...]] = {
         "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
     ),
     FLUSH_ALL: ("DELETE FROM entries", "DELETE FROM counters", "DELETE FROM queues"),
+    RECORD_PUT: (
+        "INSERT INTO records (space, key, value) VALUES (?, ?, ?) "
+        "ON CONFLICT(space, key) DO UPDATE SET value = excluded.value",
+    ),
+    RECORD_DELETE: ("DELETE FROM records WHERE space = ? AND key = ?",),
+    RECORD_CLEAR: ("DELETE FROM records WHERE space = ?",),
 }
 
 
@@ -110,7 +126,9 @@ _FULL_DELETE = _delete_sql(_DELETE_IDS)
 def _write_run(db: sqlite3.Connection, code: int, run: list[Op]) -> None:
     # A run of one kind: inserts have distinct ids and deletes commute, so a long run can
     # go in a few big statements; counter deltas add up per name.
-    if len(run) < _LONG_RUN and code in (INSERT, DELETE, QUEUE_KNOWN, COUNTER):
+    if code in (RECORD_PUT, RECORD_DELETE) or (
+        len(run) < _LONG_RUN and code in (INSERT, DELETE, QUEUE_KNOWN, COUNTER)
+    ):
         if len(run) == 1:
             db.execute(_SQL[code][0], run[0][1])
         else:
@@ -148,13 +166,19 @@ def write_ops(db: sqlite3.Connection, ops: list[Op]) -> None:
         i = j
 
 
-def apply_ops(
-    ops: list[Op],
-    entries: dict[int, StoredEntry],
-    queues: dict[str, bool],
-    counters: dict[str, int],
-) -> None:
+@dataclass
+class LoadedState:
+    """What a storage holds, as read from the database (before the journal is applied)."""
+
+    entries: dict[int, StoredEntry] = field(default_factory=dict)
+    queues: dict[str, bool] = field(default_factory=dict)
+    counters: dict[str, int] = field(default_factory=dict)
+    records: dict[str, dict[str, bytes]] = field(default_factory=dict)
+
+
+def apply_ops(ops: list[Op], state: LoadedState) -> None:
     """Apply ``ops`` to state read from the database (what :func:`write_ops` would do)."""
+    entries, queues, counters, records = state.entries, state.queues, state.counters, state.records
     for code, p in ops:
         if code == INSERT:
             entries[p[0]] = StoredEntry(p[0], p[1], p[2], p[3], p[4], p[5], p[6])
@@ -175,6 +199,16 @@ def apply_ops(
             entries.clear()
             queues.clear()
             counters.clear()
+        elif code == RECORD_PUT:
+            records.setdefault(p[0], {})[p[1]] = p[2]
+        elif code == RECORD_DELETE:
+            space = records.get(p[0])
+            if space is not None:
+                space.pop(p[1], None)
+                if not space:
+                    del records[p[0]]
+        elif code == RECORD_CLEAR:
+            records.pop(p[0], None)
         else:
             raise ValueError(f"unknown storage operation {code}")
 
@@ -184,6 +218,7 @@ _INSERT = struct.Struct("<BqqddIII")  # code, id, kind, score, since, len(name, 
 _INT = struct.Struct("<Bq")  # DELETE (id), CLEAR_KIND (kind)
 _TEXT = struct.Struct("<BI")  # QUEUE_FORGET: len(name)
 _TEXT_INT = struct.Struct("<BqI")  # QUEUE_KNOWN (paused), COUNTER (delta): int, len(name)
+_RECORD = struct.Struct("<BIII")  # RECORD_PUT, RECORD_DELETE: len(space, key, value)
 
 
 def _utf8(text: str) -> bytes:
@@ -207,12 +242,19 @@ def encode_ops(ops: list[Op]) -> bytes:
             name = _utf8(p[0])
             add(_TEXT_INT.pack(code, p[1], len(name)))
             add(name)
-        elif code == QUEUE_FORGET:
+        elif code in (QUEUE_FORGET, RECORD_CLEAR):
             name = _utf8(p[0])
             add(_TEXT.pack(code, len(name)))
             add(name)
         elif code == FLUSH_ALL:
             add(bytes((code,)))
+        elif code in (RECORD_PUT, RECORD_DELETE):
+            space, key = _utf8(p[0]), _utf8(p[1])
+            value = p[2] if code == RECORD_PUT else b""
+            add(_RECORD.pack(code, len(space), len(key), len(value)))
+            add(space)
+            add(key)
+            add(value)
         else:
             raise ValueError(f"unknown storage operation {code}")
     return b"".join(parts)
@@ -242,7 +284,7 @@ def decode_ops(body: bytes) -> list[Op]:
                 name = body[pos : pos + n].decode("utf-8", "surrogatepass")
                 pos += n
                 ops.append((code, (name, number)))
-            elif code == QUEUE_FORGET:
+            elif code in (QUEUE_FORGET, RECORD_CLEAR):
                 n = _TEXT.unpack_from(body, pos)[1]
                 pos += _TEXT.size
                 ops.append((code, (body[pos : pos + n].decode("utf-8", "surrogatepass"),)))
@@ -250,6 +292,14 @@ def decode_ops(body: bytes) -> list[Op]:
             elif code == FLUSH_ALL:
                 ops.append((code, ()))
                 pos += 1
+            elif code in (RECORD_PUT, RECORD_DELETE):
+                _, n, j, k = _RECORD.unpack_from(body, pos)
+                pos += _RECORD.size
+                space = body[pos : pos + n].decode("utf-8", "surrogatepass")
+                key = body[pos + n : pos + n + j].decode("utf-8", "surrogatepass")
+                value = body[pos + n + j : pos + n + j + k]
+                pos += n + j + k
+                ops.append((code, (space, key, value) if code == RECORD_PUT else (space, key)))
             else:
                 raise JournalFormatError(f"unknown journal change code {code} at byte {pos}")
     except (struct.error, UnicodeDecodeError) as exc:

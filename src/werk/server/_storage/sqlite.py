@@ -55,6 +55,10 @@ from werk.server._storage.ops import (
     INSERT,
     QUEUE_FORGET,
     QUEUE_KNOWN,
+    RECORD_CLEAR,
+    RECORD_DELETE,
+    RECORD_PUT,
+    LoadedState,
     Op,
     apply_ops,
     decode_ops,
@@ -82,6 +86,12 @@ CREATE TABLE IF NOT EXISTS entries (
 CREATE TABLE IF NOT EXISTS queues (name TEXT PRIMARY KEY, paused INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS records (
+    space TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value BLOB NOT NULL,
+    PRIMARY KEY (space, key)
+) WITHOUT ROWID;
 """
 _FOLDED = "journal_generation"  # meta key: the last journal generation folded in
 
@@ -183,18 +193,27 @@ class SQLiteStorage(Storage):
     def load(self) -> Snapshot:
         """Everything stored (entries in id order: FIFO within each queue)."""
         self._join_fold()
-        rows = self._db.execute(
+        db = self._db
+        rows = db.execute(
             "SELECT id, kind, name, score, jid, payload, since FROM entries ORDER BY id"
         )
-        entries = {r[0]: StoredEntry(r[0], r[1], r[2], r[3], r[4], bytes(r[5]), r[6]) for r in rows}
-        queues = {n: bool(p) for n, p in self._db.execute("SELECT name, paused FROM queues")}
-        counters = dict(self._db.execute("SELECT name, value FROM counters"))
+        state = LoadedState(
+            entries={
+                r[0]: StoredEntry(r[0], r[1], r[2], r[3], r[4], bytes(r[5]), r[6]) for r in rows
+            },
+            queues={n: bool(p) for n, p in db.execute("SELECT name, paused FROM queues")},
+            counters=dict(db.execute("SELECT name, value FROM counters")),
+        )
+        for space, key, value in db.execute("SELECT space, key, value FROM records"):
+            state.records.setdefault(space, {})[key] = bytes(value)
         if self._folding:
-            apply_ops(self._folding, entries, queues, counters)
+            apply_ops(self._folding, state)
         if self._unfolded:
-            apply_ops(self._unfolded, entries, queues, counters)
+            apply_ops(self._unfolded, state)
+        entries = state.entries
+        if self._folding or self._unfolded:  # a job put back has its old, lower id
             entries = dict(sorted(entries.items()))
-        return Snapshot(list(entries.values()), queues, counters)
+        return Snapshot(list(entries.values()), state.queues, state.counters, state.records)
 
     # -- recording changes -----------------------------------------------------------
 
@@ -240,6 +259,19 @@ class SQLiteStorage(Storage):
         """Delete all jobs, counters, queue names and paused flags."""
         self._pending_bulk = True
         self._add((FLUSH_ALL, ()))
+
+    def record_put(self, space: str, key: str, value: bytes) -> None:
+        """Store an extension's record."""
+        self._add((RECORD_PUT, (space, key, value)))
+
+    def record_delete(self, space: str, key: str) -> None:
+        """Delete an extension's record."""
+        self._add((RECORD_DELETE, (space, key)))
+
+    def record_clear(self, space: str) -> None:
+        """Delete every record of a space."""
+        self._pending_bulk = True
+        self._add((RECORD_CLEAR, (space,)))
 
     # -- committing ------------------------------------------------------------------
 
