@@ -8,6 +8,7 @@ import pytest
 
 from werk._protocol.resp import encode_bulk
 from werk.server import ManualClock
+from werk.server import _admin as admin
 from werk.server._dispatch import CLOSE, ClientState, FetchWait, ServerStats, dispatch
 from werk.server._manager import Manager
 from werk.server._periodic import PeriodicTasks
@@ -79,7 +80,7 @@ def test_errors_quote_like_go(state: ClientState) -> None:
 
 def test_fetch_on_empty_queues_waits_on_the_unpaused_ones(state: ClientState) -> None:
     state.manager.push_bytes(b'{"jid":"jid-00000002","jobtype":"T","args":[],"queue":"p"}')
-    state.manager.pause("p")
+    admin.pause(state.manager, "p")
     reply = dispatch(state, b"FETCH p default")
     assert isinstance(reply, FetchWait) and reply.queues == ["default"]
     assert dispatch(state, b"FETCH") == b"-ERR must call fetch with at least one queue\r\n"

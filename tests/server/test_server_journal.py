@@ -46,6 +46,7 @@ T0 = MANUAL_EPOCH
 
 _CRASH = """
 import os, signal, sys
+from werk.server import _admin as admin
 from werk.server._clock import ManualClock
 from werk.server._manager import Manager
 from werk.server._storage import SQLiteStorage
@@ -78,7 +79,7 @@ def push(jid: str, queue: str = "default") -> str:
 def test_pushes_acks_fails_reservations_and_pauses_come_back_from_the_journal(tmp_path):
     db = tmp_path / "werk.sqlite3"
     code = "".join(push(f"jid-jnl-{i:04d}") for i in range(6)) + push("jid-paused01", "pq")
-    code += "m.pause('pq')\n"
+    code += "admin.pause(m, 'pq')\n"
     code += "a = m.fetch(['default'], 'w1'); b = m.fetch(['default'], 'w1')\n"
     code += "c = m.fetch(['default'], 'w1')\n"
     code += "m.ack(a.jid)\n"

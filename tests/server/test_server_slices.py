@@ -18,6 +18,7 @@ from tests.server.rawclient import Raw
 from tests.server.serverproc import ServerProcess
 
 from werk.server import EmbeddedServer, ManualClock
+from werk.server import _admin as admin
 from werk.server._manager import Manager
 from werk.server._periodic import SLICE as TASK_SLICE
 from werk.server._periodic import PeriodicTasks
@@ -113,7 +114,7 @@ async def test_a_removed_queue_is_gone_at_once_and_freed_a_slice_per_loop_turn()
             await reader.readline()
             await reader.readline()
         count = len(m.queues["big"])
-        m.remove_queue("big")  # what QUEUE REMOVE runs
+        admin.remove_queue(m, "big")  # what QUEUE REMOVE runs
         release = m.release
         assert "big" not in m.queues and release.pending == count
         turns = 0

@@ -6,7 +6,9 @@ server runs without pages (a warning says so); an explicit ``--web-bind`` that c
 bound stops the start-up.
 
 The data directory defaults to ``$WERK_DATA``, else ``$XDG_DATA_HOME/werk``
-(``~/.local/share/werk``). SIGTERM and SIGINT stop the server gracefully.
+(``~/.local/share/werk``). SIGTERM and SIGINT stop the server gracefully. SIGHUP makes
+the server read ``--config-dir`` again: a bad configuration is logged (file and line) and
+the previous one stays in force.
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ import os
 import signal
 import sqlite3
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from werk._errors import FaktoryError
 from werk._protocol.command_lines import MAX_COMMAND_LINE
 from werk.server._config import DEFAULT_BIND, ServerConfig, default_data_dir, split_bind
+from werk.server._extension import Extension
 from werk.server._server import Server
 
 __all__ = ["DEFAULT_WEB_BIND", "add_server_command", "config_from_args", "run_server"]
@@ -82,6 +86,13 @@ def add_server_command(subparsers: Any) -> argparse.ArgumentParser:
         help=f"HOST:PORT for the web UI, needs werk[web] (default {DEFAULT_WEB_BIND})",
     )
     p.add_argument("--no-web", action="store_true", help="do not serve the web UI")
+    p.add_argument(
+        "--config-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="configuration directory (DIR/conf.d/*.toml, as Faktory's -c); SIGHUP reloads it",
+    )
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(func=run_server)
     return p
@@ -102,6 +113,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         max_connections=args.max_connections,
         max_line=args.max_line,
         synchronous=args.synchronous,
+        config_dir=args.config_dir,
     )
 
 
@@ -127,11 +139,15 @@ async def _start_web(server: Server, bind: str, explicit: bool) -> Any:
 
 
 async def serve(
-    config: ServerConfig, web_bind: str | None = None, *, web_explicit: bool = True
+    config: ServerConfig,
+    web_bind: str | None = None,
+    *,
+    web_explicit: bool = True,
+    extensions: Sequence[Extension] = (),
 ) -> None:
     """Run a server (and its web UI on ``web_bind`` unless None) until SIGTERM or SIGINT
-    (the handlers only set an event). A web port that cannot be bound is fatal only when
-    ``web_explicit``."""
+    (the handlers only set an event); SIGHUP reloads the configuration. A web port that
+    cannot be bound is fatal only when ``web_explicit``."""
     # Handlers first: a TERM that arrives while the server is starting still stops it cleanly.
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -140,8 +156,10 @@ async def serve(
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):  # pragma: no cover - Windows
             signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stop.set))
-    server = Server(config)
+    server = Server(config, extensions=extensions)
     await server.start()
+    with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):  # Windows
+        loop.add_signal_handler(signal.SIGHUP, server.reload_config)
     # What start-up loaded (a million stored jobs, say) lives until it is deleted and is
     # never part of a reference cycle: kept out of the collector's full passes, which
     # would otherwise walk all of it on the event loop (a quarter of a second a million).

@@ -68,6 +68,7 @@ class ServerConfig:
     fetch_timeout: float = 2.0
     handshake_timeout: float = 2.0
     synchronous: str = "NORMAL"  # sqlite: FULL also survives power loss
+    config_dir: Path | None = None  # what server extensions read (--config-dir)
     extra: dict[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -78,6 +79,10 @@ class ServerConfig:
             raise ConfigurationError(
                 f"synchronous must be NORMAL or FULL, not {self.synchronous!r}"
             )
+        if self.config_dir is not None:
+            self.config_dir = Path(self.config_dir)
+            if not self.config_dir.is_dir():
+                raise ConfigurationError(f"config_dir {str(self.config_dir)!r} is not a directory")
         for name in ("max_connections", "max_line", "fetch_timeout", "handshake_timeout"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:

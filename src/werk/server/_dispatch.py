@@ -6,7 +6,9 @@ calls the :class:`~werk.server._manager.Manager`, and returns the reply bytes, :
 (END), a :class:`FetchWait` when a FETCH has to block, or a
 :class:`~werk.server._sweep.Sweep` for a MUTATE the connection carries out in slices.
 Nothing a client sends raises out of here: an unexpected exception becomes
-``-ERR internal error``.
+``-ERR internal error``. Server extensions may answer verbs of their own (BATCH and TRACK
+replace the "only available in Faktory Enterprise" replies); the protocol's verbs are
+looked up first.
 
 Example::
 
@@ -30,6 +32,7 @@ from typing import Final
 
 from werk._protocol.command_lines import split_command
 from werk._protocol.resp import ENTERPRISE_ONLY, OK, UNKNOWN_WORKER, encode_bulk, encode_error
+from werk.server import _admin as admin
 from werk.server._arguments import (
     CommandArgumentError,
     MutateCommand,
@@ -37,6 +40,7 @@ from werk.server._arguments import (
     parse_beat,
     parse_fail,
 )
+from werk.server._extension import KnownError
 from werk.server._gojson import GoJSONError, go_bytes, go_float
 from werk.server._info_reply import info_json
 from werk.server._manager import Manager
@@ -109,7 +113,11 @@ Reply = bytes | _Close | FetchWait | Sweep
 
 def _push(s: ClientState, arg: bytes) -> Reply:
     error = s.manager.push_bytes(arg)
-    return OK if error is None else encode_error(error)
+    if error is None:
+        return OK
+    if isinstance(error, KnownError):  # -NOTUNIQUE Job not unique
+        return encode_error(error.message, error.code)
+    return encode_error(error)
 
 
 def _pushb(s: ClientState, arg: bytes) -> Reply:
@@ -187,7 +195,7 @@ def _info(s: ClientState, arg: bytes | None) -> Reply:
 
 
 def _flush(s: ClientState, arg: bytes | None) -> Reply:
-    s.manager.flush()
+    admin.flush(s.manager)
     return OK
 
 
@@ -219,27 +227,29 @@ def _queue(s: ClientState, line: bytes) -> Reply:
         if len(names) == 1 and names[0] == "*":
             return encode_error("QUEUE LATENCY does not support wildcards")
         try:
-            latencies = m.latency(names)
+            latencies = admin.latency(m, names)
         except (GoJSONError, ValueError, AttributeError) as exc:
             return encode_error(f"QUEUE: {exc}")
         body = ",".join(
             f"{_json_str(k)}:{go_float(v) if v else '0'}" for k, v in sorted(latencies.items())
         )
         return encode_bulk(go_bytes("{" + body + "}"))
-    ops: dict[str, Callable[[str], None]] = {
-        "PAUSE": m.pause,
-        "RESUME": m.resume,
-        "REMOVE": m.remove_queue,
-    }
-    op = ops.get(sub)
+    op = _QUEUE_OPS.get(sub)
     if op is None:
         return encode_error(f"no such QUEUE subcommand: {sub}")
     if not names:
         return INTERNAL_ERROR  # QUEUE PAUSE with no name: 1.10.0's recovered panic
     targets = list(m.queues) if names[0] == "*" else names
     for name in targets:
-        op(name)
+        op(m, name)
     return OK
+
+
+_QUEUE_OPS: dict[str, Callable[[Manager, str], None]] = {
+    "PAUSE": admin.pause,
+    "RESUME": admin.resume,
+    "REMOVE": admin.remove_queue,
+}
 
 
 def _json_str(text: str) -> str:
@@ -248,12 +258,11 @@ def _json_str(text: str) -> str:
     return str(encode_basestring(text))
 
 
-def _batch(s: ClientState, arg: bytes | None) -> Reply:
-    return encode_error(f"batch subsystem is {ENTERPRISE_ONLY}")
-
-
-def _track(s: ClientState, arg: bytes | None) -> Reply:
-    return encode_error(f"tracking subsystem is {ENTERPRISE_ONLY}")
+# What BATCH and TRACK answer unless an extension takes them.
+_ENTERPRISE = {
+    b"BATCH": encode_error(f"batch subsystem is {ENTERPRISE_ONLY}"),
+    b"TRACK": encode_error(f"tracking subsystem is {ENTERPRISE_ONLY}"),
+}
 
 
 # Verbs whose argument is required: a bare verb is "-ERR internal error" (1.10.0), never a crash.
@@ -269,8 +278,6 @@ _OPTIONAL_ARG: dict[bytes, Callable[[ClientState, bytes | None], Reply]] = {
     b"INFO": _info,
     b"FLUSH": _flush,
     b"END": _end,
-    b"BATCH": _batch,
-    b"TRACK": _track,
 }
 _WHOLE_LINE: dict[bytes, Callable[[ClientState, bytes], Reply]] = {
     b"MUTATE": _mutate,
@@ -296,6 +303,15 @@ def dispatch(state: ClientState, line: bytes) -> Reply:
         if whole is not None:
             state.stats.commands += 1
             return whole(state, line)
+        hooks = state.manager.hooks
+        command = hooks.commands.get(verb) if hooks is not None else None
+        if command is not None:
+            state.stats.commands += 1
+            return command(arg, state)
+        enterprise = _ENTERPRISE.get(verb)
+        if enterprise is not None:
+            state.stats.commands += 1
+            return enterprise
     except CommandArgumentError:
         # Go's text echoes the whole line: "invalid ACK <arg>".
         return encode_error(b"invalid " + line)

@@ -13,7 +13,7 @@ import asyncio
 import dataclasses
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from werk._errors import ConfigurationError
 from werk.server._clock import Clock, ManualClock
 from werk.server._config import ServerConfig
+from werk.server._extension import Extension
 from werk.server._manager import Manager
 from werk.server._server import Server
 
@@ -45,8 +46,10 @@ class EmbeddedServer:
     server's other settings: ``fetch_timeout`` (seconds an empty FETCH blocks, 2),
     ``handshake_timeout`` (2), ``max_connections`` (2000), ``max_line`` (bytes, 16 MiB),
     ``tls_cert`` and ``tls_key`` (PEM files: TLS only), ``synchronous`` (SQLite's
-    ``"NORMAL"`` or ``"FULL"``). A bad value or an unknown keyword is a
-    :class:`~werk.ConfigurationError`.
+    ``"NORMAL"`` or ``"FULL"``), ``config_dir`` (the directory server extensions read,
+    as ``werk server --config-dir``; :meth:`reload_config` reads it again). A bad value
+    or an unknown keyword is a :class:`~werk.ConfigurationError`. ``extensions`` are
+    werk's own server extensions (internal).
 
     Example::
 
@@ -73,6 +76,7 @@ class EmbeddedServer:
         password: str | None = None,
         clock: Clock | None = None,
         bind: str = "127.0.0.1:0",
+        extensions: Sequence[Extension] = (),
         **options: Any,
     ) -> None:
         unknown = sorted(set(options) - _OPTIONS)
@@ -88,7 +92,7 @@ class EmbeddedServer:
             **options,
         )
         self.clock = clock
-        self.server = Server(self.config, clock=clock)
+        self.server = Server(self.config, clock=clock, extensions=extensions)
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started = threading.Event()
@@ -156,6 +160,14 @@ class EmbeddedServer:
         self.clock.set(when)
         self.call(self.server.tick)
 
+    def reload_config(self) -> None:
+        """Read ``config_dir`` again, as ``werk server`` does on SIGHUP; a bad
+        configuration raises :class:`~werk.ConfigurationError` and the previous one stays
+        in force."""
+        error = self.call(self.server.reload_config)
+        if error is not None:
+            raise error
+
     def info(self) -> dict[str, Any]:
         """Queue sizes, set sizes and counters, read on the server's loop."""
 
@@ -194,8 +206,9 @@ class EmbeddedServer:
             loop.run_until_complete(self.server.start())
         except BaseException as exc:
             self._error = exc
-            self._started.set()
             loop.close()
+            self._loop = None  # nothing to stop
+            self._started.set()
             return
         self._started.set()
         try:

@@ -5,6 +5,12 @@ storage. It never blocks and never reads the wall clock: time comes from the inj
 clock, so a test can push a job, advance a manual clock by an hour and run the periodic
 tasks (:class:`~werk.server._periodic.PeriodicTasks`) to see the retry come back.
 
+Extensions (:mod:`werk.server._extension`, which says how to write one, the order of the
+hooks and what is durable) are passed in as a list; the manager is their
+:class:`~werk.server._extension.Host`. Without any, the per-job path is what it always
+was; with some, a job without ``custom`` (from a queue no extension guards) costs a flag
+test.
+
 Example::
 
     >>> from werk.server._clock import ManualClock
@@ -19,19 +25,23 @@ Example::
 from __future__ import annotations
 
 import logging
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 
 from werk._job import QUEUE_NAME_RE
 from werk._protocol.resp import JOB_NOT_FOUND
 from werk._protocol.timefmt import epoch_to_string
 from werk.server._clock import Clock
+from werk.server._extension import DEAD as TO_DEAD
+from werk.server._extension import DISCARD, FAILED, PUT_BACK, RETRY, Extension
 from werk.server._gojson import GoJSONError, go_dumps, go_quote
 from werk.server._gotime import parse_rfc3339
+from werk.server._hooks import Extensions
 from werk.server._payload import JobCodec, Payload
-from werk.server._sets import QueueItem, Reservation, SetEntry, SortedSet
+from werk.server._sets import QueueItem, Reservation
 from werk.server._stamps import Stamps
-from werk.server._storage import DEAD, QUEUE, RETRIES, SCHEDULED, WORKING, Storage
+from werk.server._state import JobState
+from werk.server._storage import DEAD, RETRIES, SCHEDULED, WORKING, Storage
 from werk.server._waiters import Waiter, WaitingFetches
 from werk.server._workers import WorkerRegistry
 
@@ -60,7 +70,7 @@ def _drop(container: object) -> None:
     """Free a big container at once (a manager without a server to spread the work)."""
 
 
-class Manager:
+class Manager(JobState):
     """Pure Faktory semantics over a storage and a clock (see the module docstring)."""
 
     def __init__(
@@ -69,6 +79,7 @@ class Manager:
         clock: Clock,
         *,
         rand30: Callable[[], int] | None = None,
+        extensions: Sequence[Extension] = (),
     ) -> None:
         import random
 
@@ -84,53 +95,22 @@ class Manager:
         # million jobs takes a quarter of a second, so a server sets this to something that
         # frees them a slice at a time between other clients' commands.
         self.release: Callable[[object], None] = _drop
+        # None without extensions: every hook site tests this (or a job's flag) first.
+        self.hooks: Extensions | None = None
+        if extensions:
+            self.hooks = Extensions(extensions, self)
+            self.workers.on_gone = self.hooks.worker_gone
         self.load()
 
     # -- boot ------------------------------------------------------------------------
 
     def load(self) -> None:
-        """(Re)build the in-memory state from the storage."""
-        self.queues: dict[str, deque[QueueItem]] = {}
-        self.paused: set[str] = set()
-        self.scheduled = SortedSet()
-        self.retries = SortedSet()
-        self.dead = SortedSet()
-        self.working = SortedSet()
-        self.reservations: dict[str, Reservation] = {}
+        """(Re)build the in-memory state from the storage (and the extensions' from their
+        records)."""
         snap = self.storage.load()
-        self.counters: dict[str, int] = dict(snap.counters)
-        for name, paused in snap.queues.items():
-            self.queues[name] = deque()
-            if paused:
-                self.paused.add(name)
-        last = 0
-        sets = {SCHEDULED: self.scheduled, RETRIES: self.retries, DEAD: self.dead}
-        for e in snap.entries:
-            last = max(last, e.id)
-            if e.kind == QUEUE:
-                reserve_for = self._reserve_for_of(e.payload)
-                self.queues.setdefault(e.name, deque()).append(
-                    QueueItem(e.id, e.jid, reserve_for, e.payload)
-                )
-            elif e.kind == WORKING:
-                res = Reservation(e.id, e.score, e.jid, e.payload, e.name, e.since)
-                self.working.add(res)
-                self.reservations[e.jid] = res
-            else:
-                sets[e.kind].add(SetEntry(e.id, e.score, e.jid, e.payload))
-        self._next_id = last + 1
-
-    def _reserve_for_of(self, payload: bytes) -> int:
-        try:
-            value = self.codec.loads(payload).get("reserve_for") or 0
-        except (GoJSONError, AttributeError):
-            return 0
-        return int(value)
-
-    def _id(self) -> int:
-        eid = self._next_id
-        self._next_id = eid + 1
-        return eid
+        self.restore(snap, hooked=self.hooks is not None)
+        if self.hooks is not None:
+            self.hooks.load(snap.records)
 
     # -- counters --------------------------------------------------------------------
 
@@ -186,56 +166,75 @@ class Manager:
             job["created_at"] = stamp = self.now_string()
         if not job.get("queue"):
             job["queue"] = "default"
+        when = 0.0
+        scheduled = False
         at = job.get("at")
         if at:
             try:
                 when = parse_rfc3339(at)
             except ValueError as exc:
                 return f"invalid timestamp for 'at': {go_quote(at)}: {exc}"
-            if when > self.clock.now():
-                payload = self.codec.encode(job)
-                self._set_add(self.scheduled, SCHEDULED, when, jid, payload)
-                return None
-        return self._enqueue(job, stamp)
+            scheduled = when > self.clock.now()
+        hooks = self.hooks
+        if hooks is not None and job.get("custom"):
+            # The queue is checked first, so that what the extensions accept is stored.
+            error = None if scheduled else self._bad_queue(job["queue"])
+            if error is None:
+                error = hooks.check_push(job)
+            if error is not None:
+                return error
+            hooks.pushed(job)
+        if scheduled:
+            payload = self.codec.encode(job)
+            self.add_to_set(self.scheduled, SCHEDULED, when, jid, payload)
+            return None
+        return self.enqueue(job, stamp)
 
-    def _enqueue(self, job: Payload, stamp: str | None = None) -> str | None:
+    def _bad_queue(self, queue: str) -> str | None:
+        # What enqueue() refuses, asked before the extensions accept a job.
+        if queue not in self.queues and not QUEUE_NAME_RE.match(queue):
+            return f"cannot get {go_quote(queue)} queue: {BAD_QUEUE}"
+        return None
+
+    def enqueue(self, job: Payload, stamp: str | None = None) -> str | None:
+        """Put a job in its queue (a PUSH, or a scheduled job or retry come due, which
+        skip the extensions' push hooks); the error text of a bad queue name or None."""
         queue = job["queue"]
         if queue not in self.queues and not QUEUE_NAME_RE.match(queue):
             return f"cannot get {go_quote(queue)} queue: {BAD_QUEUE}"
         job["enqueued_at"] = stamp or self.now_string()
         payload = self.codec.encode(job)
-        self._queue_append(queue, job["jid"], job.get("reserve_for") or 0, payload)
+        reserve_for = job.get("reserve_for") or 0
+        self.append_to_queue(queue, job["jid"], reserve_for, payload, bool(job.get("custom")))
         return None
 
-    def _queue(self, name: str) -> deque[QueueItem]:
-        q = self.queues.get(name)
+    def append_to_queue(
+        self, queue: str, jid: str, reserve_for: int, payload: bytes, custom: bool
+    ) -> None:
+        """Add an encoded job at the end of ``queue``, or hand it straight to the
+        longest-blocked FETCH waiting for it (Redis BRPOP)."""
+        q = self.queues.get(queue)
         if q is None:
-            q = self.queues[name] = deque()
-            self.storage.queue_known(name, False)
-        return q
-
-    def _queue_append(self, queue: str, jid: str, reserve_for: int, payload: bytes) -> None:
-        q = self._queue(queue)
-        waiter = self.waiting.first(queue)
-        if waiter is not None:
-            # Hand the job straight to the longest-blocked FETCH (Redis BRPOP). Its id is
-            # the queue position it would have had, should it have to go back (put_back).
-            item = QueueItem(self._id(), jid, reserve_for, payload)
-            waiter.deliver(self._reserve(item, waiter.wid, queue))
+            q = self.queue_of(queue)
+        # Its id is the queue position it would have had, should it have to go back
+        # (put_back) after being handed straight to a blocked FETCH.
+        item = QueueItem(self.next_id(), jid, reserve_for, payload, custom)
+        if self.hooks is None:
+            waiter = self.waiting.first(queue)
+            if waiter is not None:
+                waiter.deliver(self._reserve(item, waiter.wid, queue))
+                return
+        elif self._hand_over(queue, item) is not False:
             return
-        eid = self._id()
-        q.append(QueueItem(eid, jid, reserve_for, payload))
-        self.storage.queue_push(eid, queue, jid, payload)
-
-    def _set_add(self, s: SortedSet, kind: int, score: float, jid: str, payload: bytes) -> None:
-        eid = self._id()
-        s.add(SetEntry(eid, score, jid, payload))
-        self.storage.entry_add(eid, kind, "", score, jid, payload, 0.0)
+        q.append(item)
+        self.storage.queue_push(item.id, queue, jid, payload)
 
     # -- FETCH -----------------------------------------------------------------------
 
     def fetch(self, queues: Iterable[str], wid: str) -> Reservation | None:
         """Pop the first job of the first non-empty, unpaused queue and reserve it."""
+        if self.hooks is not None:
+            return self._fetch_with_hooks(queues, wid, self.hooks)
         paused, all_queues = self.paused, self.queues
         for name in queues:
             q = all_queues.get(name)
@@ -244,6 +243,58 @@ class Manager:
                 self.storage.entry_remove(item.id)
                 return self._reserve(item, wid, name)
         return None
+
+    def _fetch_with_hooks(
+        self, queues: Iterable[str], wid: str, hooks: Extensions
+    ) -> Reservation | None:
+        paused, all_queues, guards = self.paused, self.queues, hooks.guards
+        for name in queues:
+            q = all_queues.get(name)
+            if not q or name in paused:
+                continue
+            guarding = guards.get(name)
+            if guarding and not hooks.admit(guarding, name, wid):
+                continue  # throttled: the next queue may still deliver
+            while q:
+                item = q.popleft()
+                self.storage.entry_remove(item.id)
+                job = None
+                if item.custom and hooks.inspect_fetch:
+                    job = self.codec.loads(item.payload)
+                    if hooks.fetch(job, name, wid) is not None:
+                        continue  # discarded: the same FETCH takes the next job
+                return self._reserve(item, wid, name, job)
+        return None
+
+    def _hand_over(self, queue: str, item: QueueItem) -> bool | None:
+        """With extensions: give ``item`` (out of its queue) to the longest-blocked FETCH
+        the queue's guards admit. True if handed over, None if an extension discarded
+        it, False if no FETCH may take it (the caller keeps it)."""
+        hooks = self.hooks
+        assert hooks is not None
+        waiter = self.waiting.peek(queue, hooks.admits(queue))
+        if waiter is None:
+            return False
+        job = None
+        if item.custom and hooks.inspect_fetch:
+            job = self.codec.loads(item.payload)
+            if hooks.fetch(job, queue, waiter.wid) is not None:
+                return None
+        self.waiting.remove(waiter)
+        waiter.deliver(self._reserve(item, waiter.wid, queue, job))
+        return True
+
+    def wake(self, queue: str) -> None:
+        """Hand the jobs waiting in ``queue`` to blocked FETCHes that may take them now
+        (an extension freed a throttle slot)."""
+        if self.hooks is None or queue in self.paused:
+            return
+        admits = self.hooks.admits(queue)
+        q = self.queues.get(queue)
+        while q and self.waiting.peek(queue, admits) is not None:
+            item = q.popleft()
+            self.storage.entry_remove(item.id)
+            self._hand_over(queue, item)
 
     def active_queues(self, queues: Sequence[str]) -> list[str]:
         """The requested queues that are not paused."""
@@ -257,18 +308,43 @@ class Manager:
         """The FETCH timed out or its connection closed."""
         self.waiting.remove(waiter)
 
-    def _reserve(self, item: QueueItem, wid: str, queue: str) -> Reservation:
+    def _reserve(
+        self, item: QueueItem, wid: str, queue: str, job: Payload | None = None
+    ) -> Reservation:
         timeout = item.reserve_for or 1800
         timeout = 60 if timeout < 60 else 86400 if timeout > 86400 else timeout
         now = self.clock.now()
-        eid = self._id()
+        eid = self.next_id()
         res = Reservation(eid, now + timeout, item.jid, item.payload, wid, now)
         res.queue = queue
         res.item = item
         self.working.add(res)
         self.reservations[item.jid] = res
         self.storage.entry_add(eid, WORKING, wid, res.score, item.jid, item.payload, now)
+        hooks = self.hooks
+        if hooks is not None and (item.custom or queue in hooks.guards):
+            res.custom = item.custom
+            res.hooked = True
+            if job is None and item.custom and (hooks.job_at_reserve or hooks.job_at_ack):
+                job = self.codec.loads(item.payload)
+            res.job = job
+            hooks.reserved(res, job)
         return res
+
+    def extend_reservation(self, jid: str, until: float) -> bool:
+        """Move the expiry of ``jid``'s reservation to ``until``, at most a day from now
+        and never earlier than it is (TRACK's ``reserve_until``); stored like the
+        reservation. Whether it moved."""
+        res = self.reservations.get(jid)
+        until = min(until, self.clock.now() + 86400)
+        if res is None or until <= res.score or self.working.remove(res.id) is None:
+            return False
+        self.storage.entry_remove(res.id)
+        res.id = self.next_id()  # a new entry: its old id may still sit in the expiry heap
+        res.score = until
+        self.working.add(res)
+        self.storage.entry_add(res.id, WORKING, res.wid, until, jid, res.payload, res.since)
+        return True
 
     def put_back(self, res: Reservation) -> bool:
         """Undo a FETCH whose reply never reached its client (the connection was gone):
@@ -283,11 +359,17 @@ class Manager:
         if self.working.remove(res.id) is not None:
             self.storage.entry_remove(res.id)
         queue = res.queue
-        q = self._queue(queue)
-        waiter = self.waiting.first(queue)
-        if waiter is not None:
-            waiter.deliver(self._reserve(item, waiter.wid, queue))
-            return True
+        q = self.queue_of(queue)
+        if self.hooks is None:
+            waiter = self.waiting.first(queue)
+            if waiter is not None:
+                waiter.deliver(self._reserve(item, waiter.wid, queue))
+                return True
+        else:
+            if res.hooked:
+                self.hooks.released(res, PUT_BACK)
+            if self._hand_over(queue, item) is not False:
+                return True
         # Its old id: stored queues load in id order, so it is first again after a restart.
         q.appendleft(item)
         self.storage.queue_push(item.id, queue, item.jid, item.payload)
@@ -303,6 +385,12 @@ class Manager:
         if self.working.remove(res.id) is not None:
             self.storage.entry_remove(res.id)
         self._count(failed=False)
+        if res.hooked:  # only ever set with extensions
+            assert self.hooks is not None
+            job = res.job
+            if job is None and res.custom and self.hooks.job_at_ack:  # loaded at boot
+                job = self.codec.loads(res.payload)
+            self.hooks.acked(res, job)
         return True
 
     def fail(self, jid: str, errtype: str, message: str, backtrace: list[str] | None) -> str | None:
@@ -317,12 +405,20 @@ class Manager:
         if self.working.remove(res.id) is None:
             return None  # lost the race with the expiry reaper
         self.storage.entry_remove(res.id)
-        self._process_failure(res, errtype, message, (backtrace or [])[:50])
+        self.process_failure(res, errtype, message, (backtrace or [])[:50])
         return None
 
-    def _process_failure(
-        self, res: Reservation, errtype: str, message: str, backtrace: list[str] | None
+    def process_failure(
+        self,
+        res: Reservation,
+        errtype: str,
+        message: str,
+        backtrace: list[str] | None,
+        reason: str = FAILED,
     ) -> None:
+        """What FAIL (``reason`` :data:`FAILED`) and reservation expiry (:data:`EXPIRED`)
+        do to an ended reservation: count it, update the job's ``failure``, then retry,
+        kill or drop the job."""
         self._count(failed=True)
         job: Payload = self.codec.loads(res.payload)
         retry = job.get("retry")
@@ -340,91 +436,58 @@ class Manager:
                 "failed_at": self.now_string(),
             }
         failure["message"], failure["errtype"], failure["backtrace"] = message, errtype, backtrace
-        if retry == 0:
-            return
-        now = self.clock.now()
         count = failure["retry_count"]
-        if count < retry:
+        outcome = DISCARD if retry == 0 else RETRY if count < retry else TO_DEAD
+        if res.hooked:  # only ever set with extensions
+            assert self.hooks is not None
+            self.hooks.failed(res, job, outcome)
+        now = self.clock.now()
+        if outcome == RETRY:
             when = now + backoff(count, self._rand30())
             failure["next_at"] = epoch_to_string(when)
-            self._set_add(self.retries, RETRIES, when, res.jid, self.codec.encode(job))
-        else:
-            self._set_add(self.dead, DEAD, now + DEAD_TTL, res.jid, self.codec.encode(job))
+            self.add_to_set(self.retries, RETRIES, when, res.jid, self.codec.encode(job))
+        elif outcome == TO_DEAD:
+            self.add_to_set(self.dead, DEAD, now + DEAD_TTL, res.jid, self.codec.encode(job))
+        if res.hooked:
+            assert self.hooks is not None
+            self.hooks.released(res, reason)
 
-    # -- queues ----------------------------------------------------------------------
+    # -- for extensions (the Host protocol) -------------------------------------------
 
-    def pause(self, name: str) -> None:
-        """QUEUE PAUSE one known queue (unknown names are ignored, as in Faktory)."""
-        if name in self.queues:
-            self.paused.add(name)
-            self.storage.queue_known(name, True)
+    def configure(self, config_dir: Path | None) -> None:
+        """Have every extension read its configuration and, if all accept, use it;
+        :class:`~werk.ConfigurationError` (and nothing changed) otherwise."""
+        if self.hooks is not None:
+            self.hooks.configure(config_dir)
 
-    def resume(self, name: str) -> None:
-        """QUEUE RESUME one known queue."""
-        if name in self.queues:
-            self.paused.discard(name)
-            self.storage.queue_known(name, False)
+    def put_record(self, space: str, key: str, value: bytes) -> None:
+        """Store an extension's record, in the same commit as this turn's job changes."""
+        self.storage.record_put(space, key, value)
 
-    def remove_queue(self, name: str) -> None:
-        """QUEUE REMOVE: drop the queue, its jobs and its name."""
-        q = self.queues.pop(name, None)
-        if q is not None:
-            self.storage.queue_forget(name)
-            self.release(q)
-        self.paused.discard(name)
+    def delete_record(self, space: str, key: str) -> None:
+        """Delete an extension's record."""
+        self.storage.record_delete(space, key)
 
-    def delete_queue_jobs(self, name: str, jids: Iterable[str]) -> int:
-        """Delete the jobs with these jids from one queue (the web UI's queue page; no
-        command does it); the others keep their order. The number deleted.
+    def clear_records(self, space: str) -> None:
+        """Delete every record of a space."""
+        self.storage.record_clear(space)
 
-        Like every change, the deletions are durable once the storage has committed them
-        (``storage.barrier()``).
-        """
-        q = self.queues.get(name)
-        wanted = set(jids)
-        if not q or not wanted:
-            return 0
-        doomed = [item for item in q if item.jid in wanted]
-        return sum(self.delete_queue_item(name, item) for item in doomed)
+    def guard_queue(self, queue: str, extension: Extension) -> None:
+        """Ask ``extension.admit`` before any FETCH takes a job from ``queue``."""
+        assert self.hooks is not None, "guard_queue is for extensions of this manager"
+        guards = self.hooks.guards.setdefault(queue, [])
+        if extension not in guards:
+            guards.append(extension)
 
-    def delete_queue_item(self, name: str, item: QueueItem) -> bool:
-        """Delete one job from a queue if it is still there; whether it was. One scan of
-        the queue in C, stopping where the job is (the web UI deletes a page at a time)."""
-        q = self.queues.get(name)
-        if not q:
-            return False
-        try:
-            q.remove(item)  # ids are unique: equal means the same job
-        except ValueError:
-            return False
-        self.storage.entry_remove(item.id)
-        return True
-
-    def latency(self, names: Sequence[str]) -> dict[str, float]:
-        """QUEUE LATENCY: seconds since the oldest job of each queue was enqueued."""
-        out: dict[str, float] = {}
-        now = self.clock.now()
-        for name in names:
-            q = self.queues.get(name)
-            if not q:
-                out[name] = 0
-                continue
-            job = self.codec.loads(q[0].payload)
-            out[name] = now - parse_rfc3339(job.get("enqueued_at") or "")
-        return out
-
-    def flush(self) -> None:
-        """FLUSH: erase jobs, sets, counters, stored queue names and pauses. Queue names,
-        pauses, reservations and workers stay in memory until restart, as on the real
-        server."""
-        for q in self.queues.values():
-            if q:
-                self.release(q.copy())  # then clear() only unlinks: nothing is freed yet
-                q.clear()
-        for s in (self.scheduled, self.retries, self.dead, self.working):
-            self.release(s.clear())
-        self.counters.clear()
-        self.storage.flush_all()
+    def unguard_queue(self, queue: str, extension: Extension) -> None:
+        """Stop asking ``extension`` about ``queue`` (then hand its waiting jobs out)."""
+        assert self.hooks is not None, "unguard_queue is for extensions of this manager"
+        guards = self.hooks.guards.get(queue)
+        if guards and extension in guards:
+            guards.remove(extension)
+            if not guards:
+                del self.hooks.guards[queue]
+            self.wake(queue)
 
     # -- statistics ------------------------------------------------------------------
 

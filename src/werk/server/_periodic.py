@@ -19,6 +19,10 @@ Busy        15 s   expire overdue reservations (ReservationExpired)
 Workers     15 s   drop workers silent for 60 s, closing their connections
 =========== ====== =====================================================
 
+Server extensions get their :meth:`~werk.server._extension.Extension.tick` after these, on
+every run that finds the clock moved on (every second; every move of a manual clock), and
+again a slice per loop turn while one says it has more to do; INFO does not list them.
+
 The tasks know the manager; the manager does not know them (a server owns both).
 
 Example::
@@ -40,6 +44,7 @@ import math
 import time
 from typing import Any
 
+from werk.server._extension import EXPIRED
 from werk.server._gojson import GoJSONError
 from werk.server._manager import Manager
 from werk.server._sets import Reservation, SortedSet
@@ -48,11 +53,12 @@ __all__ = ["PERIODS", "SLICE", "PeriodicTasks", "enqueue_due", "purge_dead", "re
 
 log = logging.getLogger("werk.server")
 
-EXPIRED = ("ReservationExpired", "Faktory job reservation expired")
+EXPIRY_FAILURE = ("ReservationExpired", "Faktory job reservation expired")
 
 PERIODS = {"Scheduled": 5, "Retries": 5, "Dead": 60, "Busy": 15, "Workers": 15}
 SLICE = 1000
 """Jobs a task moves per run (a few milliseconds of work)."""
+_EXTENSIONS = "extensions"  # in ``unfinished``: some extension's tick has more to do
 
 
 class PeriodicTasks:
@@ -66,6 +72,7 @@ class PeriodicTasks:
         self._wall = dict.fromkeys(PERIODS, 0.0)
         self._moved = dict.fromkeys(PERIODS, 0)
         self.unfinished: dict[str, float] = {}  # task -> the tick's time, more to do
+        self._ticked = now
 
     def run_due(self, now: float) -> list[str]:
         """Run each task whose tick came since the last call; the names that ran."""
@@ -77,6 +84,13 @@ class PeriodicTasks:
             self._last[name] = tick
             self.run(name, now)
             ran.append(name)
+        hooks = self.manager.hooks
+        if hooks is not None and now > self._ticked:
+            self._ticked = now
+            if hooks.tick(now):
+                self.unfinished[_EXTENSIONS] = now
+            else:
+                self.unfinished.pop(_EXTENSIONS, None)
         return ran
 
     def run(self, name: str, now: float) -> int:
@@ -94,7 +108,10 @@ class PeriodicTasks:
     def resume(self) -> bool:
         """Run the next slice of every unfinished task; True while some still are."""
         for name, now in list(self.unfinished.items()):
-            self._slice(name, now)
+            if name != _EXTENSIONS:
+                self._slice(name, now)
+            elif self.manager.hooks is None or not self.manager.hooks.resume_tick(now):
+                del self.unfinished[name]
         return bool(self.unfinished)
 
     def _slice(self, name: str, now: float) -> int:
@@ -113,7 +130,7 @@ class PeriodicTasks:
             count = reap_reservations(m, now, SLICE)
             left = m.working
         else:
-            count = m.workers.reap(now)
+            count = len(m.workers.reap(now))
         if left is not None and left.has_due(now):
             self.unfinished[name] = now
         else:
@@ -150,7 +167,7 @@ def enqueue_due(m: Manager, s: SortedSet, now: float, limit: int = 1 << 62) -> i
             m.storage.entry_remove(entry.id)
             try:
                 job = m.codec.loads(entry.payload)
-                error = m._enqueue(job)
+                error = m.enqueue(job)
             except (GoJSONError, KeyError, TypeError) as exc:
                 error = str(exc)
             if error is not None:
@@ -180,6 +197,6 @@ def reap_reservations(m: Manager, now: float, limit: int = 1 << 62) -> int:
             continue  # a duplicate jid's older copy: nothing left to fail
         del m.reservations[entry.jid]
         assert isinstance(entry, Reservation)
-        m._process_failure(entry, EXPIRED[0], EXPIRED[1], None)
+        m.process_failure(entry, *EXPIRY_FAILURE, None, reason=EXPIRED)
         total += 1
     return total

@@ -17,13 +17,15 @@ import itertools
 import logging
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from werk._errors import ConfigurationError
 from werk._version import __version__
 from werk.server._clock import Clock, ManualClock, SystemClock
 from werk.server._config import ServerConfig, default_data_dir
 from werk.server._dispatch import ServerStats
+from werk.server._extension import Extension
 from werk.server._info_reply import FAKTORY_VERSION
 from werk.server._manager import Manager
 from werk.server._periodic import PeriodicTasks
@@ -60,8 +62,10 @@ class Server:
         *,
         clock: Clock | None = None,
         storage: Storage | None = None,
+        extensions: Sequence[Extension] = (),
     ) -> None:
         self.config = config or ServerConfig()
+        self.extensions = tuple(extensions)
         self.clock: Clock = clock or SystemClock()
         self.storage: Storage = storage  # type: ignore[assignment]  # opened in start()
         self.manager: Manager = None  # type: ignore[assignment]
@@ -103,9 +107,14 @@ class Server:
         if isinstance(self.storage, SQLiteStorage):
             self.storage.attach(self.loop)
             self.storage.on_error = self._storage_failed
-        self.manager = Manager(self.storage, self.clock)
+        self.manager = Manager(self.storage, self.clock, extensions=self.extensions)
         self.manager.release = Releaser(self.loop)
         self.tasks = PeriodicTasks(self.manager)
+        try:
+            self.manager.configure(cfg.config_dir)  # a bad configuration: no start
+        except BaseException:
+            self.storage.close()
+            raise
         self.stats = ServerStats(self.clock.now())
         ssl_ctx = None
         if cfg.tls_cert:
@@ -181,6 +190,19 @@ class Server:
                 )
         self._stopped.set()
         log.info("werk server stopped")
+
+    def reload_config(self) -> ConfigurationError | None:
+        """Have the extensions read the configuration directory again (SIGHUP). A bad
+        configuration is logged and returned, and the previous one stays in force."""
+        if self.manager is None or self.stopping:
+            return None
+        try:
+            self.manager.configure(self.config.config_dir)
+        except ConfigurationError as exc:
+            log.error("configuration not reloaded, the previous one stays in force: %s", exc)
+            return exc
+        log.info("configuration reloaded from %s", self.config.config_dir or "(none)")
+        return None
 
     # -- time ------------------------------------------------------------------------
 

@@ -14,18 +14,20 @@ Example::
 from __future__ import annotations
 
 import heapq
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 __all__ = ["QueueItem", "Reservation", "SetEntry", "SetScan", "SortedSet"]
 
 
 class QueueItem(NamedTuple):
-    """A job waiting in a queue: its stored id, jid, reserve_for and canonical bytes."""
+    """A job waiting in a queue: its stored id, jid, reserve_for, canonical bytes, and
+    whether it has a ``custom`` object (what server extensions look at)."""
 
     id: int
     jid: str
     reserve_for: int
     payload: bytes
+    custom: bool = False
 
 
 class SetEntry:
@@ -43,12 +45,14 @@ class SetEntry:
 class Reservation(SetEntry):
     """A fetched job: expires at ``score``; ``wid`` is the fetching worker ("" for producers).
 
-    ``queue`` and ``item`` say where the job came from (set for reservations made by this
-    process, None after a restart): a job whose FETCH reply never reached its client goes
-    back there, as if never fetched.
+    ``queue`` and ``item`` say where the job came from (``item`` is None after a restart):
+    a job whose FETCH reply never reached its client goes back there, as if never fetched.
+    ``custom`` says the job has a ``custom`` object and ``hooked`` that server extensions
+    hear of this reservation's end; ``job`` is the payload decoded for them at FETCH
+    (kept until the reservation ends, so that ACK does not decode it again).
     """
 
-    __slots__ = ("item", "queue", "since", "wid")
+    __slots__ = ("custom", "hooked", "item", "job", "queue", "since", "wid")
 
     def __init__(
         self, eid: int, score: float, jid: str, payload: bytes, wid: str, since: float
@@ -58,6 +62,9 @@ class Reservation(SetEntry):
         self.since = since
         self.queue = ""
         self.item: QueueItem | None = None
+        self.custom = False
+        self.hooked = False
+        self.job: dict[str, Any] | None = None
 
 
 class SortedSet:

@@ -56,7 +56,7 @@ SLICE_WORK = 500
 matched; a slice of 300-byte jobs takes one or two milliseconds."""
 
 _TARGETS = {"retries": RETRIES, "dead": DEAD, "scheduled": SCHEDULED}
-_NO_QUEUE = ("", 0)
+_NO_QUEUE = ("", 0, False)
 
 
 class MutateError(Exception):
@@ -158,32 +158,33 @@ class Sweep:
             self.visited += 1
             if not match(entry.payload):
                 continue
-            queue, reserve_for = _NO_QUEUE
+            queue, reserve_for, custom = _NO_QUEUE
             if cmd == "requeue":
-                queue, reserve_for = self._requeue_check(entry.payload)
+                queue, reserve_for, custom = self._requeue_check(entry.payload)
             target.remove(eid)
             storage.entry_remove(eid)
             self.changed += 1
             if cmd == "kill":
-                m._set_add(m.dead, DEAD, m.clock.now() + DEAD_TTL, entry.jid, entry.payload)
+                m.add_to_set(m.dead, DEAD, m.clock.now() + DEAD_TTL, entry.jid, entry.payload)
             elif cmd == "requeue":
                 # The stored payload goes back unchanged: enqueued_at is not refreshed.
-                m._queue_append(queue, entry.jid, reserve_for, entry.payload)
+                m.append_to_queue(queue, entry.jid, reserve_for, entry.payload, custom)
         if not len(scan):
             self._scan = None
             return True
         return False
 
-    def _requeue_check(self, payload: bytes) -> tuple[str, int]:
+    def _requeue_check(self, payload: bytes) -> tuple[str, int, bool]:
         m = self.m
         try:
             job = m.codec.loads(payload)
             queue = job.get("queue") or ""
             reserve_for = int(job.get("reserve_for") or 0)
+            custom = bool(job.get("custom"))
         except (GoJSONError, AttributeError, TypeError, ValueError) as exc:
             self._scan = None
             raise MutateError(f"cannot unmarshal job payload: {exc}") from None
         if queue not in m.queues and not QUEUE_NAME_RE.match(queue):
             self._scan = None
             raise MutateError(BAD_QUEUE)
-        return queue, reserve_for
+        return queue, reserve_for, custom

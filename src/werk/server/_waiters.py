@@ -69,3 +69,11 @@ class WaitingFetches:
                 self.remove(waiter)
                 return waiter
         return None
+
+    def peek(self, queue: str, accept: Callable[[Waiter], bool] | None) -> Waiter | None:
+        """The FETCH that has waited longest on ``queue`` among those ``accept`` lets take
+        a job from it (every one when None), left where it is; None if there is none."""
+        for waiter in self._lines.get(queue, ()):
+            if not waiter.done and (accept is None or accept(waiter)):
+                return waiter
+        return None

@@ -18,6 +18,7 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 __all__ = ["Closable", "Worker", "WorkerRegistry"]
@@ -92,6 +93,8 @@ class WorkerRegistry:
     def __init__(self) -> None:
         self.workers: dict[str, Worker] = {}
         self.reaped = 0
+        # Told ``(wid, reaped)`` when a worker leaves (the manager's extensions listen).
+        self.on_gone: Callable[[str, bool], None] | None = None
 
     def __len__(self) -> int:
         return len(self.workers)
@@ -116,6 +119,8 @@ class WorkerRegistry:
         worker.connections.discard(conn)
         if not worker.connections:
             del self.workers[wid]
+            if self.on_gone is not None:
+                self.on_gone(wid, False)
 
     def heartbeat(self, wid: str, current_state: str, rss_kb: int, *, now: float) -> Worker | None:
         """Apply a BEAT; None when the wid is not registered."""
@@ -143,13 +148,16 @@ class WorkerRegistry:
                 count += 1
         return count
 
-    def reap(self, now: float) -> int:
-        """Drop workers silent for more than 60 s and close all their connections."""
+    def reap(self, now: float) -> list[str]:
+        """Drop workers silent for more than 60 s and close all their connections; their
+        wids."""
         cutoff = now - HEARTBEAT_EXPIRY
         dead = [w for w in self.workers.values() if w.last_beat < cutoff]
         for worker in dead:
             del self.workers[worker.wid]
             for conn in list(worker.connections):
                 conn.close()
+            if self.on_gone is not None:
+                self.on_gone(worker.wid, True)
         self.reaped += len(dead)
-        return len(dead)
+        return [w.wid for w in dead]

@@ -26,6 +26,7 @@ from itertools import islice
 from typing import Any, TypeVar
 
 from werk._errors import ConfigurationError
+from werk.server import _admin as admin
 from werk.server._arguments import MutateCommand
 from werk.server._embedded import EmbeddedServer
 from werk.server._info_reply import FAKTORY_VERSION, used_memory_mb
@@ -147,7 +148,7 @@ class ServerBackend:
         """Every known queue with size, latency (QUEUE LATENCY) and paused flag."""
         m = self.manager
         names = sorted(m.queues)
-        latency = m.latency(names)
+        latency = admin.latency(m, names)
         return [
             QueueInfo(name, len(m.queues[name]), float(latency.get(name, 0)), name in m.paused)
             for name in names
@@ -212,19 +213,19 @@ class ServerBackend:
     async def pause_queues(self, names: Sequence[str]) -> None:
         """QUEUE PAUSE."""
         for name in names:
-            self.manager.pause(name)
+            admin.pause(self.manager, name)
         await self._committed()
 
     async def resume_queues(self, names: Sequence[str]) -> None:
         """QUEUE RESUME."""
         for name in names:
-            self.manager.resume(name)
+            admin.resume(self.manager, name)
         await self._committed()
 
     async def remove_queues(self, names: Sequence[str]) -> None:
         """QUEUE REMOVE."""
         for name in names:
-            self.manager.remove_queue(name)
+            admin.remove_queue(self.manager, name)
         await self._committed()
 
     async def delete_queue_jobs(self, name: str, jids: Sequence[str]) -> int:
@@ -241,7 +242,7 @@ class ServerBackend:
         for item in doomed:
             if removed:
                 await asyncio.sleep(0)  # one deletion (one scan of the queue) per loop turn
-            removed += m.delete_queue_item(name, item)
+            removed += admin.delete_queue_item(m, name, item)
         if removed:
             await self._committed()
         return removed
