@@ -9,10 +9,14 @@ Usage::
     python benchmarks/server.py            # default sizes
     python benchmarks/server.py --quick    # a smoke run
     python benchmarks/server.py --baseline ../old/src   # before/after, side by side
+    python benchmarks/server.py --extension            # no extension vs a do-nothing one
 
 ``--baseline`` runs a second server from another source tree (e.g. ``git archive`` of an
 older commit) next to the current one; each measurement alternates between the two, so
-that a busy machine slows both alike.
+that a busy machine slows both alike. ``--extension`` compares, the same way, the server
+with no extension registered and one with a do-nothing server extension (every hook
+overridden, so each is called where it applies): the "custom" rows are jobs with a
+``custom`` object, the ones the hooks see.
 
 Reference (real Faktory 1.10, Go + Redis): ~11,000 single pushes/s, 25,000-36,000 jobs/s
 by PUSHB from one connection, ~2,800 fetch+ack/s on one connection.
@@ -39,15 +43,22 @@ REFERENCE = {
 }
 
 
+NOOP = "noop"  # a variant's source: this tree, with a do-nothing extension
+
+
 class Server:
-    """``werk server`` in a child process."""
+    """``werk server`` in a child process (``pythonpath``: another tree, or :data:`NOOP`)."""
 
     def __init__(self, storage: str, pythonpath: str | None = None) -> None:
         self.tmp = tempfile.TemporaryDirectory()
-        cmd = [sys.executable, "-m", "werk", "server", "--bind", "127.0.0.1:0"]
-        cmd += ["--storage", storage, "--data", self.tmp.name]
-        if pythonpath is None:  # older trees have no --no-web (and serve no pages anyway)
-            cmd.append("--no-web")
+        if pythonpath == NOOP:
+            cmd = [sys.executable, __file__, "--serve-with-noop-extension", storage, self.tmp.name]
+            pythonpath = None
+        else:
+            cmd = [sys.executable, "-m", "werk", "server", "--bind", "127.0.0.1:0"]
+            cmd += ["--storage", storage, "--data", self.tmp.name]
+            if pythonpath is None:  # older trees have no --no-web (and serve no pages anyway)
+                cmd.append("--no-web")
         env = dict(os.environ)
         env.pop("FAKTORY_PASSWORD", None)
         if pythonpath:
@@ -108,9 +119,13 @@ def job(i: int, prefix: str = "j") -> dict[str, object]:
     return {"jid": f"{prefix}-{i:012d}", "jobtype": "Bench", "args": [i, "payload"]}
 
 
-def raw_push(port: int, n: int) -> float:
+def custom_job(i: int, prefix: str = "c") -> dict[str, object]:
+    return {**job(i, prefix), "queue": "custom", "custom": {"trace": f"t-{i}"}}
+
+
+def raw_push(port: int, n: int, make: Callable[[int, str], dict[str, object]] = job) -> float:
     c = Raw(port)
-    lines = [b"PUSH " + json.dumps(job(i, "p")).encode() + b"\r\n" for i in range(n)]
+    lines = [b"PUSH " + json.dumps(make(i, "p")).encode() + b"\r\n" for i in range(n)]
     start = time.perf_counter()
     for line in lines:
         c.sock.sendall(line)
@@ -150,11 +165,19 @@ def raw_pushb(port: int, n: int, batch: int = 1000) -> float:
     return len(lines) * batch / (time.perf_counter() - start)
 
 
-def raw_fetch_ack(port: int, n: int) -> float:
+def raw_push_custom(port: int, n: int) -> float:
+    return raw_push(port, n, custom_job)
+
+
+def raw_fetch_ack_custom(port: int, n: int) -> float:
+    return raw_fetch_ack(port, n, b"custom")
+
+
+def raw_fetch_ack(port: int, n: int, queue: bytes = b"default") -> float:
     c = Raw(port)
     start = time.perf_counter()
     for _ in range(n):
-        c.sock.sendall(b"FETCH default\r\n")
+        c.sock.sendall(b"FETCH " + queue + b"\r\n")
         body = c.reply()
         jid = body[body.index(b'"jid":"') + 7 :].split(b'"', 1)[0]
         c.sock.sendall(b'ACK {"jid":"' + jid + b'"}\r\n')
@@ -213,6 +236,8 @@ def measure(
         ("push (8 conns)", raw_push_many, sizes["push"]),
         ("pushb x1000 (1 conn)", raw_pushb, sizes["pushb"]),
         ("fetch+ack (1 conn)", raw_fetch_ack, sizes["fetch"]),
+        ("push custom (1 conn)", raw_push_custom, sizes["fetch"]),
+        ("fetch+ack custom (1 conn)", raw_fetch_ack_custom, sizes["fetch"]),
     ]
     if with_client:
         plan += [
@@ -237,11 +262,63 @@ def measure(
     return results
 
 
+def serve_with_noop_extension(storage: str, data_dir: str) -> None:
+    """Run this tree's server with a do-nothing extension (a child of ``--extension``)."""
+    import asyncio
+    import logging
+    from pathlib import Path
+
+    from werk.cli._server import serve
+    from werk.server._config import ServerConfig
+    from werk.server._extension import Extension
+
+    class Noop(Extension):
+        # Every per-job hook overridden, doing nothing: the cost is the calls themselves.
+        def check_push(self, job):  # type: ignore[no-untyped-def]
+            return None
+
+        def pushed(self, job):  # type: ignore[no-untyped-def]
+            pass
+
+        def fetch(self, job, queue, wid):  # type: ignore[no-untyped-def]
+            return None
+
+        def reserved(self, res, job):  # type: ignore[no-untyped-def]
+            pass
+
+        def acked(self, res, job):  # type: ignore[no-untyped-def]
+            pass
+
+        def failed(self, res, job, outcome):  # type: ignore[no-untyped-def]
+            pass
+
+        def released(self, res, reason):  # type: ignore[no-untyped-def]
+            pass
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    config = ServerConfig(bind="127.0.0.1:0", storage=storage, data_dir=Path(data_dir))
+    runner = asyncio.run
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:
+        pass
+    runner(serve(config, None, extensions=[Noop()]))
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--serve-with-noop-extension"]:
+        serve_with_noop_extension(*sys.argv[2:4])
+        return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
-    parser.add_argument(
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument(
         "--baseline", default=None, help="source tree (src/) of the version to compare with"
+    )
+    which.add_argument(
+        "--extension", action="store_true", help="no extension vs a do-nothing extension"
     )
     opts = parser.parse_args()
     sizes = (
@@ -258,48 +335,41 @@ def main() -> None:
     sources: dict[str, str | None] = {"now": None}
     if opts.baseline:
         sources = {"before": os.path.abspath(opts.baseline), "now": None}
+    elif opts.extension:
+        sources = {"none": None, NOOP: NOOP}
+    variants = list(sources)  # the first is the reference, the last is "now"
+    now_v = variants[-1]
     cpu: dict[str, dict[str, dict[str, float]]] = {"memory": {}, "sqlite": {}}
     table = {st: measure(st, sizes, with_client, sources, cpu[st]) for st in ("memory", "sqlite")}
-    names = list(table["memory"]["now"])
-    if opts.baseline:
-        head = f"{'jobs/s':30}" + "".join(
-            f" {st + ' ' + col:>12}"
-            for st in ("memory", "sqlite")
-            for col in ("before", "now", "x")
-        )
-        print(f"\n{head} {'now sql/mem':>11} {'Faktory':>8}")
-    else:
-        print(f"\n{'jobs/s':30} {'memory':>12} {'sqlite':>12} {'sqlite/mem':>11} {'Faktory':>8}")
+    names = list(table["memory"][now_v])
+    cols = (*variants, "x") if len(variants) > 1 else (now_v,)
+    head = "".join(f" {st + ' ' + col:>12}" for st in ("memory", "sqlite") for col in cols)
+    print(f"\n{'jobs/s':30}{head} {now_v + ' sql/mem':>11} {'Faktory':>8}")
     for name in names:
         row = f"{name:30}"
         for st in ("memory", "sqlite"):
-            now = table[st]["now"][name]
-            if opts.baseline:
-                before = table[st]["before"][name]
-                row += f" {before:>12,.0f} {now:>12,.0f} {now / before:>12.2f}"
-            else:
-                row += f" {now:>12,.0f}"
-        ratio = table["sqlite"]["now"][name] / table["memory"]["now"][name]
+            values = [table[st][v][name] for v in variants]
+            row += "".join(f" {v:>12,.0f}" for v in values)
+            if len(values) > 1:
+                row += f" {values[-1] / values[0]:>12.2f}"
+        ratio = table["sqlite"][now_v][name] / table["memory"][now_v][name]
         ref = REFERENCE.get(name)
         ref_text = f"{ref:>8,}" if ref else f"{'':>8}"
         print(f"{row} {ratio:>11.2f} {ref_text}")
-    if cpu["memory"].get("now"):
-        cols = ("before", "now", "x") if opts.baseline else ("now",)
+    if cpu["memory"].get(now_v):
         head = "".join(f" {st + ' ' + col:>13}" for st in ("memory", "sqlite") for col in cols)
         print(f"\n{'server CPU us/job':30}{head}")
         for name in names:
             row = f"{name:30}"
             for st in ("memory", "sqlite"):
-                now = cpu[st]["now"][name]
-                if opts.baseline:
-                    before = cpu[st]["before"][name]
-                    row += f" {before:>13.1f} {now:>13.1f} {now / before:>13.2f}"
-                else:
-                    row += f" {now:>13.1f}"
+                values = [cpu[st][v][name] for v in variants]
+                row += "".join(f" {v:>13.1f}" for v in values)
+                if len(values) > 1:
+                    row += f" {values[-1] / values[0]:>13.2f}"
             print(row)
     print("\nFaktory column: real Faktory 1.10 (Go + Redis, not durable), one connection.")
-    if opts.baseline:
-        print("x: now / before (jobs/s: above 1 = faster now; CPU: below 1 = cheaper now).")
+    if len(variants) > 1:
+        print(f"x: {now_v} / {variants[0]} (jobs/s: above 1 = faster; CPU: below 1 = cheaper).")
 
 
 if __name__ == "__main__":
