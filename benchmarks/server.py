@@ -262,18 +262,12 @@ def measure(
     return results
 
 
-def serve_with_noop_extension(storage: str, data_dir: str) -> None:
-    """Run this tree's server with a do-nothing extension (a child of ``--extension``)."""
-    import asyncio
-    import logging
-    from pathlib import Path
-
-    from werk.cli._server import serve
-    from werk.server._config import ServerConfig
+def noop_extension() -> object:
+    """A server extension overriding every per-job hook with nothing: what it costs is
+    the calls themselves (and decoding a job with ``custom`` for the FETCH hook)."""
     from werk.server._extension import Extension
 
     class Noop(Extension):
-        # Every per-job hook overridden, doing nothing: the cost is the calls themselves.
         def check_push(self, job):  # type: ignore[no-untyped-def]
             return None
 
@@ -295,6 +289,18 @@ def serve_with_noop_extension(storage: str, data_dir: str) -> None:
         def released(self, res, reason):  # type: ignore[no-untyped-def]
             pass
 
+    return Noop()
+
+
+def serve_with_noop_extension(storage: str, data_dir: str) -> None:
+    """Run this tree's server with a do-nothing extension (a child of ``--extension``)."""
+    import asyncio
+    import logging
+    from pathlib import Path
+
+    from werk.cli._server import serve
+    from werk.server._config import ServerConfig
+
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     config = ServerConfig(bind="127.0.0.1:0", storage=storage, data_dir=Path(data_dir))
     runner = asyncio.run
@@ -304,12 +310,86 @@ def serve_with_noop_extension(storage: str, data_dir: str) -> None:
         runner = uvloop.run
     except ImportError:
         pass
-    runner(serve(config, None, extensions=[Noop()]))
+    runner(serve(config, None, extensions=[noop_extension()]))  # type: ignore[list-item]
+
+
+IN_PROCESS = ("push", "push custom", "fetch+ack", "fetch+ack custom")
+
+
+def in_process_child(kind: str, n: int) -> None:
+    """Time the dispatcher alone (memory storage, no socket), print us/job as JSON."""
+    import gc
+
+    try:  # this tree
+        from werk.server._clock import ManualClock
+        from werk.server._dispatch import ClientState, ServerStats, dispatch
+        from werk.server._manager import Manager
+        from werk.server._periodic import PeriodicTasks
+        from werk.server._storage import MemoryStorage
+    except ImportError:  # a tree from before the private modules
+        from werk.server.clock import ManualClock  # type: ignore[no-redef]
+        from werk.server.commands import (  # type: ignore[no-redef]
+            ClientState,
+            ServerStats,
+            dispatch,
+        )
+        from werk.server.manager import Manager  # type: ignore[no-redef]
+        from werk.server.storage import MemoryStorage  # type: ignore[no-redef]
+
+        PeriodicTasks = None  # type: ignore[assignment,misc]
+    options: dict[str, object] = {"extensions": [noop_extension()]} if kind == NOOP else {}
+    m = Manager(MemoryStorage(), ManualClock(1_700_000_000), **options)  # type: ignore[arg-type]
+    state = (
+        ClientState(m, ServerStats(0.0), PeriodicTasks(m), "w")  # type: ignore[call-arg]
+        if PeriodicTasks is not None
+        else ClientState(m, ServerStats(0.0), "w")  # type: ignore[call-arg]
+    )
+    out: dict[str, float] = {}
+    for i in range(2000):  # warm up: caches, the once-per-second time formats
+        dispatch(state, b"PUSH " + json.dumps(job(i, "w")).encode())
+        dispatch(state, b"FETCH default")
+        state.fetched = None
+    gc.disable()
+    for name, queue, make in (("", "default", job), (" custom", "custom", custom_job)):
+        lines = [b"PUSH " + json.dumps(make(i, "i")).encode() for i in range(n)]
+        start = time.perf_counter()
+        for line in lines:
+            dispatch(state, line)
+        out["push" + name] = (time.perf_counter() - start) / n * 1e6
+        fetch = b"FETCH " + queue.encode()
+        start = time.perf_counter()
+        for _ in range(n):
+            dispatch(state, fetch)
+            res = state.fetched
+            state.fetched = None
+            dispatch(state, b'ACK {"jid":"' + res.jid.encode() + b'"}')
+        out["fetch+ack" + name] = (time.perf_counter() - start) / n * 1e6
+    print(json.dumps(out))
+
+
+def in_process(sources: dict[str, str | None], n: int, rounds: int) -> dict[str, dict[str, float]]:
+    """The best of ``rounds`` in-process runs per variant, the variants taking turns."""
+    best: dict[str, dict[str, float]] = {v: dict.fromkeys(IN_PROCESS, 1e9) for v in sources}
+    for _ in range(rounds):
+        for variant, src in sources.items():
+            env = dict(os.environ)
+            if src not in (None, NOOP):
+                env["PYTHONPATH"] = src
+            cmd = [sys.executable, __file__, "--in-process-child", str(src), str(n)]
+            result = json.loads(
+                subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+            )
+            for name, value in result.items():
+                best[variant][name] = min(best[variant][name], value)
+    return best
 
 
 def main() -> None:
     if sys.argv[1:2] == ["--serve-with-noop-extension"]:
         serve_with_noop_extension(*sys.argv[2:4])
+        return
+    if sys.argv[1:2] == ["--in-process-child"]:
+        in_process_child(sys.argv[2], int(sys.argv[3]))
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
@@ -367,6 +447,16 @@ def main() -> None:
                 if len(values) > 1:
                     row += f" {values[-1] / values[0]:>13.2f}"
             print(row)
+    # The steadiest number on a busy machine: the server's own work per job, no sockets.
+    steady = in_process(sources, sizes["fetch"] * 2, 3 if opts.quick else 7)
+    head = "".join(f" {col:>12}" for col in cols)
+    print(f"\n{'in-process us/job (best)':30}{head}")
+    for name in IN_PROCESS:
+        values = [steady[v][name] for v in variants]
+        row = "".join(f" {v:>12.2f}" for v in values)
+        if len(values) > 1:
+            row += f" {values[-1] / values[0]:>12.2f}"
+        print(f"{name:30}{row}")
     print("\nFaktory column: real Faktory 1.10 (Go + Redis, not durable), one connection.")
     if len(variants) > 1:
         print(f"x: {now_v} / {variants[0]} (jobs/s: above 1 = faster; CPU: below 1 = cheaper).")
