@@ -9,10 +9,14 @@ Usage::
     python benchmarks/server.py            # default sizes
     python benchmarks/server.py --quick    # a smoke run
     python benchmarks/server.py --baseline ../old/src   # before/after, side by side
+    python benchmarks/server.py --extension            # no extension vs a do-nothing one
 
 ``--baseline`` runs a second server from another source tree (e.g. ``git archive`` of an
 older commit) next to the current one; each measurement alternates between the two, so
-that a busy machine slows both alike.
+that a busy machine slows both alike. ``--extension`` compares, the same way, the server
+with no extension registered and one with a do-nothing server extension (every hook
+overridden, so each is called where it applies): the "custom" rows are jobs with a
+``custom`` object, the ones the hooks see.
 
 Reference (real Faktory 1.10, Go + Redis): ~11,000 single pushes/s, 25,000-36,000 jobs/s
 by PUSHB from one connection, ~2,800 fetch+ack/s on one connection.
@@ -39,15 +43,22 @@ REFERENCE = {
 }
 
 
+NOOP = "noop"  # a variant's source: this tree, with a do-nothing extension
+
+
 class Server:
-    """``werk server`` in a child process."""
+    """``werk server`` in a child process (``pythonpath``: another tree, or :data:`NOOP`)."""
 
     def __init__(self, storage: str, pythonpath: str | None = None) -> None:
         self.tmp = tempfile.TemporaryDirectory()
-        cmd = [sys.executable, "-m", "werk", "server", "--bind", "127.0.0.1:0"]
-        cmd += ["--storage", storage, "--data", self.tmp.name]
-        if pythonpath is None:  # older trees have no --no-web (and serve no pages anyway)
-            cmd.append("--no-web")
+        if pythonpath == NOOP:
+            cmd = [sys.executable, __file__, "--serve-with-noop-extension", storage, self.tmp.name]
+            pythonpath = None
+        else:
+            cmd = [sys.executable, "-m", "werk", "server", "--bind", "127.0.0.1:0"]
+            cmd += ["--storage", storage, "--data", self.tmp.name]
+            if pythonpath is None:  # older trees have no --no-web (and serve no pages anyway)
+                cmd.append("--no-web")
         env = dict(os.environ)
         env.pop("FAKTORY_PASSWORD", None)
         if pythonpath:
@@ -108,9 +119,13 @@ def job(i: int, prefix: str = "j") -> dict[str, object]:
     return {"jid": f"{prefix}-{i:012d}", "jobtype": "Bench", "args": [i, "payload"]}
 
 
-def raw_push(port: int, n: int) -> float:
+def custom_job(i: int, prefix: str = "c") -> dict[str, object]:
+    return {**job(i, prefix), "queue": "custom", "custom": {"trace": f"t-{i}"}}
+
+
+def raw_push(port: int, n: int, make: Callable[[int, str], dict[str, object]] = job) -> float:
     c = Raw(port)
-    lines = [b"PUSH " + json.dumps(job(i, "p")).encode() + b"\r\n" for i in range(n)]
+    lines = [b"PUSH " + json.dumps(make(i, "p")).encode() + b"\r\n" for i in range(n)]
     start = time.perf_counter()
     for line in lines:
         c.sock.sendall(line)
@@ -150,11 +165,19 @@ def raw_pushb(port: int, n: int, batch: int = 1000) -> float:
     return len(lines) * batch / (time.perf_counter() - start)
 
 
-def raw_fetch_ack(port: int, n: int) -> float:
+def raw_push_custom(port: int, n: int) -> float:
+    return raw_push(port, n, custom_job)
+
+
+def raw_fetch_ack_custom(port: int, n: int) -> float:
+    return raw_fetch_ack(port, n, b"custom")
+
+
+def raw_fetch_ack(port: int, n: int, queue: bytes = b"default") -> float:
     c = Raw(port)
     start = time.perf_counter()
     for _ in range(n):
-        c.sock.sendall(b"FETCH default\r\n")
+        c.sock.sendall(b"FETCH " + queue + b"\r\n")
         body = c.reply()
         jid = body[body.index(b'"jid":"') + 7 :].split(b'"', 1)[0]
         c.sock.sendall(b'ACK {"jid":"' + jid + b'"}\r\n')
@@ -213,6 +236,8 @@ def measure(
         ("push (8 conns)", raw_push_many, sizes["push"]),
         ("pushb x1000 (1 conn)", raw_pushb, sizes["pushb"]),
         ("fetch+ack (1 conn)", raw_fetch_ack, sizes["fetch"]),
+        ("push custom (1 conn)", raw_push_custom, sizes["fetch"]),
+        ("fetch+ack custom (1 conn)", raw_fetch_ack_custom, sizes["fetch"]),
     ]
     if with_client:
         plan += [
@@ -237,11 +262,143 @@ def measure(
     return results
 
 
+def noop_extension() -> object:
+    """A server extension overriding every per-job hook with nothing: what it costs is
+    the calls themselves (and decoding a job with ``custom`` for the FETCH hook)."""
+    from werk.server._extension import Extension
+
+    class Noop(Extension):
+        def check_push(self, job):  # type: ignore[no-untyped-def]
+            return None
+
+        def pushed(self, job):  # type: ignore[no-untyped-def]
+            pass
+
+        def fetch(self, job, queue, wid):  # type: ignore[no-untyped-def]
+            return None
+
+        def reserved(self, res, job):  # type: ignore[no-untyped-def]
+            pass
+
+        def acked(self, res, job):  # type: ignore[no-untyped-def]
+            pass
+
+        def failed(self, res, job, outcome):  # type: ignore[no-untyped-def]
+            pass
+
+        def released(self, res, reason):  # type: ignore[no-untyped-def]
+            pass
+
+    return Noop()
+
+
+def serve_with_noop_extension(storage: str, data_dir: str) -> None:
+    """Run this tree's server with a do-nothing extension (a child of ``--extension``)."""
+    import asyncio
+    import logging
+    from pathlib import Path
+
+    from werk.cli._server import serve
+    from werk.server._config import ServerConfig
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    config = ServerConfig(bind="127.0.0.1:0", storage=storage, data_dir=Path(data_dir))
+    runner = asyncio.run
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:
+        pass
+    runner(serve(config, None, extensions=[noop_extension()]))  # type: ignore[list-item]
+
+
+IN_PROCESS = ("push", "push custom", "fetch+ack", "fetch+ack custom")
+
+
+def in_process_child(kind: str, n: int) -> None:
+    """Time the dispatcher alone (memory storage, no socket), print us/job as JSON."""
+    import gc
+
+    try:  # this tree
+        from werk.server._clock import ManualClock
+        from werk.server._dispatch import ClientState, ServerStats, dispatch
+        from werk.server._manager import Manager
+        from werk.server._periodic import PeriodicTasks
+        from werk.server._storage import MemoryStorage
+    except ImportError:  # a tree from before the private modules
+        from werk.server.clock import ManualClock  # type: ignore[no-redef]
+        from werk.server.commands import (  # type: ignore[no-redef]
+            ClientState,
+            ServerStats,
+            dispatch,
+        )
+        from werk.server.manager import Manager  # type: ignore[no-redef]
+        from werk.server.storage import MemoryStorage  # type: ignore[no-redef]
+
+        PeriodicTasks = None  # type: ignore[assignment,misc]
+    options: dict[str, object] = {"extensions": [noop_extension()]} if kind == NOOP else {}
+    m = Manager(MemoryStorage(), ManualClock(1_700_000_000), **options)  # type: ignore[arg-type]
+    state = (
+        ClientState(m, ServerStats(0.0), PeriodicTasks(m), "w")  # type: ignore[call-arg]
+        if PeriodicTasks is not None
+        else ClientState(m, ServerStats(0.0), "w")  # type: ignore[call-arg]
+    )
+    out: dict[str, float] = {}
+    for i in range(2000):  # warm up: caches, the once-per-second time formats
+        dispatch(state, b"PUSH " + json.dumps(job(i, "w")).encode())
+        dispatch(state, b"FETCH default")
+        state.fetched = None
+    gc.disable()
+    for name, queue, make in (("", "default", job), (" custom", "custom", custom_job)):
+        lines = [b"PUSH " + json.dumps(make(i, "i")).encode() for i in range(n)]
+        start = time.perf_counter()
+        for line in lines:
+            dispatch(state, line)
+        out["push" + name] = (time.perf_counter() - start) / n * 1e6
+        fetch = b"FETCH " + queue.encode()
+        start = time.perf_counter()
+        for _ in range(n):
+            dispatch(state, fetch)
+            res = state.fetched
+            state.fetched = None
+            dispatch(state, b'ACK {"jid":"' + res.jid.encode() + b'"}')
+        out["fetch+ack" + name] = (time.perf_counter() - start) / n * 1e6
+    print(json.dumps(out))
+
+
+def in_process(sources: dict[str, str | None], n: int, rounds: int) -> dict[str, dict[str, float]]:
+    """The best of ``rounds`` in-process runs per variant, the variants taking turns."""
+    best: dict[str, dict[str, float]] = {v: dict.fromkeys(IN_PROCESS, 1e9) for v in sources}
+    for _ in range(rounds):
+        for variant, src in sources.items():
+            env = dict(os.environ)
+            if src not in (None, NOOP):
+                env["PYTHONPATH"] = src
+            cmd = [sys.executable, __file__, "--in-process-child", str(src), str(n)]
+            result = json.loads(
+                subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+            )
+            for name, value in result.items():
+                best[variant][name] = min(best[variant][name], value)
+    return best
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--serve-with-noop-extension"]:
+        serve_with_noop_extension(*sys.argv[2:4])
+        return
+    if sys.argv[1:2] == ["--in-process-child"]:
+        in_process_child(sys.argv[2], int(sys.argv[3]))
+        return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
-    parser.add_argument(
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument(
         "--baseline", default=None, help="source tree (src/) of the version to compare with"
+    )
+    which.add_argument(
+        "--extension", action="store_true", help="no extension vs a do-nothing extension"
     )
     opts = parser.parse_args()
     sizes = (
@@ -258,48 +415,51 @@ def main() -> None:
     sources: dict[str, str | None] = {"now": None}
     if opts.baseline:
         sources = {"before": os.path.abspath(opts.baseline), "now": None}
+    elif opts.extension:
+        sources = {"none": None, NOOP: NOOP}
+    variants = list(sources)  # the first is the reference, the last is "now"
+    now_v = variants[-1]
     cpu: dict[str, dict[str, dict[str, float]]] = {"memory": {}, "sqlite": {}}
     table = {st: measure(st, sizes, with_client, sources, cpu[st]) for st in ("memory", "sqlite")}
-    names = list(table["memory"]["now"])
-    if opts.baseline:
-        head = f"{'jobs/s':30}" + "".join(
-            f" {st + ' ' + col:>12}"
-            for st in ("memory", "sqlite")
-            for col in ("before", "now", "x")
-        )
-        print(f"\n{head} {'now sql/mem':>11} {'Faktory':>8}")
-    else:
-        print(f"\n{'jobs/s':30} {'memory':>12} {'sqlite':>12} {'sqlite/mem':>11} {'Faktory':>8}")
+    names = list(table["memory"][now_v])
+    cols = (*variants, "x") if len(variants) > 1 else (now_v,)
+    head = "".join(f" {st + ' ' + col:>12}" for st in ("memory", "sqlite") for col in cols)
+    print(f"\n{'jobs/s':30}{head} {now_v + ' sql/mem':>11} {'Faktory':>8}")
     for name in names:
         row = f"{name:30}"
         for st in ("memory", "sqlite"):
-            now = table[st]["now"][name]
-            if opts.baseline:
-                before = table[st]["before"][name]
-                row += f" {before:>12,.0f} {now:>12,.0f} {now / before:>12.2f}"
-            else:
-                row += f" {now:>12,.0f}"
-        ratio = table["sqlite"]["now"][name] / table["memory"]["now"][name]
+            values = [table[st][v][name] for v in variants]
+            row += "".join(f" {v:>12,.0f}" for v in values)
+            if len(values) > 1:
+                row += f" {values[-1] / values[0]:>12.2f}"
+        ratio = table["sqlite"][now_v][name] / table["memory"][now_v][name]
         ref = REFERENCE.get(name)
         ref_text = f"{ref:>8,}" if ref else f"{'':>8}"
         print(f"{row} {ratio:>11.2f} {ref_text}")
-    if cpu["memory"].get("now"):
-        cols = ("before", "now", "x") if opts.baseline else ("now",)
+    if cpu["memory"].get(now_v):
         head = "".join(f" {st + ' ' + col:>13}" for st in ("memory", "sqlite") for col in cols)
         print(f"\n{'server CPU us/job':30}{head}")
         for name in names:
             row = f"{name:30}"
             for st in ("memory", "sqlite"):
-                now = cpu[st]["now"][name]
-                if opts.baseline:
-                    before = cpu[st]["before"][name]
-                    row += f" {before:>13.1f} {now:>13.1f} {now / before:>13.2f}"
-                else:
-                    row += f" {now:>13.1f}"
+                values = [cpu[st][v][name] for v in variants]
+                row += "".join(f" {v:>13.1f}" for v in values)
+                if len(values) > 1:
+                    row += f" {values[-1] / values[0]:>13.2f}"
             print(row)
+    # The steadiest number on a busy machine: the server's own work per job, no sockets.
+    steady = in_process(sources, sizes["fetch"] * 2, 3 if opts.quick else 7)
+    head = "".join(f" {col:>12}" for col in cols)
+    print(f"\n{'in-process us/job (best)':30}{head}")
+    for name in IN_PROCESS:
+        values = [steady[v][name] for v in variants]
+        row = "".join(f" {v:>12.2f}" for v in values)
+        if len(values) > 1:
+            row += f" {values[-1] / values[0]:>12.2f}"
+        print(f"{name:30}{row}")
     print("\nFaktory column: real Faktory 1.10 (Go + Redis, not durable), one connection.")
-    if opts.baseline:
-        print("x: now / before (jobs/s: above 1 = faster now; CPU: below 1 = cheaper now).")
+    if len(variants) > 1:
+        print(f"x: {now_v} / {variants[0]} (jobs/s: above 1 = faster; CPU: below 1 = cheaper).")
 
 
 if __name__ == "__main__":

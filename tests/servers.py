@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from werk.server import EmbeddedServer
-from werk.server.clock import Clock
+from werk.server._clock import Clock
 from werk.testing import MANUAL_EPOCH
 
 __all__ = ["FETCH_BLOCK", "MANUAL_EPOCH", "ServerFactory", "TLSFiles", "self_signed"]

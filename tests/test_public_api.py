@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import pkgutil
 from pathlib import Path
 
 import werk
@@ -88,3 +90,27 @@ def test_package_is_typed() -> None:
 
 def test_embedded_server_is_importable_for_users_tests() -> None:
     assert inspect.getdoc(werk.server.EmbeddedServer)
+
+
+def test_the_server_and_web_packages_say_what_is_public() -> None:
+    assert set(werk.server.__all__) == {"Clock", "EmbeddedServer", "ManualClock"}
+    web = importlib.import_module("werk.web")  # the web extra is part of the dev install
+    assert set(web.__all__) == {"DEFAULT_WEB_PORT", "WebHandle", "create_app", "start_web"}
+    for name in ("EmbeddedServer", "ManualClock", "Clock"):
+        obj = getattr(werk.server, name)
+        assert obj.__module__ == "werk.server"
+        assert "Example" in (inspect.getdoc(obj) or ""), name
+
+
+# The sub-command modules of the other engineer's area keep their names for now.
+_PUBLIC_MODULES = {"werk.server", "werk.web", "werk.cli", "werk.cli.worker", "werk.cli.demo"}
+
+
+def test_every_other_module_of_the_server_web_and_cli_is_private_by_name() -> None:
+    for package in ("werk.server", "werk.web", "werk.cli"):
+        module = importlib.import_module(package)
+        for info in pkgutil.walk_packages(module.__path__, prefix=package + "."):
+            if info.name in _PUBLIC_MODULES:
+                continue
+            parts = info.name.split(".")
+            assert any(part.startswith("_") for part in parts[2:]), info.name

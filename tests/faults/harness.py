@@ -29,8 +29,8 @@ from tests.worker.helpers import ROOT, WERK, subprocess_env
 
 import werk
 from werk._errors import NetworkError, ServerError
-from werk.server.storage import SQLiteStorage
-from werk.server.storage.base import QUEUE, WORKING
+from werk.server._storage import SQLiteStorage
+from werk.server._storage.base import QUEUE, WORKING
 
 SCALE = max(1, int(os.environ.get("WERK_FAULT_SCALE", "1")))
 

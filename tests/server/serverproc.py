@@ -22,8 +22,15 @@ from types import TracebackType
 _LISTEN = re.compile(r"listening on tcp(?:\+tls)?://([^:\s]+):(\d+)")
 
 
+_ROOT = Path(__file__).resolve().parents[2]  # for "-m tests.server...": the repository
+
+
 class ServerProcess:
-    """``python -m werk server --bind 127.0.0.1:0 --data DIR ...`` with its log captured."""
+    """``python -m werk server --bind 127.0.0.1:0 --data DIR ...`` with its log captured.
+
+    ``module="tests.server.seam_extension"`` runs that module instead (it takes ``--data``
+    and the ``args``, and logs the same "listening on" line).
+    """
 
     def __init__(
         self,
@@ -31,18 +38,27 @@ class ServerProcess:
         *args: str,
         env: dict[str, str] | None = None,
         max_file_size: int | None = None,
+        module: str | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.max_file_size = max_file_size  # RLIMIT_FSIZE: a "full disk" for the server
         self.args = args
+        self.module = module
         self.env = {**os.environ, **(env or {})}
+        if module is not None:
+            self.env["PYTHONPATH"] = os.pathsep.join(
+                p for p in (str(_ROOT), self.env.get("PYTHONPATH")) if p
+            )
         self.env.pop("FAKTORY_PASSWORD", None) if env is None else None
         self.log: list[str] = []
         self.proc: subprocess.Popen[str] | None = None
         self.port = 0
 
     def start(self) -> ServerProcess:
-        cmd = [sys.executable, "-m", "werk", "server", "--bind", "127.0.0.1:0", "--no-web"]
+        if self.module is None:
+            cmd = [sys.executable, "-m", "werk", "server", "--bind", "127.0.0.1:0", "--no-web"]
+        else:
+            cmd = [sys.executable, "-m", self.module]
         cmd += ["--data", str(self.data_dir), *self.args]
         self.proc = subprocess.Popen(
             cmd,

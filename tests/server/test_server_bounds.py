@@ -10,16 +10,19 @@ import threading
 import time
 
 from tests.server.rawclient import Raw
+from tests.servers import ServerFactory
 
 from werk._protocol.command_lines import MAX_COMMAND_LINE
 from werk._protocol.resp import ErrorReply
-from werk.server import EmbeddedServer
-from werk.server.connection import HANDSHAKE_MAX_LINE, OUTPUT_LIMIT
+from werk.server._server_connection import HANDSHAKE_MAX_LINE, OUTPUT_LIMIT
 
 
-def test_the_default_line_limit_is_16_mib_and_the_largest_job_fits_just_under_it():
+def test_the_default_line_limit_is_16_mib_and_the_largest_job_fits_just_under_it(
+    make_server: ServerFactory,
+):
     assert MAX_COMMAND_LINE == 16 * 1024 * 1024
-    with EmbeddedServer() as srv, Raw(srv, timeout=60) as c, Raw(srv) as other:
+    srv = make_server()
+    with Raw(srv, timeout=60) as c, Raw(srv) as other:
         head = b'PUSH {"jid":"jid-largest-01","jobtype":"T","args":["'
         tail = b'"]}'
         fill = MAX_COMMAND_LINE - len(head) - len(tail)
@@ -36,17 +39,19 @@ def test_the_default_line_limit_is_16_mib_and_the_largest_job_fits_just_under_it
         assert srv.info()["queues"] == {"default": 1}  # nothing of the refused line
 
 
-def test_an_error_echoing_a_long_line_reaches_werks_client_reader_whole():
+def test_an_error_echoing_a_long_line_reaches_werks_client_reader_whole(make_server: ServerFactory):
     # "-ERR invalid ACK <the whole line>": werk's reply reader takes lines that long.
-    with EmbeddedServer() as srv, Raw(srv, timeout=60) as c:
+    srv = make_server()
+    with Raw(srv, timeout=60) as c:
         garbage = b"y" * (4 * 1024 * 1024)
         reply = c.cmd(b"ACK " + garbage)
         assert isinstance(reply, ErrorReply)
         assert reply.message.encode() == b"invalid ACK " + garbage
 
 
-def test_before_hello_a_line_may_hold_64_kib():
-    with EmbeddedServer() as srv, Raw(srv) as other:
+def test_before_hello_a_line_may_hold_64_kib(make_server: ServerFactory):
+    srv = make_server()
+    with Raw(srv) as other:
         sock = socket.create_connection((srv.host, srv.port), timeout=10)
         assert sock.recv(100) == b'+HI {"v":2}\r\n'
         sock.sendall(b"HELLO {" + b" " * HANDSHAKE_MAX_LINE)  # no newline, past the cap
@@ -67,8 +72,9 @@ def test_before_hello_a_line_may_hold_64_kib():
         assert other.push("jid-unharmed-02") == "OK"
 
 
-def test_a_client_that_does_not_read_its_replies_is_not_read_from():
-    with EmbeddedServer() as srv, Raw(srv, timeout=60) as hog, Raw(srv) as other:
+def test_a_client_that_does_not_read_its_replies_is_not_read_from(make_server: ServerFactory):
+    srv = make_server()
+    with Raw(srv, timeout=60) as hog, Raw(srv) as other:
         sent = 50_000  # INFO replies of ~600 bytes: ~30 MB, past the limit and socket buffers
         sender = threading.Thread(target=hog.send, args=(b"INFO\r\n" * sent,), daemon=True)
         sender.start()

@@ -19,8 +19,9 @@ from tests.servers import ServerFactory
 import werk
 from werk._protocol.resp import ErrorReply
 from werk.server import ManualClock
-from werk.server.manager import Manager
-from werk.server.storage import SQLiteStorage
+from werk.server._manager import Manager
+from werk.server._periodic import PeriodicTasks
+from werk.server._storage import SQLiteStorage
 
 pytestmark = pytest.mark.slow
 
@@ -97,9 +98,10 @@ def test_a_dead_workers_reservation_comes_back_after_restart(tmp_path):
     (res,) = [e for e in store.load().entries if e.jid == "jid-orphan-001"]
     clock = ManualClock(res.since)
     manager = Manager(store, clock)
+    tasks = PeriodicTasks(manager)
     assert "jid-orphan-001" in manager.reservations
     clock.set(res.score + 15)
-    manager.run_due_tasks()
+    tasks.run_all_due()
     store.flush()
     assert len(manager.retries) == 1
     store.close()

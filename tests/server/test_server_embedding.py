@@ -8,8 +8,10 @@ from tests.server.rawclient import Raw
 from tests.servers import MANUAL_EPOCH
 
 import werk
-from werk.server import EmbeddedServer, Manager, ManualClock
-from werk.server.storage import MemoryStorage
+from werk.server import EmbeddedServer, ManualClock
+from werk.server._manager import Manager
+from werk.server._periodic import PeriodicTasks
+from werk.server._storage import MemoryStorage
 
 
 def test_fixture_serves_werk_client(faktory_server):
@@ -61,10 +63,11 @@ def test_sqlite_embedded_server_keeps_data_across_restarts(make_server, tmp_path
 def test_manager_alone_runs_periodic_tasks_on_a_manual_clock():
     clock = ManualClock(MANUAL_EPOCH)
     m = Manager(MemoryStorage(), clock)
+    tasks = PeriodicTasks(m)
     assert m.push_bytes(b'{"jid":"jid-alone-001","jobtype":"T","args":[],"retry":1}') is None
     res = m.fetch(["default"], wid="")
     assert res is not None and m.fail(res.jid, "E", "boom", None) is None
     clock.advance(45)
-    m.run_due_tasks()
+    tasks.run_all_due()
     assert m.queue_sizes() == {"default": 1}
-    assert m.tasks.stats()["Retries"]["enqueued"] == 1
+    assert tasks.stats()["Retries"]["enqueued"] == 1

@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 import pytest
 from tests.server.rawclient import Raw
+from tests.servers import ServerFactory
 
 from werk.server import EmbeddedServer, ManualClock
 
@@ -52,59 +53,59 @@ def wait_until(check: Callable[[], bool], what: str, timeout: float = 10.0) -> N
 
 
 def parked_fetches(srv: EmbeddedServer) -> int:
-    return srv.call(lambda: sum(len(w) for w in srv.manager._waiters.values()))
+    return srv.call(lambda: len(srv.manager.waiting))
 
 
-def test_a_killed_worker_blocked_in_fetch_does_not_take_the_next_job():
-    with EmbeddedServer(clock=ManualClock(T0), fetch_timeout=3600) as srv:
-        worker = subprocess.Popen(
-            [sys.executable, "-c", _BLOCKED_WORKER, str(srv.port)],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert worker.stdout is not None and worker.stdout.readline() == "parked\n"
-            wait_until(lambda: parked_fetches(srv) == 1, "the FETCH is parked")
-            worker.send_signal(signal.SIGKILL)
-            worker.wait(10)
-        finally:
-            worker.kill()
-        # The push goes out right away: it must not be handed to the dead worker even if
-        # the server sees it before the close.
-        with Raw(srv) as producer:
-            assert producer.push("jid-after-kill-1") == "OK"
-        with Raw(srv, wid="wid-alive") as other:
-            job = other.fetch()
-            assert job is not None and job["jid"] == "jid-after-kill-1"
-            assert "failure" not in job  # never fetched, never failed: no retry counted
-        assert parked_fetches(srv) == 0
-        info = srv.info()
-        assert info["working"] == 1 and info["failures"] == 0  # only the live fetcher's
-
-
-def test_a_closed_connection_cancels_its_parked_fetch_at_once():
-    with EmbeddedServer(clock=ManualClock(T0), fetch_timeout=3600) as srv:
-        c = Raw(srv, wid="wid-leaves")
-        c.send(b"FETCH default\r\n")
+def test_a_killed_worker_blocked_in_fetch_does_not_take_the_next_job(make_server: ServerFactory):
+    srv = make_server(clock=ManualClock(T0), fetch_timeout=3600)
+    worker = subprocess.Popen(
+        [sys.executable, "-c", _BLOCKED_WORKER, str(srv.port)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert worker.stdout is not None and worker.stdout.readline() == "parked\n"
         wait_until(lambda: parked_fetches(srv) == 1, "the FETCH is parked")
-        c.close()
-        wait_until(lambda: parked_fetches(srv) == 0, "the FETCH is cancelled")
-        with Raw(srv) as producer:
-            assert producer.push("jid-for-nobody-1") == "OK"
-        assert srv.info()["queues"] == {"default": 1} and srv.info()["working"] == 0
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(10)
+    finally:
+        worker.kill()
+    # The push goes out right away: it must not be handed to the dead worker even if
+    # the server sees it before the close.
+    with Raw(srv) as producer:
+        assert producer.push("jid-after-kill-1") == "OK"
+    with Raw(srv, wid="wid-alive") as other:
+        job = other.fetch()
+        assert job is not None and job["jid"] == "jid-after-kill-1"
+        assert "failure" not in job  # never fetched, never failed: no retry counted
+    assert parked_fetches(srv) == 0
+    info = srv.info()
+    assert info["working"] == 1 and info["failures"] == 0  # only the live fetcher's
 
 
-def test_a_reset_connection_cancels_its_parked_fetch():
-    with EmbeddedServer(clock=ManualClock(T0), fetch_timeout=3600) as srv:
-        c = Raw(srv, wid="wid-resets")
-        c.send(b"FETCH default\r\n")
-        wait_until(lambda: parked_fetches(srv) == 1, "the FETCH is parked")
-        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        c.close()  # RST, not FIN
-        wait_until(lambda: parked_fetches(srv) == 0, "the FETCH is cancelled")
-        with Raw(srv) as producer, Raw(srv) as other:
-            assert producer.push("jid-after-reset") == "OK"
-            assert other.fetch()["jid"] == "jid-after-reset"
+def test_a_closed_connection_cancels_its_parked_fetch_at_once(make_server: ServerFactory):
+    srv = make_server(clock=ManualClock(T0), fetch_timeout=3600)
+    c = Raw(srv, wid="wid-leaves")
+    c.send(b"FETCH default\r\n")
+    wait_until(lambda: parked_fetches(srv) == 1, "the FETCH is parked")
+    c.close()
+    wait_until(lambda: parked_fetches(srv) == 0, "the FETCH is cancelled")
+    with Raw(srv) as producer:
+        assert producer.push("jid-for-nobody-1") == "OK"
+    assert srv.info()["queues"] == {"default": 1} and srv.info()["working"] == 0
+
+
+def test_a_reset_connection_cancels_its_parked_fetch(make_server: ServerFactory):
+    srv = make_server(clock=ManualClock(T0), fetch_timeout=3600)
+    c = Raw(srv, wid="wid-resets")
+    c.send(b"FETCH default\r\n")
+    wait_until(lambda: parked_fetches(srv) == 1, "the FETCH is parked")
+    c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    c.close()  # RST, not FIN
+    wait_until(lambda: parked_fetches(srv) == 0, "the FETCH is cancelled")
+    with Raw(srv) as producer, Raw(srv) as other:
+        assert producer.push("jid-after-reset") == "OK"
+        assert other.fetch()["jid"] == "jid-after-reset"
 
 
 def _slow_reader(srv: EmbeddedServer, wid: str) -> socket.socket:
@@ -125,55 +126,58 @@ def _push(c: Raw, jid: str, queue: str, pad: str = "") -> None:
 
 
 @pytest.mark.parametrize("storage", ["memory", "sqlite"])
-def test_a_job_reply_stuck_in_the_buffer_when_the_client_dies_goes_back_first(tmp_path, storage):
+def test_a_job_reply_stuck_in_the_buffer_when_the_client_dies_goes_back_first(
+    make_server: ServerFactory, tmp_path, storage
+):
     # A job too big for the socket buffers: part of the reply still waits in the server
     # when the client resets the connection. The job never reached it: it goes back to
     # the head of its queue, ahead of a job pushed after it, after a restart too.
     pad = "x" * (12 * 1024 * 1024)
     options = {"data_dir": tmp_path} if storage == "sqlite" else {}
-    with EmbeddedServer(
-        storage=storage, clock=ManualClock(T0), fetch_timeout=3600, **options
-    ) as srv:
-        sock = _slow_reader(srv, "wid-slow")
-        sock.sendall(b"FETCH big\r\n")
-        wait_until(lambda: parked_fetches(srv) == 1, "the FETCH is parked")
-        with Raw(srv) as producer, Raw(srv, wid="wid-next") as other:
-            _push(producer, "jid-huge-000001", "big", pad)
-            wait_until(lambda: srv.info()["working"] == 1, "the job is handed out")
-            _push(producer, "jid-after-huge1", "big")
-            assert sock.recv(1).startswith(b"$")  # it started to arrive, no more
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            sock.close()  # RST
-            wait_until(lambda: srv.info()["working"] == 0, "the reservation is undone")
-            assert srv.info()["failures"] == 0
-            if storage == "memory":
-                again = other.fetch("big")
-                assert again["jid"] == "jid-huge-000001" and "failure" not in again
-                assert other.fetch("big")["jid"] == "jid-after-huge1"
+    srv = make_server(storage=storage, clock=ManualClock(T0), fetch_timeout=3600, **options)
+    sock = _slow_reader(srv, "wid-slow")
+    sock.sendall(b"FETCH big\r\n")
+    wait_until(lambda: parked_fetches(srv) == 1, "the FETCH is parked")
+    with Raw(srv) as producer, Raw(srv, wid="wid-next") as other:
+        _push(producer, "jid-huge-000001", "big", pad)
+        wait_until(lambda: srv.info()["working"] == 1, "the job is handed out")
+        _push(producer, "jid-after-huge1", "big")
+        assert sock.recv(1).startswith(b"$")  # it started to arrive, no more
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()  # RST
+        wait_until(lambda: srv.info()["working"] == 0, "the reservation is undone")
+        assert srv.info()["failures"] == 0
+        if storage == "memory":
+            again = other.fetch("big")
+            assert again["jid"] == "jid-huge-000001" and "failure" not in again
+            assert other.fetch("big")["jid"] == "jid-after-huge1"
+    srv.stop()
     if storage == "sqlite":
-        with EmbeddedServer(storage=storage, data_dir=tmp_path) as srv, Raw(srv) as c:
+        with Raw(make_server(storage=storage, data_dir=tmp_path)) as c:
             again = c.fetch("big")
             assert again["jid"] == "jid-huge-000001" and "failure" not in again
             assert c.fetch("big")["jid"] == "jid-after-huge1"
 
 
 @pytest.mark.parametrize("storage", ["memory", "sqlite"])
-def test_put_back_hands_the_job_to_the_next_parked_fetch(tmp_path, storage):
+def test_put_back_hands_the_job_to_the_next_parked_fetch(
+    make_server: ServerFactory, tmp_path, storage
+):
     options = {"data_dir": tmp_path} if storage == "sqlite" else {}
-    with EmbeddedServer(storage=storage, fetch_timeout=3600, **options) as srv:
-        first = Raw(srv, wid="wid-first")
-        first.send(b"FETCH default\r\n")
-        wait_until(lambda: parked_fetches(srv) == 1, "the first FETCH is parked")
-        second = Raw(srv, wid="wid-second")
-        second.send(b"FETCH default\r\n")
-        wait_until(lambda: parked_fetches(srv) == 2, "the second FETCH is parked")
-        first.sock.shutdown(socket.SHUT_WR)
-        with Raw(srv) as producer:
-            assert producer.push("jid-to-second-1") == "OK"
-        job = json.loads(second.read())
-        assert job["jid"] == "jid-to-second-1"
-        first.close()
-        second.close()
+    srv = make_server(storage=storage, fetch_timeout=3600, **options)
+    first = Raw(srv, wid="wid-first")
+    first.send(b"FETCH default\r\n")
+    wait_until(lambda: parked_fetches(srv) == 1, "the first FETCH is parked")
+    second = Raw(srv, wid="wid-second")
+    second.send(b"FETCH default\r\n")
+    wait_until(lambda: parked_fetches(srv) == 2, "the second FETCH is parked")
+    first.sock.shutdown(socket.SHUT_WR)
+    with Raw(srv) as producer:
+        assert producer.push("jid-to-second-1") == "OK"
+    job = json.loads(second.read())
+    assert job["jid"] == "jid-to-second-1"
+    first.close()
+    second.close()
 
 
 async def _hello(

@@ -19,10 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from werk.server.clock import ManualClock
-from werk.server.manager import Manager
-from werk.server.storage import SQLiteStorage
-from werk.server.storage.sqlite import FOLD_OPS
+from werk.server import _admin as admin
+from werk.server._clock import ManualClock
+from werk.server._manager import Manager
+from werk.server._storage import SQLiteStorage
+from werk.server._storage.sqlite import FOLD_OPS
 
 pytestmark = pytest.mark.slow
 
@@ -33,11 +34,12 @@ T0 = 1_700_000_000.0
 # and the process dies.
 _CRASH_MID_FOLD = """
 import asyncio, os, signal, sys, threading
-from werk.server.clock import ManualClock
-from werk.server.manager import Manager
-from werk.server.storage import SQLiteStorage
-from werk.server.storage.sqlite import FOLD_OPS
-from werk.server.storage.ops import write_ops
+from werk.server import _admin as admin
+from werk.server._clock import ManualClock
+from werk.server._manager import Manager
+from werk.server._storage import SQLiteStorage
+from werk.server._storage.sqlite import FOLD_OPS
+from werk.server._storage.ops import write_ops
 
 db, moment, t0 = sys.argv[1], sys.argv[2], float(sys.argv[3])
 store = SQLiteStorage(db)
@@ -62,7 +64,7 @@ for i in range(5):
 first = m.fetch(["default"], "w1")
 m.ack(first.jid)
 m.push_bytes(b'{"jid":"jid-removed","jobtype":"T","args":[],"queue":"gone"}')
-m.remove_queue("gone")             # a change that deletes a whole queue: folded in a thread
+admin.remove_queue(m, "gone")      # a change that deletes a whole queue: folded in a thread
 store.flush()                      # journal generation 1: 6 pushes, a fetch, an ACK, a REMOVE
 store.attach(asyncio.new_event_loop())
 store._fold_soon()                 # set aside, fold thread started
@@ -107,7 +109,7 @@ async def test_a_big_fold_runs_beside_the_event_loop(tmp_path: Path):
     store.flush()
     store.fold()
     store.attach(asyncio.get_running_loop())
-    m.remove_queue("default")
+    admin.remove_queue(m, "default")
     store.flush()
     store._fold_soon()
     turns = 0

@@ -11,10 +11,10 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.server.rawclient import Raw
+from tests.servers import ServerFactory
 
 from werk._protocol.resp import ErrorReply
-from werk.server import EmbeddedServer
-from werk.server.glob import MAX_PATTERN, Glob
+from werk.server._glob import MAX_PATTERN, Glob
 
 
 def redis_match(pattern: bytes, subject: bytes) -> bool:
@@ -171,7 +171,9 @@ def _job(i: int, pad: int) -> bytes:
     return b"PUSH " + json.dumps(job, separators=(",", ":")).encode()
 
 
-def test_mutate_with_pathological_patterns_answers_and_leaves_the_server_responsive():
+def test_mutate_with_pathological_patterns_answers_and_leaves_the_server_responsive(
+    make_server: ServerFactory,
+):
     # Exponential matching (the old regex translation) took ~40 s for five stars over one
     # 300-byte job and grew 60-100x per star; forty stars over 200 jobs of 64 KiB would
     # never finish. The bound here only has to separate "polynomial" from "exponential".
@@ -181,7 +183,8 @@ def test_mutate_with_pathological_patterns_answers_and_leaves_the_server_respons
         "*" + "?*" * 30 + "Q",
         "*[a-c]*" * 20 + "Q",
     ]
-    with EmbeddedServer() as srv, Raw(srv, timeout=120) as c, Raw(srv) as other:
+    srv = make_server()
+    with Raw(srv, timeout=120) as c, Raw(srv) as other:
         for i in range(200):
             assert c.cmd(_job(i, 64 * 1024)) == "OK"
         for pattern in patterns:
@@ -196,8 +199,9 @@ def test_mutate_with_pathological_patterns_answers_and_leaves_the_server_respons
         assert srv.info()["scheduled"] == 0 and srv.info()["dead"] == 200
 
 
-def test_too_long_a_pattern_is_refused_and_nothing_changes():
-    with EmbeddedServer() as srv, Raw(srv) as c:
+def test_too_long_a_pattern_is_refused_and_nothing_changes(make_server: ServerFactory):
+    srv = make_server()
+    with Raw(srv) as c:
         assert c.push("jid-keep-000001", at="2099-01-01T00:00:00Z") == "OK"
         too_long = "*" * (MAX_PATTERN + 1)
         op = {"cmd": "discard", "target": "scheduled", "filter": {"regexp": too_long}}

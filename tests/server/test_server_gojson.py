@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from werk.server.glob import Glob
-from werk.server.gojson import GoDecoder, GoJSONError, go_dumps, go_float, syntax_error
-from werk.server.gotime import parse_rfc3339
-from werk.server.jobs import JobCodec
+from werk.server._glob import Glob
+from werk.server._gojson import GoDecoder, GoJSONError, go_dumps, go_float, syntax_error
+from werk.server._gotime import parse_rfc3339
+from werk.server._payload import JobCodec
 
 
 @pytest.mark.parametrize(

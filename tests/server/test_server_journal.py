@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 from tests.servers import MANUAL_EPOCH
 
-from werk.server.clock import ManualClock
-from werk.server.manager import Manager
-from werk.server.storage import QUEUE, SQLiteStorage
-from werk.server.storage.journal import FORMAT_VERSION, Journal
-from werk.server.storage.ops import (
+from werk.server._clock import ManualClock
+from werk.server._manager import Manager
+from werk.server._storage import QUEUE, SQLiteStorage
+from werk.server._storage.journal import FORMAT_VERSION, Journal
+from werk.server._storage.ops import (
     CLEAR_KIND,
     COUNTER,
     DELETE,
@@ -32,6 +32,9 @@ from werk.server.storage.ops import (
     INSERT,
     QUEUE_FORGET,
     QUEUE_KNOWN,
+    RECORD_CLEAR,
+    RECORD_DELETE,
+    RECORD_PUT,
     JournalFormatError,
     decode_ops,
     encode_ops,
@@ -43,9 +46,10 @@ T0 = MANUAL_EPOCH
 
 _CRASH = """
 import os, signal, sys
-from werk.server.clock import ManualClock
-from werk.server.manager import Manager
-from werk.server.storage import SQLiteStorage
+from werk.server import _admin as admin
+from werk.server._clock import ManualClock
+from werk.server._manager import Manager
+from werk.server._storage import SQLiteStorage
 store = SQLiteStorage(sys.argv[1])
 m = Manager(store, ManualClock(float(sys.argv[3])), rand30=lambda: 0)
 exec(sys.argv[2])
@@ -75,7 +79,7 @@ def push(jid: str, queue: str = "default") -> str:
 def test_pushes_acks_fails_reservations_and_pauses_come_back_from_the_journal(tmp_path):
     db = tmp_path / "werk.sqlite3"
     code = "".join(push(f"jid-jnl-{i:04d}") for i in range(6)) + push("jid-paused01", "pq")
-    code += "m.pause('pq')\n"
+    code += "admin.pause(m, 'pq')\n"
     code += "a = m.fetch(['default'], 'w1'); b = m.fetch(['default'], 'w1')\n"
     code += "c = m.fetch(['default'], 'w1')\n"
     code += "m.ack(a.jid)\n"
@@ -176,7 +180,7 @@ def _old_format(records: list[bytes]) -> bytes:
     return data
 
 
-@pytest.mark.parametrize("version", [b"1", b"3", b"x"])
+@pytest.mark.parametrize("version", [b"1", b"4", b"x"])
 def test_a_journal_of_another_format_with_changes_is_refused_not_dropped(tmp_path, version):
     db = tmp_path / "werk.sqlite3"
     SQLiteStorage(db).close()
@@ -202,6 +206,30 @@ def test_an_old_format_journal_without_changes_is_started_afresh(tmp_path):
     assert [e.jid for e in store.load().entries] == ["jid-kept-00001"]
     store.close()
     assert journal.read_bytes()[:8] == b"WERKJNL" + str(FORMAT_VERSION).encode()
+
+
+def test_a_format_2_journal_left_by_a_crash_is_read_and_folded(tmp_path):
+    # Format 3 only added codes: an older werk's unfolded changes mean the same.
+    db = tmp_path / "werk.sqlite3"
+    SQLiteStorage(db).close()
+    journal = Path(str(db) + ".journal")
+    reader = Journal(str(journal))
+    generation = reader.open(next_generation=0)[0]  # the one the database expects next
+    reader.close()
+    body = encode_ops(
+        [
+            (INSERT, (1, QUEUE, "default", 0.0, "jid-v2-000001", b"{}", 0.0)),
+            (COUNTER, ("processed", 2)),
+        ]
+    )
+    data = b"WERKJNL2" + struct.pack("<Q", generation)
+    journal.write_bytes(data + struct.pack("<II", len(body), zlib.crc32(body)) + body)
+    store = SQLiteStorage(db)
+    snap = store.load()
+    assert [e.jid for e in snap.entries] == ["jid-v2-000001"] and snap.counters["processed"] == 2
+    store.close()
+    assert journal.read_bytes()[:8] == b"WERKJNL" + str(FORMAT_VERSION).encode()
+    assert rows_in_database(db) == 1
 
 
 def test_werk_server_refuses_a_journal_of_another_format_in_one_line(tmp_path):
@@ -238,17 +266,24 @@ EVERY_OP = [
     (CLEAR_KIND, (3,)),
     (COUNTER, ("processed", -7)),
     (FLUSH_ALL, ()),
+    (RECORD_PUT, ("batch", "b-\u00e9\ud800", b"\x00{}")),
+    (RECORD_PUT, ("", "", b"")),
+    (RECORD_DELETE, ("unique", "k")),
+    (RECORD_CLEAR, ("cron",)),
 ]
 
 
 def test_the_record_encoding_round_trips_every_change_kind():
-    assert {code for code, _ in EVERY_OP} == set(range(7))
+    assert {code for code, _ in EVERY_OP} == set(range(10))
     assert decode_ops(encode_ops(EVERY_OP)) == EVERY_OP
     assert decode_ops(encode_ops([])) == []
     # Pinned bytes: the format cannot drift without this test (and FORMAT_VERSION) changing.
     assert encode_ops([(COUNTER, ("p", 2)), (DELETE, (5,)), (FLUSH_ALL, ())]) == (
         b"\x05\x02\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00p"
         b"\x01\x05\x00\x00\x00\x00\x00\x00\x00\x06"
+    )
+    assert encode_ops([(RECORD_PUT, ("s", "k", b"v")), (RECORD_CLEAR, ("s",))]) == (
+        b"\x07\x01\x00\x00\x00\x01\x00\x00\x00\x01\x00\x00\x00skv\x09\x01\x00\x00\x00s"
     )
 
 
@@ -277,6 +312,12 @@ def test_every_change_kind_survives_a_crash(tmp_path):
         "store.entry_add(13, 2, 'retries', 4.5, 'jid-ret-000001', b'{}', 0.0)\n"
         "store.entry_remove(13)\n"
         "store.counter_add('failed', 3)\n"
+        "store.record_put('batch', 'b-1', b'one')\n"
+        "store.record_put('batch', 'b-1', b'two')\n"
+        "store.record_put('batch', 'b-2', b'')\n"
+        "store.record_put('lock', 'k', b'x')\n"
+        "store.record_delete('batch', 'b-2')\n"
+        "store.record_clear('lock')\n"
     )
     crash_after(db, code)
     store = SQLiteStorage(db)
@@ -288,6 +329,7 @@ def test_every_change_kind_survives_a_crash(tmp_path):
     ]
     assert snap.queues == {"q\u2603": True}
     assert snap.counters == {"failed": 3}
+    assert snap.records == {"batch": {"b-1": b"two"}}
 
 
 def test_a_jid_with_a_lone_surrogate_escape_is_stored_and_folded(tmp_path):

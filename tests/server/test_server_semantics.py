@@ -193,17 +193,18 @@ def test_fetch_on_empty_queues_waits_two_real_seconds(make_server):
 
 
 def test_delete_queue_jobs_keeps_the_rest_in_order_and_is_stored(tmp_path):
-    from werk.server.manager import Manager
-    from werk.server.storage import SQLiteStorage
+    from werk.server import _admin as admin
+    from werk.server._manager import Manager
+    from werk.server._storage import SQLiteStorage
 
     store = SQLiteStorage(tmp_path / "werk.sqlite3")
     m = Manager(store, ManualClock(T0))
     for i in range(5):
         assert m.push_bytes(b'{"jid":"jid-del-%04d","jobtype":"T","args":[]}' % i) is None
     doomed = ["jid-del-0001", "jid-del-0003", "jid-not-there"]
-    assert m.delete_queue_jobs("default", doomed) == 2
-    assert m.delete_queue_jobs("default", []) == 0
-    assert m.delete_queue_jobs("no-such-queue", ["jid-del-0000"]) == 0
+    assert admin.delete_queue_jobs(m, "default", doomed) == 2
+    assert admin.delete_queue_jobs(m, "default", []) == 0
+    assert admin.delete_queue_jobs(m, "no-such-queue", ["jid-del-0000"]) == 0
     kept = ["jid-del-0000", "jid-del-0002", "jid-del-0004"]
     assert [item.jid for item in m.queues["default"]] == kept
     store.close()

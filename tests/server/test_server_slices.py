@@ -18,11 +18,13 @@ from tests.server.rawclient import Raw
 from tests.server.serverproc import ServerProcess
 
 from werk.server import EmbeddedServer, ManualClock
-from werk.server.manager import Manager
-from werk.server.mutate import SLICE_WORK
-from werk.server.release import PER_SLICE
-from werk.server.storage import DEAD, SCHEDULED, MemoryStorage, SQLiteStorage
-from werk.server.tasks import SLICE as TASK_SLICE
+from werk.server import _admin as admin
+from werk.server._manager import Manager
+from werk.server._periodic import SLICE as TASK_SLICE
+from werk.server._periodic import PeriodicTasks
+from werk.server._releaser import PER_SLICE
+from werk.server._storage import DEAD, SCHEDULED, MemoryStorage, SQLiteStorage
+from werk.server._sweep import SLICE_WORK
 
 FUTURE = "2099-01-01T00:00:00Z"
 T0 = 2_000_000_000  # 2033-05-18T03:33:20Z
@@ -112,7 +114,7 @@ async def test_a_removed_queue_is_gone_at_once_and_freed_a_slice_per_loop_turn()
             await reader.readline()
             await reader.readline()
         count = len(m.queues["big"])
-        m.remove_queue("big")  # what QUEUE REMOVE runs
+        admin.remove_queue(m, "big")  # what QUEUE REMOVE runs
         release = m.release
         assert "big" not in m.queues and release.pending == count
         turns = 0
@@ -174,14 +176,15 @@ def test_due_jobs_move_a_slice_per_run_and_all_of_them_in_the_end():
             for i in range(start, min(start + 1000, count))
         ]
         assert m.push_bulk_bytes(json.dumps(jobs).encode()) == b"{}"
+    tasks = PeriodicTasks(m)
     clock.advance(5)
-    assert m.tasks.run_due(clock.now()) == ["Scheduled", "Retries"]
-    assert m.queue_sizes() == {"default": TASK_SLICE} and "Scheduled" in m.tasks.unfinished
-    assert m.tasks.resume() is True
+    assert tasks.run_due(clock.now()) == ["Scheduled", "Retries"]
+    assert m.queue_sizes() == {"default": TASK_SLICE} and "Scheduled" in tasks.unfinished
+    assert tasks.resume() is True
     assert m.queue_sizes() == {"default": 2 * TASK_SLICE}
-    assert m.tasks.resume() is False
+    assert tasks.resume() is False
     assert m.queue_sizes() == {"default": count} and len(m.scheduled) == 0
-    stats = m.tasks.stats()["Scheduled"]
+    stats = tasks.stats()["Scheduled"]
     assert (stats["cycles"], stats["enqueued"]) == (1, count)
     # FIFO across the slices: the queue holds them in the order they were scheduled.
     assert [item.jid for item in m.queues["default"]][:3] == [
@@ -199,9 +202,10 @@ def test_expired_reservations_are_reaped_a_slice_per_run():
     assert m.push_bulk_bytes(json.dumps(jobs).encode()) == b"{}"
     for _ in range(count):
         assert m.fetch(["default"], "wid-gone") is not None
+    tasks = PeriodicTasks(m)
     clock.advance(1800 + 15)
-    m.tasks.run_due(clock.now())
-    assert len(m.reservations) == 10 and "Busy" in m.tasks.unfinished
-    assert m.tasks.resume() is False
+    tasks.run_due(clock.now())
+    assert len(m.reservations) == 10 and "Busy" in tasks.unfinished
+    assert tasks.resume() is False
     assert len(m.reservations) == 0 and len(m.retries) == count
-    assert m.tasks.stats()["Busy"]["reaped"] == count
+    assert tasks.stats()["Busy"]["reaped"] == count

@@ -16,7 +16,7 @@ import pytest
 pytest.importorskip("aiohttp")
 
 from werk.server import EmbeddedServer
-from werk.web.server_backend import CHUNK, ServerBackend
+from werk.web._server_backend import CHUNK, ServerBackend
 
 TOTAL = 2 * CHUNK + 123
 

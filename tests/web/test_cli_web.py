@@ -111,7 +111,7 @@ def _listening_port(log: str) -> int:
 
 def test_the_web_ui_is_on_by_default_at_7420() -> None:
     from werk.cli import build_parser
-    from werk.cli.server import config_from_args
+    from werk.cli._server import config_from_args
 
     args = build_parser().parse_args(["server"])
     assert args.web_bind is None and not args.no_web  # None: the default, 127.0.0.1:7420

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from werk.web.backend import DayCount
-from werk.web.charts import history_chart, nice_step
-from werk.web.format import (
+from werk._humanize import (
     ago,
     args_preview,
     compact,
@@ -16,7 +14,9 @@ from werk.web.format import (
     rss,
     to_timestamp,
 )
-from werk.web.paging import Pager
+from werk.web._backend import DayCount
+from werk.web._charts import history_chart, nice_step
+from werk.web._paging import Pager
 
 
 @pytest.mark.parametrize(

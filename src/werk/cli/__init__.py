@@ -1,4 +1,4 @@
-"""The ``werk`` command line.
+"""The ``werk`` command line (``werk --help``, ``werk COMMAND --help``).
 
 Sub-commands (each lives in its own module and registers itself with
 ``add_<name>_command(subparsers)``):
@@ -11,8 +11,15 @@ Sub-commands (each lives in its own module and registers itself with
 
 Example::
 
-    $ werk server --storage memory &
-    $ werk push SendEmail '["ann@example.com"]'
+    $ werk server                 # jobs on 127.0.0.1:7419, web UI on 127.0.0.1:7420
+    $ werk server --storage memory --bind :7419 --no-web
+    $ werk push SendEmail '["ann@example.com"]' --queue mail
+    f0e1d2c3b4a59687
+    $ werk info
+    server     Faktory 1.10.0 at tcp://localhost:7419, up 3h 12m, 7 connections
+    ...
+
+The Python API here is :func:`main` (the ``werk`` script) and :func:`build_parser`.
 """
 
 from __future__ import annotations
@@ -26,7 +33,14 @@ from werk._version import __version__
 
 __all__ = ["build_parser", "main"]
 
-_COMMANDS = ("demo", "server", "worker", "push", "info")
+# Sub-command -> the module that registers it (one whose extra is missing is left out).
+_COMMANDS = {
+    "demo": "werk.cli.demo",
+    "server": "werk.cli._server",
+    "worker": "werk.cli.worker",
+    "push": "werk.cli._push",
+    "info": "werk.cli._info",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,11 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"werk {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in _COMMANDS:
+    for name, module_name in _COMMANDS.items():
         try:
-            module = importlib.import_module(f"werk.cli.{name}")
+            module = importlib.import_module(module_name)
         except ImportError as exc:
-            if exc.name != f"werk.cli.{name}":
+            if exc.name != module_name:
                 raise
             continue
         getattr(module, f"add_{name}_command")(sub)

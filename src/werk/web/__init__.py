@@ -1,16 +1,23 @@
 """The operator web UI of werk's embedded server (Faktory's pages, on port 7420).
 
 Dashboard, Queues, Busy, Scheduled, Retries and Dead, served by aiohttp on the server's own
-event loop, reading the same store. Needs the ``web`` extra: ``pip install 'werk[web]'``.
+event loop, reading the same state. Needs the ``web`` extra: ``pip install 'werk[web]'``.
+``werk server`` serves it by itself; in your own program:
 
-Example (inside the server's event loop)::
+* :func:`start_web`: serve the pages of a running server, on the server's event loop.
+* :func:`create_app`: the pages as an aiohttp application, to mount or run yourself.
+* :class:`WebHandle`: where a started UI listens, and how to stop it.
 
+Example (in asyncio code)::
+
+    from werk.server import EmbeddedServer
     from werk.web import start_web
 
-    handle = await start_web(server, host="127.0.0.1", port=7420, password=None)
-    print("web UI at", handle.url)
-    ...
-    await handle.close()
+    async with EmbeddedServer() as srv:
+        handle = await start_web(srv, host="127.0.0.1", port=7420, password=None)
+        print("web UI at", handle.url)
+        ...
+        await handle.close()
 """
 
 from __future__ import annotations
@@ -20,10 +27,10 @@ from typing import Any
 
 from aiohttp import web
 
-from werk.web.app import create_app
-from werk.web.backend import WebBackend
+from werk.web._app import build_app
+from werk.web._server_backend import backend_for
 
-__all__ = ["DEFAULT_WEB_PORT", "WebHandle", "backend_for", "create_app", "start_web"]
+__all__ = ["DEFAULT_WEB_PORT", "WebHandle", "create_app", "start_web"]
 
 DEFAULT_WEB_PORT = 7420
 
@@ -34,8 +41,8 @@ class WebHandle:
 
     Example::
 
-        handle = await start_web(server, port=0)   # 0: any free port
-        print(handle.url)                         # http://127.0.0.1:54321
+        handle = await start_web(srv, port=0)     # 0: any free port
+        print(handle.url)                        # http://127.0.0.1:54321
         await handle.close()
     """
 
@@ -54,21 +61,20 @@ class WebHandle:
         await self.runner.cleanup()
 
 
-def backend_for(server_or_backend: Any) -> WebBackend:
-    """The :class:`WebBackend` of an embedded server (or the object itself if it is one).
+def create_app(server: Any, password: str | None = None, title: str = "werk") -> web.Application:
+    """The web UI of ``server`` (a running :class:`~werk.server.EmbeddedServer`) as an
+    aiohttp application; run it on the server's event loop.
+
+    With ``password``, every page asks for it by HTTP basic auth (any user name).
 
     Example::
 
-        backend = backend_for(srv)            # an EmbeddedServer, or a Server
-        print(await backend.queues())
+        async with EmbeddedServer() as srv:
+            runner = web.AppRunner(create_app(srv, password="s3cret"))
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", 7420).start()
     """
-    needed = ("stats", "queues", "set_entries", "mutate", "workers", "signal_workers")
-    if all(callable(getattr(server_or_backend, name, None)) for name in needed):
-        backend: WebBackend = server_or_backend
-        return backend
-    from werk.web.server_backend import ServerBackend
-
-    return ServerBackend(server_or_backend)
+    return build_app(backend_for(server), password=password, title=title)
 
 
 async def start_web(
@@ -79,16 +85,17 @@ async def start_web(
     *,
     title: str = "werk",
 ) -> WebHandle:
-    """Serve the web UI for ``server`` on the running event loop; ``port=0`` picks a free one.
+    """Serve the web UI of ``server`` (a running :class:`~werk.server.EmbeddedServer`) on
+    the running event loop, which must be the server's; ``port=0`` picks a free one.
 
-    ``server`` is werk's embedded server (or anything :func:`backend_for` accepts). With a
-    ``password`` the pages ask for it by HTTP basic auth; bind beyond 127.0.0.1 only with one.
+    With a ``password`` the pages ask for it by HTTP basic auth; bind beyond 127.0.0.1 only
+    with one.
 
     Example::
 
-        handle = await start_web(server, "127.0.0.1", 7420, password="s3cret")
+        handle = await start_web(srv, "127.0.0.1", 7420, password="s3cret")
     """
-    app = create_app(backend_for(server), password=password, title=title)
+    app = create_app(server, password=password, title=title)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)

@@ -1,0 +1,190 @@
+"""What the web UI needs from a server: the :class:`WebBackend` protocol and its value types.
+
+The pages never touch storage or connections themselves. They read snapshots (plain frozen
+dataclasses) and ask for changes through a handful of verbs, each of which is the server's own
+operation: set actions are MUTATE, queue actions are QUEUE PAUSE/RESUME/REMOVE, worker signals
+are what the next BEAT reply reports. :mod:`werk.web._server_backend` implements this protocol on
+top of werk's embedded server; any other object with the same methods works too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+__all__ = [
+    "SET_NAMES",
+    "DayCount",
+    "MutateCmd",
+    "QueueInfo",
+    "Reservation",
+    "SetEntry",
+    "SetName",
+    "Signal",
+    "Stats",
+    "WebBackend",
+    "WorkerInfo",
+]
+
+SetName = Literal["scheduled", "retries", "dead"]
+"""The three sorted sets MUTATE can target."""
+
+SET_NAMES: tuple[SetName, ...] = ("scheduled", "retries", "dead")
+
+MutateCmd = Literal["requeue", "discard", "kill"]
+"""MUTATE commands the pages use: run now (back to its queue), delete, move to dead."""
+
+Signal = Literal["quiet", "terminate"]
+"""Worker states an operator can impose; the worker learns them from its next BEAT reply."""
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Counters and sizes for the dashboard, as INFO reports them (times in Unix seconds)."""
+
+    processed: int
+    failures: int
+    enqueued: int
+    working: int
+    scheduled: int
+    retries: int
+    dead: int
+    workers: int
+    connections: int
+    command_count: int
+    version: str
+    uptime: float
+    now: float
+    memory_mb: int = 0
+    queues: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class QueueInfo:
+    """One known queue: its length, the age in seconds of the job fetched next, paused or not."""
+
+    name: str
+    size: int
+    latency: float
+    paused: bool
+
+
+@dataclass(frozen=True)
+class SetEntry:
+    """One job in a sorted set and its moment (Unix seconds): for ``scheduled`` when it runs,
+    for ``retries`` when it is retried, for ``dead`` when it died."""
+
+    when: float
+    job: dict[str, Any]
+
+    @property
+    def jid(self) -> str:
+        """The job's id, which is how the pages name an entry (MUTATE filters by jid)."""
+        return str(self.job.get("jid", ""))
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """A registered worker process (``wid``) as the Busy page shows it."""
+
+    wid: str
+    hostname: str
+    pid: int
+    labels: tuple[str, ...]
+    started_at: float
+    last_heartbeat: float
+    state: str  # "running", "quiet" or "terminate"
+    rss_kb: int
+    connections: int
+    busy: int
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """A job in progress: fetched by ``wid`` at ``reserved_at``, given back at ``expires_at``."""
+
+    wid: str
+    job: dict[str, Any]
+    reserved_at: float
+    expires_at: float
+
+
+@dataclass(frozen=True)
+class DayCount:
+    """Processed and failed counts of one UTC day (``day`` as ``YYYY-MM-DD``)."""
+
+    day: str
+    processed: int
+    failed: int
+
+
+class WebBackend(Protocol):
+    """The server as the web UI sees it. Every method runs on the server's event loop.
+
+    Pages are 0-based ``offset`` + ``count`` windows; they return ``(total, items)``.
+    """
+
+    def now(self) -> float:
+        """The server clock (Unix seconds); relative times on the pages are measured from it."""
+        ...
+
+    async def stats(self) -> Stats:
+        """Totals and sizes, as INFO."""
+        ...
+
+    async def queues(self) -> list[QueueInfo]:
+        """Every known queue, sorted by name."""
+        ...
+
+    async def queue_jobs(
+        self, name: str, offset: int, count: int
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """A window of a queue's jobs in fetch order (next to be fetched first)."""
+        ...
+
+    async def set_entries(
+        self, target: SetName, offset: int, count: int
+    ) -> tuple[int, list[SetEntry]]:
+        """A window of a sorted set in score order (soonest first)."""
+        ...
+
+    async def set_entry(self, target: SetName, jid: str) -> SetEntry | None:
+        """The entry of ``target`` holding job ``jid``, or None."""
+        ...
+
+    async def mutate(self, cmd: MutateCmd, target: SetName, jids: Sequence[str] | None) -> None:
+        """MUTATE ``cmd`` on ``target``, filtered by ``jids``; None means every entry."""
+        ...
+
+    async def pause_queues(self, names: Sequence[str]) -> None:
+        """QUEUE PAUSE: FETCH skips these queues until resumed."""
+        ...
+
+    async def resume_queues(self, names: Sequence[str]) -> None:
+        """QUEUE RESUME."""
+        ...
+
+    async def remove_queues(self, names: Sequence[str]) -> None:
+        """QUEUE REMOVE: the queues and all their jobs are gone."""
+        ...
+
+    async def delete_queue_jobs(self, name: str, jids: Sequence[str]) -> int:
+        """Delete the listed jobs from queue ``name``; returns how many were removed."""
+        ...
+
+    async def workers(self) -> list[WorkerInfo]:
+        """Every registered worker, sorted by wid."""
+        ...
+
+    async def reservations(self) -> list[Reservation]:
+        """Every job in progress, oldest reservation first."""
+        ...
+
+    async def signal_workers(self, wid: str | None, signal: Signal) -> None:
+        """Move worker ``wid`` (None: every worker) to ``signal``; forward-only, as BEAT."""
+        ...
+
+    async def history(self, days: int) -> list[DayCount]:
+        """Processed/failed per UTC day for the last ``days`` days, oldest first."""
+        ...
