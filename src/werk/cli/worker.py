@@ -28,6 +28,7 @@ examples:
   werk worker jobs --executor process -c 4    # CPU-bound jobs, one child process per slot
   werk worker jobs --metrics-port 9191        # Prometheus metrics on :9191/metrics
   werk worker jobs --log-format json          # one JSON object per log line
+  werk worker jobs --reload                   # development: restart when a .py file changes
 
 signals: TERM/INT stop gracefully (a second one stops at once): jobs still running after
 --shutdown-timeout are FAILed (so they are retried) and the process exits without waiting
@@ -118,6 +119,14 @@ def _run(args: argparse.Namespace) -> int:
     from werk.worker import Worker
 
     configure_logging(args.log_level, args.log_format)
+    if args.reload:
+        from werk.cli.reload import child_argv, run_with_reload
+
+        try:
+            return run_with_reload(child_argv(sys.argv[1:]), args.reload_dir or [os.getcwd()])
+        except ConfigurationError as exc:
+            print(f"werk worker: {exc}", file=sys.stderr)
+            return 2
     try:
         app = load_app(args.app)
         if args.metrics_port is not None:
@@ -244,5 +253,17 @@ def add_worker_command(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         default="0.0.0.0",
         metavar="ADDR",
         help="the address of --metrics-port (default 0.0.0.0)",
+    )
+    p.add_argument(
+        "--reload",
+        action="store_true",
+        help="development: run the worker as a child and restart it gracefully when a .py "
+        "file changes (needs werk[reload])",
+    )
+    p.add_argument(
+        "--reload-dir",
+        action="append",
+        metavar="DIR",
+        help="a directory --reload watches, repeatable (default: the current directory)",
     )
     p.set_defaults(func=_run)
