@@ -120,7 +120,7 @@ def _run(args: argparse.Namespace) -> int:
 
     configure_logging(args.log_level, args.log_format)
     if args.reload:
-        from werk.cli.reload import child_argv, run_with_reload
+        from werk.cli._reload import child_argv, run_with_reload
 
         try:
             return run_with_reload(child_argv(sys.argv[1:]), args.reload_dir or [os.getcwd()])
