@@ -157,9 +157,10 @@ async def serve(
         except (NotImplementedError, RuntimeError):  # pragma: no cover - Windows
             signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stop.set))
     server = Server(config, extensions=extensions)
-    await server.start()
+    # Before the start: a HUP then must not kill the process (start reads the files anyway).
     with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):  # Windows
         loop.add_signal_handler(signal.SIGHUP, server.reload_config)
+    await server.start()
     # What start-up loaded (a million stored jobs, say) lives until it is deleted and is
     # never part of a reference cycle: kept out of the collector's full passes, which
     # would otherwise walk all of it on the event loop (a quarter of a second a million).

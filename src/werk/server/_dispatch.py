@@ -40,7 +40,7 @@ from werk.server._arguments import (
     parse_beat,
     parse_fail,
 )
-from werk.server._extension import KnownError
+from werk.server._extension import CommandHandler, KnownError
 from werk.server._gojson import GoJSONError, go_bytes, go_float
 from werk.server._info_reply import info_json
 from werk.server._manager import Manager
@@ -258,10 +258,14 @@ def _json_str(text: str) -> str:
     return str(encode_basestring(text))
 
 
+def _enterprise_only(reply: bytes) -> CommandHandler:
+    return lambda arg, client: reply
+
+
 # What BATCH and TRACK answer unless an extension takes them.
-_ENTERPRISE = {
-    b"BATCH": encode_error(f"batch subsystem is {ENTERPRISE_ONLY}"),
-    b"TRACK": encode_error(f"tracking subsystem is {ENTERPRISE_ONLY}"),
+_ENTERPRISE: dict[bytes, CommandHandler] = {
+    b"BATCH": _enterprise_only(encode_error(f"batch subsystem is {ENTERPRISE_ONLY}")),
+    b"TRACK": _enterprise_only(encode_error(f"tracking subsystem is {ENTERPRISE_ONLY}")),
 }
 
 
@@ -304,14 +308,10 @@ def dispatch(state: ClientState, line: bytes) -> Reply:
             state.stats.commands += 1
             return whole(state, line)
         hooks = state.manager.hooks
-        command = hooks.commands.get(verb) if hooks is not None else None
+        command = (hooks.commands.get(verb) if hooks else None) or _ENTERPRISE.get(verb)
         if command is not None:
             state.stats.commands += 1
             return command(arg, state)
-        enterprise = _ENTERPRISE.get(verb)
-        if enterprise is not None:
-            state.stats.commands += 1
-            return enterprise
     except CommandArgumentError:
         # Go's text echoes the whole line: "invalid ACK <arg>".
         return encode_error(b"invalid " + line)
