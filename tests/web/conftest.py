@@ -115,7 +115,7 @@ class WebUI:
 
 def _start(srv: EmbeddedServer, password: str | None) -> WebHandle:
     # The web UI runs on the server's own event loop, as `werk server` runs it.
-    coro = start_web(srv.server, "127.0.0.1", 0, password=password)
+    coro = start_web(srv, "127.0.0.1", 0, password=password)
     return asyncio.run_coroutine_threadsafe(coro, srv.server.loop).result(30)
 
 

@@ -143,11 +143,12 @@ async def serve(
     web_bind: str | None = None,
     *,
     web_explicit: bool = True,
-    extensions: Sequence[Extension] = (),
+    extensions: Sequence[Extension] | None = None,
 ) -> None:
     """Run a server (and its web UI on ``web_bind`` unless None) until SIGTERM or SIGINT
     (the handlers only set an event); SIGHUP reloads the configuration. A web port that
-    cannot be bound is fatal only when ``web_explicit``."""
+    cannot be bound is fatal only when ``web_explicit``; ``extensions`` None means the
+    standard ones."""
     # Handlers first: a TERM that arrives while the server is starting still stops it cleanly.
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

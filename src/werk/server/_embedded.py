@@ -48,8 +48,8 @@ class EmbeddedServer:
     ``tls_cert`` and ``tls_key`` (PEM files: TLS only), ``synchronous`` (SQLite's
     ``"NORMAL"`` or ``"FULL"``), ``config_dir`` (the directory server extensions read,
     as ``werk server --config-dir``; :meth:`reload_config` reads it again). A bad value
-    or an unknown keyword is a :class:`~werk.ConfigurationError`. ``extensions`` are
-    werk's own server extensions (internal).
+    or an unknown keyword is a :class:`~werk.ConfigurationError`. ``extensions``:
+    werk's own server extensions (internal; the standard ones when None).
 
     Example::
 
@@ -76,7 +76,7 @@ class EmbeddedServer:
         password: str | None = None,
         clock: Clock | None = None,
         bind: str = "127.0.0.1:0",
-        extensions: Sequence[Extension] = (),
+        extensions: Sequence[Extension] | None = None,
         **options: Any,
     ) -> None:
         unknown = sorted(set(options) - _OPTIONS)

@@ -26,6 +26,7 @@ from werk.server._clock import Clock, ManualClock, SystemClock
 from werk.server._config import ServerConfig, default_data_dir
 from werk.server._dispatch import ServerStats
 from werk.server._extension import Extension
+from werk.server._features import standard_extensions
 from werk.server._info_reply import FAKTORY_VERSION
 from werk.server._manager import Manager
 from werk.server._periodic import PeriodicTasks
@@ -62,9 +63,11 @@ class Server:
         *,
         clock: Clock | None = None,
         storage: Storage | None = None,
-        extensions: Sequence[Extension] = (),
+        extensions: Sequence[Extension] | None = None,
     ) -> None:
         self.config = config or ServerConfig()
+        if extensions is None:
+            extensions = standard_extensions(self.config)
         self.extensions = tuple(extensions)
         self.clock: Clock = clock or SystemClock()
         self.storage: Storage = storage  # type: ignore[assignment]  # opened in start()

@@ -1,23 +1,23 @@
-"""The aiohttp application: the middlewares, every view's routes and the static files."""
+"""The aiohttp application: the middlewares, every view's routes and tabs, the static files.
+
+A page is a module of :mod:`werk.web._views` exporting ``ROUTES`` and ``TABS``; adding one
+to :data:`VIEWS` puts it in the router and the navigation."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
 from werk.web._backend import WebBackend
-from werk.web._render import CTX_KEY, HERE, WebContext, build_env
+from werk.web._render import CTX_KEY, HERE, Tabs, WebContext, build_env
 from werk.web._security import basic_auth, csrf_protect, headers
 from werk.web._views import busy, dashboard, queues, sets
 
-__all__ = ["ROUTES", "build_app"]
+__all__ = ["ROUTES", "TABS", "VIEWS", "build_app"]
 
-ROUTES: tuple[web.RouteDef, ...] = (
-    *dashboard.ROUTES,
-    *queues.ROUTES,
-    *busy.ROUTES,
-    *sets.ROUTES,
-)
-"""Every page, in the order the router tries them."""
+VIEWS = (dashboard, queues, busy, sets)
+"""The pages, in the order of the navigation (and of the router)."""
+ROUTES: tuple[web.RouteDef, ...] = tuple(route for view in VIEWS for route in view.ROUTES)
+TABS: Tabs = tuple(tab for view in VIEWS for tab in view.TABS)
 
 
 def build_app(
@@ -29,7 +29,7 @@ def build_app(
         middlewares=[headers, basic_auth(password), csrf_protect],
         client_max_size=1024 * 1024,
     )
-    app[CTX_KEY] = WebContext(backend=backend, env=build_env(), title=title)
+    app[CTX_KEY] = WebContext(backend=backend, env=build_env(TABS), tabs=TABS, title=title)
     app.router.add_routes(ROUTES)
     app.router.add_static("/static", HERE / "static", name="static", append_version=False)
     return app

@@ -24,7 +24,7 @@ from werk.web._security import CSRF_FIELD, csrf_token
 __all__ = [
     "CTX_KEY",
     "HERE",
-    "TABS",
+    "Tabs",
     "WebContext",
     "build_env",
     "ctx_of",
@@ -35,14 +35,8 @@ __all__ = [
 
 HERE = Path(__file__).resolve().parent
 
-TABS: tuple[tuple[str, str], ...] = (
-    ("Dashboard", "/"),
-    ("Queues", "/queues"),
-    ("Busy", "/busy"),
-    ("Scheduled", "/scheduled"),
-    ("Retries", "/retries"),
-    ("Dead", "/dead"),
-)
+Tabs = tuple[tuple[str, str], ...]
+"""The navigation: (name, path) pairs, the home page first."""
 
 
 @dataclass
@@ -51,6 +45,7 @@ class WebContext:
 
     backend: WebBackend
     env: jinja2.Environment
+    tabs: Tabs
     title: str = "werk"
 
 
@@ -80,7 +75,7 @@ def _number(value: int | float) -> Markup:
     )
 
 
-def build_env() -> jinja2.Environment:
+def build_env(tabs: Tabs) -> jinja2.Environment:
     """The pages' templates, with every value escaped and the filters they use."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(HERE / "templates")),
@@ -99,15 +94,15 @@ def build_env() -> jinja2.Environment:
         pretty_json=fmt.pretty_json,
         exact_time=fmt.exact_time,
     )
-    env.globals.update(reltime=_reltime, number=_number, version=__version__, tabs=TABS)
+    env.globals.update(reltime=_reltime, number=_number, version=__version__, tabs=tabs)
     return env
 
 
-def _active_tab(path: str) -> str:
-    for name, href in TABS[1:]:
+def _active_tab(tabs: Tabs, path: str) -> str:
+    for name, href in tabs[1:]:
         if path == href or path.startswith(href + "/"):
             return name
-    return "Dashboard" if path == "/" else ""
+    return tabs[0][0] if path == tabs[0][1] else ""
 
 
 async def render(
@@ -119,7 +114,7 @@ async def render(
     token = csrf_token(request)
     body = ctx.env.get_template(template).render(
         request_path=request.path,
-        active_tab=_active_tab(request.path),
+        active_tab=_active_tab(ctx.tabs, request.path),
         title=ctx.title,
         stats=stats,
         now=ctx.backend.now(),

@@ -1,1 +1,2 @@
-"""The pages of the web UI, one module per tab; each exports its ``ROUTES``."""
+"""The pages of the web UI, one module per tab or group of tabs; each exports its ``ROUTES``
+and its ``TABS``."""

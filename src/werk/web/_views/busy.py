@@ -12,7 +12,7 @@ from aiohttp import web
 from werk.web._backend import Signal
 from werk.web._render import ctx_of, redirect, render
 
-__all__ = ["ROUTES"]
+__all__ = ["ROUTES", "TABS"]
 
 
 async def busy_page(request: web.Request) -> web.Response:
@@ -37,6 +37,7 @@ async def busy_signal(request: web.Request) -> web.StreamResponse:
     raise redirect("/busy", signal, "all" if wid == "all" else 1)
 
 
+TABS = (("Busy", "/busy"),)
 ROUTES: tuple[web.RouteDef, ...] = (
     web.get("/busy", busy_page, name="busy"),
     web.post("/busy", busy_signal, name="busy_signal"),

@@ -13,7 +13,7 @@ from aiohttp import web
 from werk.web._charts import history_chart
 from werk.web._render import ctx_of, render
 
-__all__ = ["ROUTES"]
+__all__ = ["ROUTES", "TABS"]
 
 HISTORY_CHOICES = (7, 30, 90, 180)
 
@@ -50,6 +50,7 @@ async def stats_json(request: web.Request) -> web.Response:
     return web.json_response(asdict(stats), headers={"Cache-Control": "no-store"})
 
 
+TABS = (("Dashboard", "/"),)
 ROUTES: tuple[web.RouteDef, ...] = (
     web.get("/", dashboard, name="dashboard"),
     web.get("/stats.json", stats_json, name="stats"),

@@ -13,7 +13,7 @@ from werk._job import QUEUE_NAME_RE
 from werk.web._paging import Pager
 from werk.web._render import ctx_of, not_found, redirect, render
 
-__all__ = ["ROUTES"]
+__all__ = ["ROUTES", "TABS"]
 
 _QUEUE_ACTIONS = ("pause", "resume", "remove")
 
@@ -79,6 +79,7 @@ async def queue_delete_jobs(request: web.Request) -> web.StreamResponse:
     raise redirect(target, "deleted", removed)
 
 
+TABS = (("Queues", "/queues"),)
 ROUTES: tuple[web.RouteDef, ...] = (
     web.get("/queues", queues_page, name="queues"),
     web.get("/queues/{name}", queue_page, name="queue"),

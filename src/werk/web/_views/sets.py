@@ -15,7 +15,7 @@ from werk.web._backend import MutateCmd, SetName
 from werk.web._paging import Pager
 from werk.web._render import ctx_of, redirect, render
 
-__all__ = ["ROUTES", "SETS", "SetPage"]
+__all__ = ["ROUTES", "SETS", "TABS", "SetPage"]
 
 
 @dataclass(frozen=True)
@@ -139,6 +139,7 @@ async def morgue(request: web.Request) -> web.StreamResponse:
     raise web.HTTPMovedPermanently("/dead" + request.path_qs[len("/morgue") :])
 
 
+TABS = tuple((page.title, f"/{page.name}") for page in SETS.values())
 _SET = f"/{{set:{'|'.join(SETS)}}}"
 ROUTES: tuple[web.RouteDef, ...] = (
     web.get(_SET, set_page, name="set"),

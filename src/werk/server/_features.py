@@ -1,0 +1,21 @@
+"""The server extensions werk's server runs unless it is given a list of its own.
+
+``werk server`` and :class:`~werk.server.EmbeddedServer` call :func:`standard_extensions`
+once per server (fresh instances: an extension serves one manager). Each feature adds its
+extension here, and nothing else of the server needs to know it exists. None ships yet.
+"""
+
+from __future__ import annotations
+
+from werk.server._config import ServerConfig
+from werk.server._extension import Extension
+
+__all__ = ["standard_extensions"]
+
+
+def standard_extensions(config: ServerConfig) -> list[Extension]:
+    """New instances of the standard extensions for a server with ``config``, in the
+    order their hooks should run: an extension that refuses pushes (unique jobs) before
+    one that counts them (batches), since a job another extension refuses is never
+    ``pushed``."""
+    return []
