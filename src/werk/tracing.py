@@ -71,6 +71,24 @@ class TracingMiddleware(Middleware):
         # jid -> (span, context token) of the runs in progress.
         self._runs: dict[str, tuple[Span, Token[Context]]] = {}
 
+    def _start(
+        self, operation: str, jobtype: str, queue: str, jid: str, parent: Context | None
+    ) -> Span:
+        # Both ends of a job share the semantic conventions for messaging spans: a push
+        # is a producer "send", a run a consumer "process".
+        return self._tracer.start_span(
+            f"{operation} {jobtype}",
+            context=parent,
+            kind=SpanKind.PRODUCER if operation == "send" else SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "faktory",
+                "messaging.operation.name": operation,
+                "messaging.destination.name": queue,
+                "messaging.message.id": jid,
+                "faktory.jobtype": jobtype,
+            },
+        )
+
     # -- push ---------------------------------------------------------------------------
     def before_push(self, job: Job) -> None:
         """Open the push's span and write its trace context into ``job.custom``."""
@@ -80,18 +98,7 @@ class TracingMiddleware(Middleware):
             running = CURRENT.get(None)  # ... or, with none, the running job's push
             if running is not None and running.job.custom:
                 parent = _W3C.extract(running.job.custom)
-        span = self._tracer.start_span(
-            f"send {job.jobtype}",
-            context=parent,
-            kind=SpanKind.PRODUCER,
-            attributes={
-                "messaging.system": "faktory",
-                "messaging.operation.name": "send",
-                "messaging.destination.name": job.queue,
-                "messaging.message.id": job.jid,
-                "faktory.jobtype": job.jobtype,
-            },
-        )
+        span = self._start("send", job.jobtype, job.queue, job.jid, parent)
         carrier: dict[str, str] = {}
         _W3C.inject(carrier, context=trace.set_span_in_context(span))
         if carrier:
@@ -114,19 +121,8 @@ class TracingMiddleware(Middleware):
         """Open the run's span, child of the push, and make it current."""
         custom: Any = ctx.job.custom
         parent = _W3C.extract(custom) if custom and "traceparent" in custom else None
-        span = self._tracer.start_span(
-            f"process {ctx.jobtype}",
-            context=parent,
-            kind=SpanKind.CONSUMER,
-            attributes={
-                "messaging.system": "faktory",
-                "messaging.operation.name": "process",
-                "messaging.destination.name": ctx.queue,
-                "messaging.message.id": ctx.jid,
-                "faktory.jobtype": ctx.jobtype,
-                "faktory.retry_count": ctx.retry_count,
-            },
-        )
+        span = self._start("process", ctx.jobtype, ctx.queue, ctx.jid, parent)
+        span.set_attribute("faktory.retry_count", ctx.retry_count)
         token = otel_context.attach(trace.set_span_in_context(span))
         self._runs[ctx.jid] = (span, token)
 
