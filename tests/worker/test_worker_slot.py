@@ -99,6 +99,14 @@ def slot_for(host: Host, **kw: Any) -> Slot:
     return Slot(host, backoff=Backoff(base=0.1, cap=1.0, rng=random.Random(7)), **kw)
 
 
+def slot_owing_an_ack(host: Host) -> Slot:
+    """A slot that fetched jid-1 and ran it: its ACK is the report it now sends."""
+    slot = slot_for(host)
+    slot.next()
+    slot.ran(run_it(slot.replied([job("jid-1")])))
+    return slot
+
+
 def run_it(action: Action, error: BaseException | None = None) -> JobRun:
     """What an executor does with a run: the handler call inside ``with run:``."""
     assert type(action) is JobRun
@@ -188,9 +196,7 @@ def test_a_quiet_slot_with_nothing_to_report_stops_at_once() -> None:
 
 def test_a_lost_connection_backs_off_and_sends_the_report_again() -> None:
     host = Host()
-    slot = slot_for(host)
-    slot.next()
-    slot.ran(run_it(slot.replied([job("jid-1")])))
+    slot = slot_owing_an_ack(host)
     delays = []
     for _ in range(4):
         action = slot.failed(NetworkTimeout("no answer"))
@@ -209,9 +215,7 @@ def test_a_report_found_applied_after_a_lost_connection_is_not_a_warning(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     host = Host()
-    slot = slot_for(host)
-    slot.next()
-    slot.ran(run_it(slot.replied([job("jid-1")])))
+    slot = slot_owing_an_ack(host)
     slot.failed(ConnectionClosedError("reset"))  # the ACK may have gone through
     slot.next()
     with caplog.at_level(logging.DEBUG, logger="werk.worker"):
@@ -225,9 +229,7 @@ def test_a_report_the_server_no_longer_holds_is_dropped_with_a_warning(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     host = Host()
-    slot = slot_for(host)
-    slot.next()
-    slot.ran(run_it(slot.replied([job("jid-1")])))
+    slot = slot_owing_an_ack(host)
     with caplog.at_level(logging.WARNING, logger="werk.worker"):
         action = slot.replied([ErrorReply("ERR", "Job not found jid-1"), None])
     assert action == Send([FETCH], True)
@@ -239,9 +241,7 @@ def test_a_report_the_server_could_not_store_is_owed_until_it_can(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     host = Host()
-    slot = slot_for(host)
-    slot.next()
-    slot.ran(run_it(slot.replied([job("jid-1")])))
+    slot = slot_owing_an_ack(host)
     with caplog.at_level(logging.WARNING, logger="werk.worker"):
         first = slot.replied([DISK_FULL, None])
         assert type(first) is Pause  # nothing fetched: wait before sending it again
@@ -257,9 +257,7 @@ def test_a_report_the_server_could_not_store_is_owed_until_it_can(
 
 def test_an_owed_report_rides_along_when_a_job_was_fetched() -> None:
     host = Host()
-    slot = slot_for(host)
-    slot.next()
-    slot.ran(run_it(slot.replied([job("jid-1")])))
+    slot = slot_owing_an_ack(host)
     action = slot.replied([DISK_FULL, job("jid-2")])  # the ACK refused, yet a job came
     run = run_it(action)
     # The owed ACK goes out again, first, with the new job's ACK and the next FETCH.
@@ -269,9 +267,7 @@ def test_an_owed_report_rides_along_when_a_job_was_fetched() -> None:
 
 def test_a_server_hanging_up_after_an_error_is_a_lost_connection() -> None:
     host = Host()
-    slot = slot_for(host)
-    slot.next()
-    slot.ran(run_it(slot.replied([job("jid-1")])))
+    slot = slot_owing_an_ack(host)
     action = slot.replied([ErrorReply("ERR", "shutdown in progress")])
     assert type(action) is Pause
     ((what, exc),) = host.told[-1:]
@@ -298,9 +294,7 @@ def test_errors_are_triaged(caplog: pytest.LogCaptureFixture) -> None:
 
 def test_the_hard_stop_loses_what_could_not_be_delivered() -> None:
     host = Host()
-    slot = slot_for(host)
-    slot.next()
-    slot.ran(run_it(slot.replied([job("jid-1")])))
+    slot = slot_owing_an_ack(host)
     slot.failed(NetworkTimeout("no answer"))
     host.hard_stop.set()
     assert slot.next() is STOP
