@@ -22,11 +22,13 @@ Example (in asyncio code)::
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
+from werk._errors import ConfigurationError
 from werk.web._app import build_app
 from werk.web._server_backend import backend_for
 
@@ -65,7 +67,8 @@ def create_app(server: Any, password: str | None = None, title: str = "werk") ->
     """The web UI of ``server`` (a running :class:`~werk.server.EmbeddedServer`) as an
     aiohttp application; run it on the server's event loop.
 
-    With ``password``, every page asks for it by HTTP basic auth (any user name).
+    With ``password``, every page asks for it by HTTP basic auth (any user name). The
+    server's Prometheus metrics are at ``/metrics`` (with the ``metrics`` extra).
 
     Example::
 
@@ -74,7 +77,27 @@ def create_app(server: Any, password: str | None = None, title: str = "werk") ->
             await runner.setup()
             await web.TCPSite(runner, "127.0.0.1", 7420).start()
     """
-    return build_app(backend_for(server), password=password, title=title)
+    app = build_app(backend_for(server), password=password, title=title)
+    if hasattr(server, "manager") or hasattr(server, "server"):  # a server, not a backend
+        _add_metrics_route(app, server)
+    return app
+
+
+def _add_metrics_route(app: web.Application, server: Any) -> None:
+    # The server's Prometheus page, outside the pages' navigation, behind the same password;
+    # without prometheus_client it says how to install it (503).
+    from werk.server._metrics import metrics_for, metrics_page
+
+    with contextlib.suppress(ConfigurationError):
+        metrics_for(server)  # now: the write histogram counts from the start
+
+    async def metrics(request: web.Request) -> web.Response:
+        status, body, ctype = metrics_page(server)
+        response = web.Response(status=status, body=body)
+        response.headers["Content-Type"] = ctype
+        return response
+
+    app.router.add_get("/metrics", metrics, name="metrics")
 
 
 async def start_web(
