@@ -124,3 +124,22 @@ def test_commands_are_counted_by_verb_and_unknown_verbs_are_not(make_server: Ser
     }
     assert {k: v for k, v in verbs.items() if v} == {"BATCH": 1, "INFO": 2}
     assert "NOPE" not in verbs
+
+
+def test_the_grafana_dashboard_queries_only_metrics_the_server_exports(
+    make_server: ServerFactory, tmp_path: Path
+) -> None:
+    import json
+    import re
+
+    root = Path(__file__).resolve().parents[2]
+    dashboard = json.loads((root / "docs" / "grafana" / "werk-server.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    exprs += [v["query"]["query"] for v in dashboard["templating"]["list"] if v["type"] == "query"]
+    used = {name for e in exprs for name in re.findall(r"\bwerk_[a-z_]+", e)}
+    srv = make_server(storage="sqlite", data_dir=tmp_path)
+    with werk.Client(srv.url) as client:
+        client.push(werk.Job("A", []))
+    exported = {name for name, _ in scrape(srv)}
+    assert used and used <= exported, used - exported
+    assert {"werk_server_queue_jobs", "werk_server_commands_total"} <= used
