@@ -22,13 +22,11 @@ Example (in asyncio code)::
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
-from werk._errors import ConfigurationError
 from werk.web._app import build_app
 from werk.web._server_backend import backend_for
 
@@ -85,11 +83,9 @@ def create_app(server: Any, password: str | None = None, title: str = "werk") ->
 
 def _add_metrics_route(app: web.Application, server: Any) -> None:
     # The server's Prometheus page, outside the pages' navigation, behind the same password;
-    # without prometheus_client it says how to install it (503).
-    from werk.server._metrics import metrics_for, metrics_page
-
-    with contextlib.suppress(ConfigurationError):
-        metrics_for(server)  # now: the write histogram counts from the start
+    # without prometheus_client it says how to install it (503). The figures are made at the
+    # first scrape: a server nobody scrapes times none of its commits.
+    from werk.server._metrics import metrics_page
 
     async def metrics(request: web.Request) -> web.Response:
         status, body, ctype = metrics_page(server)
