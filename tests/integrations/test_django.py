@@ -27,17 +27,24 @@ def _rows(db: Path) -> list[tuple[str, int, int, int]]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("executor", "jobtype", "max_age"),
+    ("executor", "jobtype", "max_age", "launcher"),
     [
-        ("thread", "Record", "0"),
-        ("thread", "Record", "none"),  # persistent connections: kept across jobs
-        ("process", "Record", "0"),
-        ("asyncio", "Record", "0"),  # a sync job on the asyncio executor's pool thread
-        ("asyncio", "RecordAsync", "0"),  # sync_to_async, in the job's own context
+        ("thread", "Record", "0", "werk"),
+        ("thread", "Record", "none", "werk"),  # persistent connections: kept across jobs
+        ("process", "Record", "0", "werk"),
+        ("asyncio", "Record", "0", "werk"),  # a sync job on the asyncio executor's pool thread
+        ("asyncio", "RecordAsync", "0", "werk"),  # sync_to_async, in the job's own context
+        ("thread", "Record", "0", "manage.py"),  # python manage.py werk_worker (werk.django app)
+        ("process", "RecordAsync", "0", "manage.py"),
     ],
 )
 def test_jobs_write_rows_and_connections_are_closed_after_each_job(
-    faktory_server: EmbeddedServer, tmp_path: Path, executor: str, jobtype: str, max_age: str
+    faktory_server: EmbeddedServer,
+    tmp_path: Path,
+    executor: str,
+    jobtype: str,
+    max_age: str,
+    launcher: str,
 ) -> None:
     db = tmp_path / "example.sqlite3"
     env = subprocess_env(
@@ -57,8 +64,14 @@ def test_jobs_write_rows_and_connections_are_closed_after_each_job(
         for i in range(JOBS):
             client.push(werk.Job(jobtype, [f"row-{i}"]))
     # One slot: the jobs run one after another, so each row tells what the jobs before it left.
+    options = ["djproject.jobs", "-c", "1", "--executor", executor]
+    if launcher == "manage.py":
+        command = [sys.executable, "manage.py", "werk_worker", *options]
+        del env["DJANGO_SETTINGS_MODULE"]  # manage.py sets it, as in any project
+    else:
+        command = [*WERK, "worker", *options]
     proc = subprocess.Popen(
-        [*WERK, "worker", "djproject.jobs", "-c", "1", "--executor", executor],
+        command,
         cwd=PROJECT,
         env=env,
         stdout=subprocess.PIPE,

@@ -5,7 +5,7 @@ import os
 SECRET_KEY = "werk-example-project"  # an example, never deployed
 DEBUG = False
 USE_TZ = True
-INSTALLED_APPS = ["django.contrib.contenttypes", "shop"]
+INSTALLED_APPS = ["django.contrib.contenttypes", "werk.django", "shop"]
 DATABASES = {
     "default": {
         # SQLite that counts its connections opened and closed (see shop/counting_sqlite).

@@ -1,8 +1,10 @@
 """Django integration (the ``django`` extra: ``pip install 'werk[django]'``).
 
-Run the worker with the project's settings in the environment::
+Run the worker with the project's settings in the environment, or, with ``"werk.django"``
+in ``INSTALLED_APPS``, through ``manage.py`` (the options are ``werk worker``'s)::
 
     $ DJANGO_SETTINGS_MODULE=mysite.settings werk worker mysite.jobs
+    $ python manage.py werk_worker mysite.jobs -c 10
 
 With ``DJANGO_SETTINGS_MODULE`` set, ``werk worker`` (and each child process of
 ``--executor process``) prepares the project before it runs a job (:func:`load_project_app`):
