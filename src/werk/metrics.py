@@ -9,6 +9,9 @@
 ``werk_job_duration_seconds``      histogram  how long handlers ran, by ``jobtype``, ``queue``
 ``werk_jobs_in_progress``          gauge      handlers running now
 ``werk_slots``                     gauge      fetch slots of the worker (its concurrency)
+``werk_fetch_duration_seconds``    histogram  FETCH round trips, by ``outcome`` (``job``: it
+                                              brought one, ``empty``: the server held it up to
+                                              2 s and had none)
 ``werk_unknown_jobs_total``        counter    jobs FAILed unrun: no handler for their type, by
                                               ``queue`` (the type is not a label)
 ``werk_outages_total``             counter    times the worker lost the server
@@ -54,6 +57,8 @@ UNKNOWN_JOBTYPE = "unknown"
 
 # Jobs last from milliseconds to many minutes.
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
+# A FETCH that finds a job takes a network round trip; an empty one waits up to 2 s.
+FETCH_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 2.5, 5)
 
 
 class PrometheusMiddleware(Middleware):
@@ -97,6 +102,15 @@ class PrometheusMiddleware(Middleware):
         self.slots = Gauge(
             "werk_slots", "Fetch slots of this worker (its concurrency).", registry=registry
         )
+        self.fetch = Histogram(
+            "werk_fetch_duration_seconds",
+            "FETCH round trips in seconds, by outcome (job, or empty after the server's wait).",
+            ("outcome",),
+            registry=registry,
+            buckets=FETCH_BUCKETS,
+        )
+        self._fetch_job = self.fetch.labels("job")
+        self._fetch_empty = self.fetch.labels("empty")
         self._worker: Worker | None = None
         registry.register(_WorkerCollector(self))
         # (jobtype, queue) -> (success counter, failure counter, histogram): labels()
@@ -108,6 +122,10 @@ class PrometheusMiddleware(Middleware):
         self._known = worker.app.jobs
         self._worker = worker
         self.slots.set(worker.concurrency)
+
+    def after_fetch(self, duration: float, found: bool) -> None:
+        """Time a FETCH."""
+        (self._fetch_job if found else self._fetch_empty).observe(duration)
 
     def before_process(self, ctx: JobContext) -> None:
         """One more handler running."""

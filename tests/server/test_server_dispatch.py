@@ -41,6 +41,8 @@ def test_push_then_fetch_hands_out_the_canonical_payload(state: ClientState) -> 
     assert dispatch(state, b'ACK {"jid":"jid-00000001"}') == b"+OK\r\n"
     assert state.manager.counters["processed"] == 1
     assert state.stats.commands == 3
+    counted = {verb: n for verb, n in state.stats.verbs.items() if n}
+    assert counted == {b"PUSH": 1, b"FETCH": 1, b"ACK": 1}
 
 
 def test_a_bare_verb_that_needs_an_argument_is_an_internal_error(state: ClientState) -> None:
@@ -52,6 +54,7 @@ def test_a_bare_verb_that_needs_an_argument_is_an_internal_error(state: ClientSt
 def test_an_unknown_verb_is_named_and_not_counted(state: ClientState) -> None:
     assert dispatch(state, b"FOO bar") == b"-ERR unknown command FOO\r\n"
     assert state.stats.commands == 0
+    assert b"FOO" not in state.stats.verbs  # a client cannot add series to /metrics
 
 
 def test_a_field_of_the_wrong_type_is_go_s_error_and_nothing_is_stored(state: ClientState) -> None:

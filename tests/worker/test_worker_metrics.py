@@ -124,6 +124,11 @@ def test_metrics_count_what_the_worker_did(
     assert _value(after, "werk_job_duration_seconds_sum", jobtype="gated", queue="other") > 0
     assert _value(after, "werk_jobs_in_progress") == 0
     assert _value(after, "werk_outages_total") == 0
+    # Every job came by a FETCH, timed; the idle slots' FETCHes came back empty.
+    fetched = _value(after, "werk_fetch_duration_seconds_count", outcome="job")
+    assert fetched == 13
+    assert _value(after, "werk_fetch_duration_seconds_sum", outcome="job") > 0
+    assert _value(during, "werk_fetch_duration_seconds_count", outcome="job") == 1
     if executor == "process":  # the jobs ran in the children, not in the process serving
         pids = {line.split()[0] for i in range(7) for line in _lines(tmp_path / f"r{i}")}
         assert str(proc.pid) not in pids and len(pids) >= 1
@@ -180,3 +185,32 @@ def test_the_grafana_dashboard_queries_only_metrics_the_worker_exports() -> None
     exported |= {f"{f.name}_total" for f in families if f.type == "counter"}  # none counted yet
     assert used and used <= exported, used - exported
     assert {"werk_jobs_total", "werk_job_duration_seconds_bucket", "werk_slots"} <= used
+
+
+@pytest.mark.parametrize("executor", ["asyncio", "thread"])
+def test_fetches_are_timed_by_the_hook_and_only_when_some_middleware_listens(
+    server: EmbeddedServer, executor: str
+) -> None:
+    app = werk.App()
+    done: list[int] = []
+
+    @app.job(jobtype="Note")
+    def note(i: int) -> None:
+        done.append(i)
+
+    registry = CollectorRegistry()
+    app.add_middleware(PrometheusMiddleware(app, registry=registry))
+    plain = werk.Worker(werk.App(), server.url, concurrency=1)
+    assert plain._crew.fetched is None  # no middleware: no FETCH is timed
+    worker = werk.Worker(app, server.url, concurrency=2, executor=executor)
+    assert worker._crew.fetched is not None
+    with werk.Client(server.url) as client:
+        for i in range(5):
+            client.push(werk.Job("Note", [i]))
+    with running(worker, server):
+        wait_until(lambda: len(done) == 5, what="the jobs")
+        found = {"outcome": "job"}
+        wait_until(
+            lambda: registry.get_sample_value("werk_fetch_duration_seconds_count", found) == 5,
+            what="5 timed FETCHes",
+        )

@@ -93,7 +93,20 @@ def add_server_command(subparsers: Any) -> argparse.ArgumentParser:
         metavar="DIR",
         help="configuration directory (DIR/conf.d/*.toml, as Faktory's -c); SIGHUP reloads it",
     )
+    p.add_argument(
+        "--metrics-bind",
+        default=None,
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics on http://HOST:PORT/metrics, with or without the web "
+        "UI, which serves them too (needs werk[metrics])",
+    )
     p.add_argument("--log-level", default="INFO")
+    p.add_argument(
+        "--log-format",
+        choices=("human", "json"),
+        default="human",
+        help="human (default): text lines; json: one JSON object per line",
+    )
     p.set_defaults(func=run_server)
     return p
 
@@ -138,17 +151,28 @@ async def _start_web(server: Server, bind: str, explicit: bool) -> Any:
     return handle
 
 
+async def _start_metrics(server: Server, bind: str) -> asyncio.Server:
+    from werk.server._metrics import serve_metrics
+
+    host, port = split_bind(bind)
+    listener = await serve_metrics(server, host, port)
+    bound = listener.sockets[0].getsockname()
+    log.info("metrics at http://%s:%d/metrics", *bound[:2])
+    return listener
+
+
 async def serve(
     config: ServerConfig,
     web_bind: str | None = None,
     *,
     web_explicit: bool = True,
     extensions: Sequence[Extension] | None = None,
+    metrics_bind: str | None = None,
 ) -> None:
     """Run a server (and its web UI on ``web_bind`` unless None) until SIGTERM or SIGINT
     (the handlers only set an event); SIGHUP reloads the configuration. A web port that
     cannot be bound is fatal only when ``web_explicit``; ``extensions`` None means the
-    standard ones."""
+    standard ones; ``metrics_bind`` (HOST:PORT) serves ``/metrics`` there."""
     # Handlers first: a TERM that arrives while the server is starting still stops it cleanly.
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -166,13 +190,20 @@ async def serve(
     # never part of a reference cycle: kept out of the collector's full passes, which
     # would otherwise walk all of it on the event loop (a quarter of a second a million).
     gc.freeze()
+    metrics = None
     try:
+        if metrics_bind is not None:
+            metrics = await _start_metrics(server, metrics_bind)
         web = await _start_web(server, web_bind, web_explicit) if web_bind else None
     except BaseException:
+        if metrics is not None:
+            metrics.close()
         await server.stop()
         raise
     await stop.wait()
     log.info("stopping")
+    if metrics is not None:
+        metrics.close()
     if web is not None and hasattr(web, "close"):
         await web.close()
     await server.stop()
@@ -180,11 +211,17 @@ async def serve(
 
 def run_server(args: argparse.Namespace) -> int:
     """Entry point of ``werk server``; returns the exit code."""
-    logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    level = getattr(logging, str(args.log_level).upper(), logging.INFO)
+    if args.log_format == "json":
+        from werk._jsonlog import JsonFormatter
+
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter())
+        logging.basicConfig(level=level, handlers=[handler])
+    else:
+        logging.basicConfig(
+            level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+        )
     runner: Any = asyncio.run
     with contextlib.suppress(ImportError):  # the "fast" extra
         runner = importlib.import_module("uvloop").run
@@ -193,7 +230,24 @@ def run_server(args: argparse.Namespace) -> int:
         web_bind = None if args.no_web else (args.web_bind or DEFAULT_WEB_BIND)
         if web_bind is not None:
             split_bind(web_bind)  # a bad address stops the start, as a bad --bind does
-        runner(serve(config, web_bind, web_explicit=args.web_bind is not None))
+        if args.metrics_bind is not None:
+            split_bind(args.metrics_bind)
+            try:
+                importlib.import_module("prometheus_client")
+            except ImportError:
+                log.error(
+                    "cannot start: --metrics-bind needs prometheus_client: "
+                    "pip install 'werk[metrics]'"
+                )
+                return 2
+        runner(
+            serve(
+                config,
+                web_bind,
+                web_explicit=args.web_bind is not None,
+                metrics_bind=args.metrics_bind,
+            )
+        )
     except (OSError, sqlite3.Error, FaktoryError) as exc:
         # A bad setting, a port in use, a data directory locked by another server, a
         # journal of another format: one clear line rather than a traceback.

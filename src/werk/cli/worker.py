@@ -29,6 +29,8 @@ examples:
   werk worker jobs --metrics-port 9191        # Prometheus metrics on :9191/metrics
   werk worker jobs --log-format json          # one JSON object per log line
   werk worker jobs --reload                   # development: restart when a .py file changes
+  DJANGO_SETTINGS_MODULE=mysite.settings werk worker mysite.jobs
+                                              # Django: setup, each app's jobs.py, connections
 
 signals: TERM/INT stop gracefully (a second one stops at once): jobs still running after
 --shutdown-timeout are FAILed (so they are retried) and the process exits without waiting
@@ -48,8 +50,7 @@ def load_app(spec: str) -> App:
         app = load_app("myproject.jobs:app")
     """
     modname, _, attr = spec.partition(":")
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())
+    _importable_cwd()
     try:
         module = importlib.import_module(modname)
     except ImportError as exc:
@@ -73,6 +74,23 @@ def load_app(spec: str) -> App:
     raise ConfigurationError(
         f"several werk.App objects in {modname} ({', '.join(apps)}); write {modname}:NAME"
     )
+
+
+def _load(spec: str) -> App:
+    # In a Django project, Django is set up before the app's module is imported.
+    if not os.environ.get("DJANGO_SETTINGS_MODULE"):
+        return load_app(spec)
+    _importable_cwd()
+    try:
+        from werk.django import load_project_app
+    except ImportError as exc:
+        raise ConfigurationError(f"DJANGO_SETTINGS_MODULE is set: {exc}") from exc
+    return load_project_app(lambda: load_app(spec))
+
+
+def _importable_cwd() -> None:
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
 
 
 def configure_logging(level: str, fmt: str = "human") -> None:
@@ -128,7 +146,7 @@ def _run(args: argparse.Namespace) -> int:
             print(f"werk worker: {exc}", file=sys.stderr)
             return 2
     try:
-        app = load_app(args.app)
+        app = _load(args.app)
         if args.metrics_port is not None:
             serve_metrics(app, args.metrics_port, args.metrics_bind)
         queues = [parse_queue_arg(q) for q in args.queue] if args.queue else None

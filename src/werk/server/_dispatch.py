@@ -81,12 +81,20 @@ class FetchWait:
 class ServerStats:
     """Counters INFO reports about the server itself."""
 
-    __slots__ = ("commands", "connections", "started")
+    __slots__ = ("connections", "started", "verbs")
 
     def __init__(self, started: float) -> None:
         self.started = started
         self.connections = 0
-        self.commands = 0
+        # Commands run, by verb: the protocol's verbs from the start, so that counting one
+        # is an item increment; an extension's verbs join when first used. Unknown verbs
+        # are not counted (a client cannot add names).
+        self.verbs: dict[bytes, int] = dict.fromkeys((*_WITH_ARG, *_OPTIONAL_ARG, *_WHOLE_LINE), 0)
+
+    @property
+    def commands(self) -> int:
+        """Commands run (of known verbs), as INFO's ``command_count``."""
+        return sum(self.verbs.values())
 
 
 class ClientState:
@@ -295,22 +303,23 @@ def dispatch(state: ClientState, line: bytes) -> Reply:
     try:
         handler = _WITH_ARG.get(verb)
         if handler is not None:
-            state.stats.commands += 1
+            state.stats.verbs[verb] += 1
             if arg is None:
                 return INTERNAL_ERROR
             return handler(state, arg)
         optional = _OPTIONAL_ARG.get(verb)
         if optional is not None:
-            state.stats.commands += 1
+            state.stats.verbs[verb] += 1
             return optional(state, arg)
         whole = _WHOLE_LINE.get(verb)
         if whole is not None:
-            state.stats.commands += 1
+            state.stats.verbs[verb] += 1
             return whole(state, line)
         hooks = state.manager.hooks
         command = (hooks.commands.get(verb) if hooks else None) or _ENTERPRISE.get(verb)
         if command is not None:
-            state.stats.commands += 1
+            verbs = state.stats.verbs
+            verbs[verb] = verbs.get(verb, 0) + 1
             return command(arg, state)
     except CommandArgumentError:
         # Go's text echoes the whole line: "invalid ACK <arg>".

@@ -328,3 +328,43 @@ class Extension:
     def released(self, res: Reservation, reason: str) -> None:
         """The reservation is over: :data:`ACK`, :data:`FAILED`, :data:`EXPIRED` or
         :data:`PUT_BACK`."""
+
+    # -- metrics ---------------------------------------------------------------------
+
+    def metric_samples(self) -> list[MetricSample]:
+        """Figures for the server's Prometheus page (``/metrics``), read at each scrape on
+        the event loop: report counts the extension already keeps, compute nothing costly.
+        Samples of one name form one family (give them the same ``kind`` and ``help``)."""
+        return []
+
+
+class MetricSample:
+    """One figure of an extension on ``/metrics``: a ``gauge`` (a level) or a ``counter``
+    (a running total, named without its ``_total`` suffix, which the page adds), with
+    optional labels. Name it ``werk_server_<feature>_<what>``.
+
+    Example::
+
+        MetricSample("werk_server_batches_pending", 3, help="Batches not yet complete.")
+        MetricSample("werk_server_cron_runs", 12, kind="counter", labels={"entry": "nightly"})
+    """
+
+    __slots__ = ("help", "kind", "labels", "name", "value")
+
+    def __init__(
+        self,
+        name: str,
+        value: float,
+        *,
+        kind: str = "gauge",
+        help: str = "",
+        labels: Mapping[str, str] | None = None,
+    ) -> None:
+        self.name = name
+        self.value = value
+        self.kind = kind
+        self.help = help
+        self.labels = labels or {}
+
+    def __repr__(self) -> str:
+        return f"<MetricSample {self.name}{dict(self.labels) or ''} {self.kind} {self.value}>"

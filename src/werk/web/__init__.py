@@ -65,7 +65,8 @@ def create_app(server: Any, password: str | None = None, title: str = "werk") ->
     """The web UI of ``server`` (a running :class:`~werk.server.EmbeddedServer`) as an
     aiohttp application; run it on the server's event loop.
 
-    With ``password``, every page asks for it by HTTP basic auth (any user name).
+    With ``password``, every page asks for it by HTTP basic auth (any user name). The
+    server's Prometheus metrics are at ``/metrics`` (with the ``metrics`` extra).
 
     Example::
 
@@ -74,7 +75,25 @@ def create_app(server: Any, password: str | None = None, title: str = "werk") ->
             await runner.setup()
             await web.TCPSite(runner, "127.0.0.1", 7420).start()
     """
-    return build_app(backend_for(server), password=password, title=title)
+    app = build_app(backend_for(server), password=password, title=title)
+    if hasattr(server, "manager") or hasattr(server, "server"):  # a server, not a backend
+        _add_metrics_route(app, server)
+    return app
+
+
+def _add_metrics_route(app: web.Application, server: Any) -> None:
+    # The server's Prometheus page, outside the pages' navigation, behind the same password;
+    # without prometheus_client it says how to install it (503). The figures are made at the
+    # first scrape: a server nobody scrapes times none of its commits.
+    from werk.server._metrics import metrics_page
+
+    async def metrics(request: web.Request) -> web.Response:
+        status, body, ctype = metrics_page(server)
+        response = web.Response(status=status, body=body)
+        response.headers["Content-Type"] = ctype
+        return response
+
+    app.router.add_get("/metrics", metrics, name="metrics")
 
 
 async def start_web(

@@ -18,6 +18,7 @@ import contextvars
 import functools
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -93,14 +94,21 @@ class AsyncSlots:
         client = self.host.new_async_client()
         self.clients.append(client)
         action = slot.next()
+        fetched = self.host.fetched
+        started = 0.0
         try:
             while True:
                 if type(action) is Send:
+                    timed = fetched if action.blocking else None
+                    if timed is not None:
+                        started = time.monotonic()
                     try:
                         replies = await client.execute_many(action.lines, blocking=action.blocking)
                     except Exception as exc:
                         action = slot.failed(exc)
                     else:
+                        if timed is not None:
+                            timed(time.monotonic() - started, replies[-1] is not None)
                         action = slot.replied(replies)
                 elif type(action) is JobRun:
                     await self._invoke(action)

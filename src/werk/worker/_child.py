@@ -32,7 +32,16 @@ __all__ = ["OK", "PICKLE", "READY", "Channel", "child_main", "load_app"]
 
 
 def load_app(ref: str) -> App:
-    """Import the app named ``"module:attribute"`` (the attribute defaults to ``app``)."""
+    """Import the app named ``"module:attribute"`` (the attribute defaults to ``app``); in a
+    Django project (``DJANGO_SETTINGS_MODULE``), as ``werk worker`` does (see werk.django)."""
+    if os.environ.get("DJANGO_SETTINGS_MODULE"):
+        from werk.django import load_project_app
+
+        return load_project_app(lambda: _import_app(ref))
+    return _import_app(ref)
+
+
+def _import_app(ref: str) -> App:
     modname, _, attr = ref.partition(":")
     module = importlib.import_module(modname)
     app: App = getattr(module, attr or "app")

@@ -8,6 +8,7 @@ it (``fetching``, the events) and reads what the slots reported (``error``, ``sl
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable
@@ -74,6 +75,9 @@ class Crew:
         self.finish: Callable[[JobRun], bytes | None] = self.ledger.finish
         self.connection_failed: Callable[[BaseException], None] = self.outage.failed
         self.connection_ok: Callable[[], None] = self.outage.recovered
+        self.fetched: Callable[[float, bool], None] | None = None
+        if app.hooks.has("after_fetch"):
+            self.fetched = functools.partial(app.hooks.call, "after_fetch")
 
     def new_client(self) -> Client:
         """A new connection that says HELLO as this worker."""

@@ -9,7 +9,7 @@ can drive a slot with a host made of plain data.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -45,6 +45,9 @@ class SlotHost(Protocol):
     thread is abandoned (and its slot given to a new thread)."""
     abandoned_threads: int
     """Slot threads abandoned so far, each stuck in a handler past its job's timeout."""
+    fetched: Callable[[float, bool], None] | None
+    """Told each FETCH's round trip and whether it brought a job (middleware's
+    ``after_fetch``); None when nobody listens, and then no FETCH is timed."""
     """The shutdown deadline passed: stop waiting, stop retrying, give fetched jobs back."""
 
     @property

@@ -31,8 +31,8 @@ class Middleware:
     Client side (in the process that pushes, including jobs pushing jobs):
     :meth:`before_push`, :meth:`after_push`. Worker side (in the worker process, around
     each job, whatever the executor): :meth:`before_process`, :meth:`after_process`,
-    :meth:`on_failure`; and once per worker: :meth:`on_startup`, :meth:`on_quiet`,
-    :meth:`on_shutdown`.
+    :meth:`on_failure`; in each fetch slot: :meth:`after_fetch`; and once per worker:
+    :meth:`on_startup`, :meth:`on_quiet`, :meth:`on_shutdown`.
 
     Example::
 
@@ -60,6 +60,12 @@ class Middleware:
         :class:`werk.worker.RemoteJobError` carrying the child's error type and message.
         """
 
+    def after_fetch(self, duration: float, found: bool) -> None:
+        """Called in a fetch slot when a FETCH's reply arrives: ``duration`` is its round
+        trip in seconds (the server holds a FETCH up to 2 s while no job is there),
+        ``found`` whether it brought a job. Not called when no middleware overrides it.
+        """
+
     def on_startup(self, worker: Worker) -> None:
         """Called once when a worker starts, before it fetches anything."""
 
@@ -76,6 +82,7 @@ _HOOKS = (
     "before_process",
     "after_process",
     "on_failure",
+    "after_fetch",
     "on_startup",
     "on_quiet",
     "on_shutdown",

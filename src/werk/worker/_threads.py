@@ -18,6 +18,7 @@ import contextvars
 import functools
 import logging
 import threading
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -26,6 +27,8 @@ from werk.worker._host import SlotHost
 from werk.worker._run import JobRun
 from werk.worker._slot import Pause, Send, Slot
 from werk.worker._threadpool import DaemonThreadPool
+
+_monotonic = time.monotonic
 
 __all__ = ["LoopThread", "ThreadSlots", "drive"]
 
@@ -51,18 +54,30 @@ def _runs_nothing(run: JobRun) -> None:
     raise AssertionError(f"a slot that does not fetch cannot run {run!r}")
 
 
-def drive(slot: Slot, client: Client, invoke: Callable[[JobRun], None] = _runs_nothing) -> None:
+def drive(
+    slot: Slot,
+    client: Client,
+    invoke: Callable[[JobRun], None] = _runs_nothing,
+    fetched: Callable[[float, bool], None] | None = None,
+) -> None:
     """Run ``slot`` to its end on this thread: its I/O on ``client`` (blocking), its jobs
-    by ``invoke(run)``, its pauses on its stop signal."""
+    by ``invoke(run)``, its pauses on its stop signal; each FETCH's round trip is told to
+    ``fetched``, if given."""
     stop = slot.stop
     action = slot.next()
+    started = 0.0
     while True:
         if type(action) is Send:
+            timed = fetched if action.blocking else None  # (blocking: a FETCH ends the lines)
+            if timed is not None:
+                started = _monotonic()
             try:
                 replies = client.execute_many(action.lines, blocking=action.blocking)
             except Exception as exc:
                 action = slot.failed(exc)
             else:
+                if timed is not None:
+                    timed(_monotonic() - started, replies[-1] is not None)
                 action = slot.replied(replies)
         elif type(action) is JobRun:
             invoke(action)
@@ -173,7 +188,7 @@ class ThreadSlots:
 
     def _slot(self, index: int, slot: Slot, client: Client) -> None:
         try:
-            drive(slot, client, functools.partial(self.invoke, index))
+            drive(slot, client, functools.partial(self.invoke, index), self.host.fetched)
         finally:
             client.close()
             with self._lock:

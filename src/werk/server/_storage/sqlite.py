@@ -146,6 +146,7 @@ class SQLiteStorage(Storage):
         self._closed = False
         self.commits = 0  # journal records written
         self.commit_seconds = 0.0  # time spent writing them
+        self.observe_commit: Callable[[float], None] | None = None  # /metrics' histogram
         self.folds = 0
         self.fold_seconds = 0.0
         self._journal = Journal(
@@ -333,8 +334,11 @@ class SQLiteStorage(Storage):
         try:
             self._journal.append(encode_ops(ops))
         finally:
-            self.commit_seconds += time.perf_counter() - started
+            elapsed = time.perf_counter() - started
+            self.commit_seconds += elapsed
         self.commits += 1
+        if self.observe_commit is not None:
+            self.observe_commit(elapsed)
         unfolded = self._unfolded
         unfolded += ops
         self._bulk = self._bulk or bulk

@@ -1,0 +1,1 @@
+"""werk's management commands: ``werk_worker``."""
