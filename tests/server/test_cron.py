@@ -4,12 +4,14 @@ and line (the configuration is the server's, docs/enterprise.md sections 7 and 8
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.server.rawclient import Raw
 from tests.server.seam_extension import Recorder
+from tests.server.serverproc import ServerProcess
 from tests.servers import MANUAL_EPOCH, ServerFactory
 
 import werk
@@ -262,3 +264,42 @@ def test_enqueue_now_pushes_without_moving_the_last_tick(make_server: ServerFact
     assert len(drain(srv)) == 1  # the 08:05 tick still fires
     with pytest.raises(KeyError):
         srv.call(cron.enqueue_now, "nope")
+
+
+def _queue_size(port: int, queue: str = "cronq") -> int:
+    with Raw("127.0.0.1", port) as c:
+        return int(c.info()["faktory"]["queues"].get(queue, 0))
+
+
+def _wait_for_jobs(port: int, count: int) -> None:
+    deadline = time.monotonic() + 30
+    while _queue_size(port) < count:
+        assert time.monotonic() < deadline, "the cron tick never fired"
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_kill_9_neither_repeats_a_tick_nor_replays_more_than_the_latest(tmp_path: Path) -> None:
+    write(tmp_path, EVERY_MINUTE)
+    # A shifted clock 5 s before a whole minute: the next tick comes 5 s after the start.
+    offset = 55 - time.time() % 60
+
+    def server(shift: float) -> ServerProcess:
+        args = ("--config-dir", str(tmp_path), "--clock-offset", str(shift))
+        return ServerProcess(tmp_path / "data", *args, module="tests.server.cron_process")
+
+    with server(offset) as proc:
+        _wait_for_jobs(proc.port, 1)
+        proc.kill9()  # right after the tick's commit
+    with server(offset) as proc:  # the same minute: the stored tick does not fire again
+        time.sleep(2.5)  # two runs of the periodic tasks
+        assert _queue_size(proc.port) == 1
+        proc.kill9()
+    with server(offset + 600) as proc:  # ten minutes later: only the latest tick fires
+        _wait_for_jobs(proc.port, 2)
+        time.sleep(2.5)
+        assert _queue_size(proc.port) == 2
+        with Raw("127.0.0.1", proc.port) as c:
+            first, second = c.fetch("cronq"), c.fetch("cronq")
+        assert first is not None and second is not None
+        assert first["jid"] != second["jid"] and second["jobtype"] == "Minutely"
