@@ -4,6 +4,7 @@ and line (the configuration is the server's, docs/enterprise.md sections 7 and 8
 
 from __future__ import annotations
 
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -303,3 +304,30 @@ def test_kill_9_neither_repeats_a_tick_nor_replays_more_than_the_latest(tmp_path
             first, second = c.fetch("cronq"), c.fetch("cronq")
         assert first is not None and second is not None
         assert first["jid"] != second["jid"] and second["jobtype"] == "Minutely"
+
+
+@pytest.mark.slow
+def test_sighup_refuses_a_bad_cron_file_with_its_line_and_keeps_the_old_one(
+    tmp_path: Path,
+) -> None:
+    write(tmp_path, EVERY_MINUTE)
+    with ServerProcess(tmp_path / "data", "--config-dir", str(tmp_path)) as proc:
+        assert proc.proc is not None
+        write(tmp_path, EVERY_MINUTE.replace('"* * * * *"', '"* * * * * *"'))
+        proc.proc.send_signal(signal.SIGHUP)
+        line = _wait_for_log(proc, "configuration not reloaded")
+        assert "conf.d/cron.toml:2: cron.schedule '* * * * * *': 6 fields" in line
+        write(tmp_path, EVERY_MINUTE + "[cron.job.custom]\nx = 1\n")
+        proc.proc.send_signal(signal.SIGHUP)
+        _wait_for_log(proc, "configuration reloaded")
+    assert "Traceback" not in "".join(proc.log)
+
+
+def _wait_for_log(proc: ServerProcess, text: str) -> str:
+    deadline = time.monotonic() + 10
+    while True:
+        for line in proc.log:
+            if text in line:
+                return line
+        assert time.monotonic() < deadline, f"no {text!r} in the log: {proc.log}"
+        time.sleep(0.02)
