@@ -178,7 +178,7 @@ def test_reload_keeps_unchanged_entries_and_starts_new_ones_at_their_next_tick(
         ),
         (
             '[[cron]]\nschedule = "@daily"\n[cron.job]\ntype = "T"\nargs = [nan]\n',
-            r"^conf.d/cron.toml:5: cron.job.args holds a number JSON cannot carry",
+            r"^conf.d/cron.toml:5: cron.job.args holds a value JSON cannot carry",
         ),
         (
             '[[cron]]\nschedule = "@daily"\n[cron.job]\ntype = "T"\ncustom = 1\n',
@@ -217,6 +217,12 @@ def test_python_data_is_refused_by_its_keys() -> None:
         match=r'^config\["cron"\]\[1\]\["schedule"\]: cron.schedule \'61 \* \* \* \*\': minute',
     ):
         EmbeddedServer(config=bad).start()
+    odd = {"cron": [{"schedule": "@daily", "job": {"type": "T", "custom": {"s": {1, 2}}}}]}
+    with pytest.raises(
+        werk.ConfigurationError,
+        match=r'^config\["cron"\]\[0\]\["job"\]\["custom"\]: cron.job.custom holds a value JSON',
+    ):
+        EmbeddedServer(config=odd).start()
 
 
 def test_restarts_neither_repeat_nor_replay_ticks(

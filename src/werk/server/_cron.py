@@ -140,8 +140,8 @@ def _check_entry(entry: Section) -> tuple[Schedule, dict[str, Any]]:
     for key in ("args", "custom"):
         try:
             json.dumps(job.get(key), allow_nan=False)
-        except ValueError:
-            raise job.error(f"cron.job.{key} holds a number JSON cannot carry", key) from None
+        except (TypeError, ValueError):
+            raise job.error(f"cron.job.{key} holds a value JSON cannot carry", key) from None
     return schedule, dict(job)
 
 
