@@ -18,7 +18,8 @@ from tests.servers import MANUAL_EPOCH, ServerFactory
 import werk
 from werk._protocol.timefmt import epoch_to_string
 from werk.server import EmbeddedServer, ManualClock
-from werk.server._cron import Cron
+from werk.server._confd import Config
+from werk.server._cron import Cron, read_entries
 
 T0 = MANUAL_EPOCH  # 2027-01-15 08:00:00 UTC, a tick of "*/5 * * * *"
 
@@ -337,3 +338,14 @@ def _wait_for_log(proc: ServerProcess, text: str) -> str:
                 return line
         assert time.monotonic() < deadline, f"no {text!r} in the log: {proc.log}"
         time.sleep(0.02)
+
+
+def test_an_entry_keeps_its_identity_wherever_it_is_written() -> None:
+    hourly = {"schedule": "@hourly", "job": {"type": "H"}}
+    first = read_entries(Config.from_data({"cron": [FIVE, hourly, FIVE]}))
+    moved = read_entries(Config.from_data({"cron": [hourly, FIVE, FIVE]}))
+    assert {e.id for e in first} == {e.id for e in moved}
+    five, _, twin = first
+    assert twin.id == f"{five.id}-1" and len(five.id) == 16
+    edited = read_entries(Config.from_data({"cron": [{**FIVE, "schedule": "*/5 * * * 0-6"}]}))
+    assert edited[0].id != five.id  # the same times, but an edited entry is a new one
