@@ -20,6 +20,8 @@ from werk._protocol.timefmt import epoch_to_string
 from werk.server import EmbeddedServer, ManualClock
 from werk.server._confd import Config
 from werk.server._cron import Cron, read_entries
+from werk.server._manager import Manager
+from werk.server._storage import SQLiteStorage
 
 T0 = MANUAL_EPOCH  # 2027-01-15 08:00:00 UTC, a tick of "*/5 * * * *"
 
@@ -349,3 +351,23 @@ def test_an_entry_keeps_its_identity_wherever_it_is_written() -> None:
     assert twin.id == f"{five.id}-1" and len(five.id) == 16
     edited = read_entries(Config.from_data({"cron": [{**FIVE, "schedule": "*/5 * * * 0-6"}]}))
     assert edited[0].id != five.id  # the same times, but an edited entry is a new one
+
+
+def test_after_a_lost_commit_the_tick_fires_again(tmp_path: Path) -> None:
+    # The server reloads its state from storage when a commit fails (Manager.load): the
+    # tick's job and its record were lost together, so the tick is due again.
+    store = SQLiteStorage(tmp_path / "werk.sqlite3")
+    clock = ManualClock(T0 + 1)
+    cron = Cron()
+    m = Manager(store, clock, extensions=[cron])
+    m.configure(Config.from_data({"cron": [FIVE]}))
+    store.flush()  # the entry's first sight is stored
+    clock.set(T0 + 300)
+    cron.tick(clock.now())
+    assert len(m.queues["cronq"]) == 1 and cron.state[cron.entries[0].id].last == T0 + 300
+    m.load()  # as after a failed commit of that turn: back to what is stored
+    assert len(m.queues.get("cronq", ())) == 0
+    assert cron.state[cron.entries[0].id].last is None
+    cron.tick(clock.now() + 1)
+    assert len(m.queues["cronq"]) == 1 and cron.state[cron.entries[0].id].last == T0 + 300
+    # (not closed: the lost turn's changes are still pending in this storage object)
