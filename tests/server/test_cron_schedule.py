@@ -49,6 +49,9 @@ def iso(when: float) -> str:
         ("@daily", at(2025, 1, 1), "2025-01-02 Thu 00:00"),
         ("@midnight", at(2025, 1, 1), "2025-01-02 Thu 00:00"),
         ("@HOURLY", at(2025, 1, 1, 0, 0, 1), "2025-01-01 Wed 01:00"),
+        ("* * 1 4 */7", at(2019, 1, 1), "2029-04-01 Sun 00:00"),  # April 1st on a Sunday
+        ("0 0 29 2 */7", at(2005, 1, 1), "2032-02-29 Sun 00:00"),  # a Sunday Feb 29
+        ("0 0 29 2 */7", at(2089, 1, 1), "2128-02-29 Sun 00:00"),  # 2100 is no leap year
     ],
 )
 def test_next_tick(schedule: str, after: float, expected: str) -> None:
@@ -88,6 +91,7 @@ def test_next_tick(schedule: str, after: float, expected: str) -> None:
         ("* * * * funday", "'funday' is not a number or a name (SUN-SAT)"),
         ("0 0 30 2 *", "never fires"),
         ("0 0 31 4,6,9,11 *", "never fires"),
+        ("0 0 30-31 2 */7", "never fires"),  # "*/7": both fields count
         ("", "0 fields"),
     ],
 )

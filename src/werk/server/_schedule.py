@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 __all__ = ["SHORTHANDS", "Schedule", "ScheduleError"]
@@ -42,8 +43,9 @@ _FIELDS: tuple[tuple[str, int, int, tuple[str, ...]], ...] = (
     ("day of week", 0, 7, _DAYS),
 )
 _DAYS_IN_MONTH = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)  # at most (leap years)
-_SEARCH_DAYS = 366 * 8 + 2  # a Feb 29 on a given weekday recurs within 28 years, but a
-# valid day-of-month schedule (weekday unrestricted) recurs within 8 (2096 -> 2104)
+_SEARCH_DAYS = 146_097 + 1  # one Gregorian cycle of 400 years
+_DAY = dt.timedelta(days=1)
+_MONTH = dt.timedelta(days=32)  # from the 1st: somewhere in the next month
 _UTC = dt.timezone.utc
 
 
@@ -98,7 +100,8 @@ class Schedule:
             any_day=fields[2].startswith("*"),
             any_weekday=fields[4].startswith("*"),
         )
-        if schedule.any_weekday and not any(
+        # Day and weekday both count (one field starts with "*"): some valid date is needed.
+        if (schedule.any_day or schedule.any_weekday) and not any(
             day <= _DAYS_IN_MONTH[month - 1] for month in schedule.months for day in schedule.days
         ):
             raise ScheduleError("never fires: no month of the schedule has such a day")
@@ -118,36 +121,46 @@ class Schedule:
         t = dt.datetime.fromtimestamp(math.floor(when / 60) * 60, _UTC)
         return self._day_matches(t.date()) and t.hour in self.hours and t.minute in self.minutes
 
+    def _days(self, start: dt.date, step: int) -> Iterator[dt.date]:
+        # The matching days from ``start`` on (step 1) or back (step -1), skipping the
+        # months the schedule leaves out; a valid day and month falls on every weekday
+        # within a 400-year Gregorian cycle, so the search ends there.
+        day, end = start, start + dt.timedelta(days=step * _SEARCH_DAYS)
+        while (day < end) if step > 0 else (day > end):
+            if day.month not in self.months:
+                first = day.replace(day=1)
+                day = (first + _MONTH).replace(day=1) if step > 0 else first - _DAY
+                continue
+            if self._day_matches(day):
+                yield day
+            day += _DAY if step > 0 else -_DAY
+
     def next_after(self, when: float) -> float:
         """The first tick strictly after ``when`` (Unix seconds, UTC)."""
         start = dt.datetime.fromtimestamp(math.floor(when / 60) * 60 + 60, _UTC)
-        day = start.date()
-        for n in range(_SEARCH_DAYS):
-            if self._day_matches(day):
-                for hour in self.hours:
-                    if n == 0 and hour < start.hour:
+        for day in self._days(start.date(), 1):
+            first = day == start.date()
+            for hour in self.hours:
+                if first and hour < start.hour:
+                    continue
+                for minute in self.minutes:
+                    if first and hour == start.hour and minute < start.minute:
                         continue
-                    for minute in self.minutes:
-                        if n == 0 and hour == start.hour and minute < start.minute:
-                            continue
-                        return _epoch(day, hour, minute)
-            day += dt.timedelta(days=1)
+                    return _epoch(day, hour, minute)
         raise ScheduleError(f"{self.text!r} never fires")  # parse() refuses such schedules
 
     def latest_at_or_before(self, when: float) -> float:
         """The last tick at or before ``when`` (Unix seconds, UTC)."""
         end = dt.datetime.fromtimestamp(math.floor(when / 60) * 60, _UTC)
-        day = end.date()
-        for n in range(_SEARCH_DAYS):
-            if self._day_matches(day):
-                for hour in reversed(self.hours):
-                    if n == 0 and hour > end.hour:
+        for day in self._days(end.date(), -1):
+            last = day == end.date()
+            for hour in reversed(self.hours):
+                if last and hour > end.hour:
+                    continue
+                for minute in reversed(self.minutes):
+                    if last and hour == end.hour and minute > end.minute:
                         continue
-                    for minute in reversed(self.minutes):
-                        if n == 0 and hour == end.hour and minute > end.minute:
-                            continue
-                        return _epoch(day, hour, minute)
-            day -= dt.timedelta(days=1)
+                    return _epoch(day, hour, minute)
         raise ScheduleError(f"{self.text!r} never fires")
 
 
