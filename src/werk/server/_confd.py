@@ -10,7 +10,7 @@ name), each a :class:`Section`; ``config.throttles`` maps each name of ``[thrott
 (merged over the files; a name set in two files is refused) to its :class:`Section`;
 ``config.table(name)`` is any other top-level table an extension declared in
 ``Extension.config_tables``. A :class:`Section` is a read-only mapping of plain values
-(TOML dates become RFC 3339 strings) that knows where each key was written, so a check
+(TOML dates become ISO 8601 text) that knows where each key was written, so a check
 can refuse a value with the file and line (``... must be a string, not 60``)::
 
     >>> config = Config.from_data({"throttles": {"api": {"concurrency": 2, "timeout": 60}}})
