@@ -2,12 +2,13 @@
 
 ``werk server`` and :class:`~werk.server.EmbeddedServer` call :func:`standard_extensions`
 once per server (fresh instances: an extension serves one manager). Each feature adds its
-extension here, and nothing else of the server needs to know it exists. None ships yet.
+extension here, and nothing else of the server needs to know it exists.
 """
 
 from __future__ import annotations
 
 from werk.server._config import ServerConfig
+from werk.server._cron import Cron
 from werk.server._extension import Extension
 
 __all__ = ["standard_extensions"]
@@ -18,4 +19,4 @@ def standard_extensions(config: ServerConfig) -> list[Extension]:
     order their hooks should run: an extension that refuses pushes (unique jobs) before
     one that counts them (batches), since a job another extension refuses is never
     ``pushed``."""
-    return []
+    return [Cron()]
