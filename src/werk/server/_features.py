@@ -2,13 +2,15 @@
 
 ``werk server`` and :class:`~werk.server.EmbeddedServer` call :func:`standard_extensions`
 once per server (fresh instances: an extension serves one manager). Each feature adds its
-extension here, and nothing else of the server needs to know it exists. None ships yet.
+extension here, and nothing else of the server needs to know it exists.
 """
 
 from __future__ import annotations
 
 from werk.server._config import ServerConfig
+from werk.server._expiring import ExpiringJobs
 from werk.server._extension import Extension
+from werk.server._unique import UniqueJobs
 
 __all__ = ["standard_extensions"]
 
@@ -18,4 +20,10 @@ def standard_extensions(config: ServerConfig) -> list[Extension]:
     order their hooks should run: an extension that refuses pushes (unique jobs) before
     one that counts them (batches), since a job another extension refuses is never
     ``pushed``."""
-    return []
+    return [
+        # Unique first: a duplicate is refused before any later extension counts it.
+        UniqueJobs(),
+        # Expiring only checks (and rewrites expires_in) at PUSH; at FETCH its discard
+        # releases the job's unique lock (UniqueJobs.discarded).
+        ExpiringJobs(),
+    ]
