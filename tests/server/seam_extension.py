@@ -12,8 +12,8 @@
   the job change that caused them, and reads them back in ``load``;
 * answers ``BATCH COUNTS`` (its counters, as JSON) and ``EXTEND <jid> <unix seconds>``
   (extends a reservation);
-* reads ``limit`` from ``<config_dir>/seam.conf`` (``limit = N``), refusing a bad file with
-  its name and line.
+* reads ``limit`` from its own configuration table ``[seam]`` (``limit = N``, in any
+  ``conf.d/*.toml``), refusing a bad value with the file and line.
 
 ``python -m tests.server.seam_extension --data DIR`` runs ``werk server`` with it (SQLite
 storage, a free port), for the ``kill -9`` tests.
@@ -30,9 +30,9 @@ from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 
-from werk._errors import ConfigurationError
 from werk._protocol.resp import encode_bulk, encode_error
 from werk._protocol.timefmt import epoch_to_string, to_epoch
+from werk.server._confd import Config
 from werk.server._extension import (
     CommandClient,
     CommandHandler,
@@ -49,6 +49,8 @@ NARROW = "narrow"
 
 class Recorder(Extension):
     """See the module docstring."""
+
+    config_tables = ("seam",)
 
     def __init__(self, limit: int = 1) -> None:
         self.counts: Counter[str] = Counter()
@@ -79,17 +81,12 @@ class Recorder(Extension):
 
     # -- configuration ---------------------------------------------------------------
 
-    def read_config(self, config_dir: Path | None) -> object:
-        if config_dir is None:
+    def read_config(self, config: Config) -> object:
+        seam = config.table("seam")
+        if seam is None:
             return self.limit
-        path = config_dir / "seam.conf"
-        for number, line in enumerate(path.read_text().splitlines(), 1):
-            key, _, value = (part.strip() for part in line.partition("="))
-            if key == "limit":
-                if not value.isdigit() or int(value) < 1:
-                    raise ConfigurationError(f"{path.name}:{number}: limit must be a number >= 1")
-                return int(value)
-        raise ConfigurationError(f"{path.name}: no limit")
+        seam.check_keys({"limit"}, required={"limit"})
+        return seam.integer("limit", minimum=1)
 
     def use_config(self, config: object) -> None:
         assert isinstance(config, int)

@@ -255,24 +255,38 @@ def test_an_extension_cannot_take_a_verb_of_the_protocol() -> None:
 def test_the_configuration_directory_is_read_at_start_and_on_reload(
     make_server: ServerFactory, tmp_path: Path
 ) -> None:
-    conf = tmp_path / "seam.conf"
-    conf.write_text("# the seam extension\nlimit = 2\n")
+    (tmp_path / "conf.d").mkdir()
+    conf = tmp_path / "conf.d" / "seam.toml"
+    conf.write_text("# the seam extension\n[seam]\nlimit = 2\n")
     rec = Recorder()
     srv = make_server(config_dir=tmp_path, extensions=[rec])
     assert rec.limit == 2
-    conf.write_text("limit = 3\n")
+    conf.write_text("[seam]\nlimit = 3\n")
     srv.reload_config()
     assert rec.limit == 3
-    conf.write_text("# oops\nlimit = many\n")
-    with pytest.raises(werk.ConfigurationError, match=r"seam.conf:2: limit must be"):
+    conf.write_text("[seam]\n# oops\nlimit = 'many'\n")
+    with pytest.raises(
+        werk.ConfigurationError, match=r"^conf.d/seam.toml:3: seam.limit must be an integer >= 1"
+    ):
         srv.reload_config()
     assert rec.limit == 3  # the previous configuration stays in force
 
 
+def test_the_configuration_can_be_python_data(make_server: ServerFactory) -> None:
+    rec = Recorder()
+    make_server(config={"seam": {"limit": 4}}, extensions=[rec])
+    assert rec.limit == 4
+    with pytest.raises(
+        werk.ConfigurationError, match=r'^config\["seam"\]\["limit"\]: seam.limit must be'
+    ):
+        EmbeddedServer(config={"seam": {"limit": 0}}, extensions=[Recorder()]).start()
+
+
 def test_a_bad_configuration_stops_the_start(tmp_path: Path) -> None:
-    (tmp_path / "seam.conf").write_text("limit = 0\n")
+    (tmp_path / "conf.d").mkdir()
+    (tmp_path / "conf.d" / "seam.toml").write_text("[seam]\nlimit = 0\n")
     srv = EmbeddedServer(config_dir=tmp_path, extensions=[Recorder()])
-    with pytest.raises(werk.ConfigurationError, match=r"seam.conf:1:"):
+    with pytest.raises(werk.ConfigurationError, match=r"seam.toml:2:"):
         srv.start()
     srv.stop()
     with pytest.raises(werk.ConfigurationError, match="is not a directory"):
@@ -282,23 +296,25 @@ def test_a_bad_configuration_stops_the_start(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_sighup_reloads_and_a_bad_file_is_reported(tmp_path: Path) -> None:
     conf_dir = tmp_path / "conf"
-    conf_dir.mkdir()
-    (conf_dir / "seam.conf").write_text("limit = 1\n")
+    (conf_dir / "conf.d").mkdir(parents=True)
+    conf = conf_dir / "conf.d" / "seam.toml"
+    conf.write_text("[seam]\nlimit = 1\n")
     data = tmp_path / "data"
     with ServerProcess(
         data, "--config-dir", str(conf_dir), module="tests.server.seam_extension"
     ) as proc:
-        (conf_dir / "seam.conf").write_text("limit = nope\n")
+        conf.write_text("[seam]\nlimit = -1\n")
         assert proc.proc is not None
         proc.proc.send_signal(signal.SIGHUP)
         _wait_for_log(proc, "configuration not reloaded")
-        (conf_dir / "seam.conf").write_text("limit = 2\n")
+        conf.write_text("[seam]\nlimit = 2\n")
         proc.proc.send_signal(signal.SIGHUP)
         _wait_for_log(proc, "configuration reloaded")
         with Raw("127.0.0.1", proc.port) as c:
             assert c.cmd("PING") == ErrorReply("ERR", "unknown command PING")  # still serving
     log = "".join(proc.log)
-    assert "seam.conf:1: limit must be a number >= 1" in log and "Traceback" not in log
+    assert "conf.d/seam.toml:2: seam.limit must be an integer >= 1, not -1" in log
+    assert "Traceback" not in log
 
 
 def _wait_for_log(proc: ServerProcess, text: str) -> None:

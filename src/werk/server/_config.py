@@ -15,11 +15,14 @@ Example::
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from werk._errors import ConfigurationError
 from werk._protocol.command_lines import MAX_COMMAND_LINE
+from werk.server._confd import Config, load_config
 
 __all__ = [
     "DEFAULT_BIND",
@@ -69,6 +72,7 @@ class ServerConfig:
     handshake_timeout: float = 2.0
     synchronous: str = "NORMAL"  # sqlite: FULL also survives power loss
     config_dir: Path | None = None  # what server extensions read (--config-dir)
+    config_data: Mapping[str, Any] | None = None  # or the same as Python data
     extra: dict[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -83,10 +87,21 @@ class ServerConfig:
             self.config_dir = Path(self.config_dir)
             if not self.config_dir.is_dir():
                 raise ConfigurationError(f"config_dir {str(self.config_dir)!r} is not a directory")
+        if self.config_data is not None:
+            if self.config_dir is not None:
+                raise ConfigurationError("give config_dir or config, not both")
+            if not isinstance(self.config_data, Mapping):
+                raise ConfigurationError(
+                    f"config must be a mapping such as {{'cron': [...]}}, not {self.config_data!r}"
+                )
         for name in ("max_connections", "max_line", "fetch_timeout", "handshake_timeout"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                 raise ConfigurationError(f"{name} must be a number above 0, not {value!r}")
+
+    def load(self) -> Config:
+        """Read the configuration (``config_dir``'s ``conf.d/*.toml`` or ``config_data``)."""
+        return load_config(self.config_dir, self.config_data)
 
     @property
     def host(self) -> str:

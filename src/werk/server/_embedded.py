@@ -13,7 +13,7 @@ import asyncio
 import dataclasses
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -34,6 +34,7 @@ _OPTIONS = frozenset(f.name for f in dataclasses.fields(ServerConfig)) - {
     "storage",
     "data_dir",
     "password",
+    "config_data",
 }
 
 
@@ -46,8 +47,11 @@ class EmbeddedServer:
     server's other settings: ``fetch_timeout`` (seconds an empty FETCH blocks, 2),
     ``handshake_timeout`` (2), ``max_connections`` (2000), ``max_line`` (bytes, 16 MiB),
     ``tls_cert`` and ``tls_key`` (PEM files: TLS only), ``synchronous`` (SQLite's
-    ``"NORMAL"`` or ``"FULL"``), ``config_dir`` (the directory server extensions read,
-    as ``werk server --config-dir``; :meth:`reload_config` reads it again). A bad value
+    ``"NORMAL"`` or ``"FULL"``), ``config_dir`` (the directory whose ``conf.d/*.toml``
+    configures cron and throttles, as ``werk server --config-dir``; :meth:`reload_config`
+    reads it again) or ``config`` (the same as Python data, shaped like the merged TOML:
+    ``{"cron": [{"schedule": "@hourly", "job": {"type": "Tidy"}}], "throttles": {...}}``;
+    a bad entry is refused naming it, as ``config["cron"][0]["job"]["type"]``). A bad value
     or an unknown keyword is a :class:`~werk.ConfigurationError`. ``extensions``:
     werk's own server extensions (internal; the standard ones when None).
 
@@ -77,6 +81,7 @@ class EmbeddedServer:
         clock: Clock | None = None,
         bind: str = "127.0.0.1:0",
         extensions: Sequence[Extension] | None = None,
+        config: Mapping[str, Any] | None = None,
         **options: Any,
     ) -> None:
         unknown = sorted(set(options) - _OPTIONS)
@@ -89,6 +94,7 @@ class EmbeddedServer:
             storage=storage,
             data_dir=Path(data_dir) if data_dir is not None else None,
             password=password,
+            config_data=config,
             **options,
         )
         self.clock = clock

@@ -81,6 +81,18 @@ Faktory Enterprise" replies); :meth:`~Extension.read_config` then
 :meth:`~Extension.use_config` at start and on every reload (SIGHUP,
 ``EmbeddedServer.reload_config()``).
 
+Configuration
+-------------
+The server reads its configuration once per start or reload (``--config-dir DIR``:
+``DIR/conf.d/*.toml``; or ``EmbeddedServer(config={...})``) into one
+:class:`~werk.server._confd.Config` and hands the same object to every extension's
+:meth:`~Extension.read_config`: ``config.cron`` (every ``[[cron]]`` entry),
+``config.throttles`` (every ``[throttles]`` name), ``config.table(name)`` for a table
+named in :attr:`Extension.config_tables`. Each part is a
+:class:`~werk.server._confd.Section` that knows the file and line of each key, for
+refusals such as ``conf.d/cron.toml:12: cron.job.retry must be an integer``. A top-level
+table that neither werk nor an extension reads is refused.
+
 What is durable
 ---------------
 Records: :meth:`Host.put_record`, :meth:`Host.delete_record` and :meth:`Host.clear_records`
@@ -100,10 +112,10 @@ stored like the reservation itself.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from pathlib import Path
-from typing import Final, Protocol
+from typing import ClassVar, Final, Protocol
 
 from werk.server._clock import Clock
+from werk.server._confd import Config
 from werk.server._payload import JobCodec, Payload
 from werk.server._sets import Reservation
 
@@ -250,6 +262,9 @@ class Extension:
     """
 
     host: Host
+    config_tables: ClassVar[tuple[str, ...]] = ()
+    """Top-level configuration tables this extension reads beyond werk's own ``cron`` and
+    ``throttles`` (``config.table(name)``); any other table is refused."""
 
     # -- life cycle ------------------------------------------------------------------
 
@@ -261,11 +276,14 @@ class Extension:
         """Every stored record (all spaces), at boot and after a failed commit: rebuild
         the in-memory state from them."""
 
-    def read_config(self, config_dir: Path | None) -> object:
-        """Read and check this extension's configuration (``config_dir`` is ``--config-dir``,
-        None without one); change nothing yet. Raise :class:`~werk.ConfigurationError`
-        naming the file and line to refuse it: at start the server does not start, on a
-        reload the previous configuration stays in force for every extension."""
+    def read_config(self, config: Config) -> object:
+        """Check this extension's part of ``config`` (the same object for every
+        extension; empty without a configuration) and return what :meth:`use_config`
+        will switch to; change nothing yet, and use nothing of the host (``werk cron``
+        checks files with extensions that serve no server). Raise
+        :class:`~werk.ConfigurationError` naming the file and line (``section.error(...)``)
+        to refuse it: at start the server does not start, on a reload the previous
+        configuration stays in force for every extension."""
         return None
 
     def use_config(self, config: object) -> None:

@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 from werk._errors import ConfigurationError, FaktoryError
+from werk.server._confd import Config
 from werk.server._extension import ACK, CommandHandler, Extension, Host, Records
 from werk.server._payload import Payload
 from werk.server._sets import Reservation
 from werk.server._waiters import Waiter
 
-__all__ = ["Extensions"]
+__all__ = ["Extensions", "read_configs"]
 
 log = logging.getLogger("werk.server")
 
@@ -79,21 +79,11 @@ class Extensions:
 
     # -- configuration ---------------------------------------------------------------
 
-    def configure(self, config_dir: Path | None) -> None:
+    def configure(self, config: Config) -> None:
         """Every extension reads its configuration; only if all accept do they switch.
         Raises :class:`~werk.ConfigurationError` (nothing changed) otherwise."""
-        read: list[tuple[Extension, object]] = []
-        for ext in self.all:
-            try:
-                read.append((ext, ext.read_config(config_dir)))
-            except FaktoryError:
-                raise
-            except Exception as exc:  # a bug in the reader: refuse, keep the old one
-                raise ConfigurationError(
-                    f"{_name(ext)} cannot read its configuration: {exc!r}"
-                ) from exc
-        for ext, config in read:
-            ext.use_config(config)
+        for ext, read in read_configs(self.all, config):
+            ext.use_config(read)
 
     def load(self, records: Records) -> None:
         """Hand the stored records to every extension."""
@@ -227,6 +217,23 @@ class Extensions:
                 ext.worker_gone(wid, reaped)
             except Exception:
                 log.exception("%s.worker_gone failed on %s", _name(ext), wid)
+
+
+def read_configs(extensions: Sequence[Extension], config: Config) -> list[tuple[Extension, object]]:
+    """Check ``config``'s top-level tables against what werk and ``extensions`` read, then
+    have each extension read its part; a :class:`~werk.ConfigurationError` for the first
+    refusal (what ``werk cron`` runs to check files as the server would)."""
+    config.check_tables(name for ext in extensions for name in ext.config_tables)
+    read: list[tuple[Extension, object]] = []
+    for ext in extensions:
+        try:
+            read.append((ext, ext.read_config(config)))
+        except FaktoryError:
+            raise
+        except Exception as exc:  # a bug in the reader: refuse, keep the old one
+            message = f"{_name(ext)} cannot read its configuration: {exc!r}"
+            raise ConfigurationError(message) from exc
+    return read
 
 
 def _name(ext: Extension) -> str:

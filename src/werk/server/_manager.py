@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
 
 from werk._job import QUEUE_NAME_RE
 from werk._protocol.resp import JOB_NOT_FOUND
 from werk._protocol.timefmt import epoch_to_string
 from werk.server._clock import Clock
+from werk.server._confd import Config
 from werk.server._extension import DEAD as TO_DEAD
 from werk.server._extension import DISCARD, FAILED, PUT_BACK, RETRY, Extension
 from werk.server._gojson import GoJSONError, go_dumps, go_quote
@@ -454,11 +454,13 @@ class Manager(JobState):
 
     # -- for extensions (the Host protocol) -------------------------------------------
 
-    def configure(self, config_dir: Path | None) -> None:
-        """Have every extension read its configuration and, if all accept, use it;
+    def configure(self, config: Config) -> None:
+        """Have every extension read its part of ``config`` and, if all accept, use it;
         :class:`~werk.ConfigurationError` (and nothing changed) otherwise."""
         if self.hooks is not None:
-            self.hooks.configure(config_dir)
+            self.hooks.configure(config)
+        else:
+            config.check_tables(())
 
     def put_record(self, space: str, key: str, value: bytes) -> None:
         """Store an extension's record, in the same commit as this turn's job changes."""

@@ -114,7 +114,7 @@ class Server:
         self.manager.release = Releaser(self.loop)
         self.tasks = PeriodicTasks(self.manager)
         try:
-            self.manager.configure(cfg.config_dir)  # a bad configuration: no start
+            self.manager.configure(cfg.load())  # a bad configuration: no start
         except BaseException:
             self.storage.close()
             raise
@@ -200,11 +200,12 @@ class Server:
         if self.manager is None or self.stopping:
             return None
         try:
-            self.manager.configure(self.config.config_dir)
+            self.manager.configure(self.config.load())
         except ConfigurationError as exc:
             log.error("configuration not reloaded, the previous one stays in force: %s", exc)
             return exc
-        log.info("configuration reloaded from %s", self.config.config_dir or "(none)")
+        where = self.config.config_dir or ("Python data" if self.config.config_data else "(none)")
+        log.info("configuration reloaded from %s", where)
         return None
 
     # -- time ------------------------------------------------------------------------
