@@ -10,6 +10,7 @@ from __future__ import annotations
 from werk.server._config import ServerConfig
 from werk.server._expiring import ExpiringJobs
 from werk.server._extension import Extension
+from werk.server._throttles import Throttles
 from werk.server._unique import UniqueJobs
 
 __all__ = ["standard_extensions"]
@@ -26,4 +27,6 @@ def standard_extensions(config: ServerConfig) -> list[Extension]:
         # Expiring only checks (and rewrites expires_in) at PUSH; at FETCH its discard
         # releases the job's unique lock (UniqueJobs.discarded).
         ExpiringJobs(),
+        # Throttles guard their queues at FETCH (admit) and count the slots at reserve.
+        Throttles(),
     ]
