@@ -23,6 +23,8 @@ __all__ = [
     "SetName",
     "Signal",
     "Stats",
+    "ThrottleInfo",
+    "UniqueLock",
     "WebBackend",
     "WorkerInfo",
 ]
@@ -119,6 +121,31 @@ class DayCount:
     failed: int
 
 
+@dataclass(frozen=True)
+class ThrottleInfo:
+    """One configured throttle (``[throttles]``) and its use now."""
+
+    queue: str
+    limit: int
+    per_worker: bool  # ``worker = N``; else ``concurrency = N``
+    timeout: int
+    in_use: int  # slots taken (across every worker)
+    waiting: int  # jobs waiting in the queue
+
+    @property
+    def kind(self) -> str:
+        """``"4 concurrent"`` or ``"2 per worker"``."""
+        return f"{self.limit} per worker" if self.per_worker else f"{self.limit} concurrent"
+
+
+@dataclass(frozen=True)
+class UniqueLock:
+    """The lock a unique job's (jobtype, args, queue) holds now."""
+
+    jid: str  # the job holding it
+    until: float  # when it ends at the latest
+
+
 class WebBackend(Protocol):
     """The server as the web UI sees it. Every method runs on the server's event loop.
 
@@ -187,4 +214,16 @@ class WebBackend(Protocol):
 
     async def history(self, days: int) -> list[DayCount]:
         """Processed/failed per UTC day for the last ``days`` days, oldest first."""
+        ...
+
+    async def throttles(self) -> list[ThrottleInfo]:
+        """Every configured throttle, by queue name."""
+        ...
+
+    async def expired_jobs(self) -> int:
+        """How many expired jobs FETCH has dropped (``custom.expires_at``)."""
+        ...
+
+    async def unique_lock(self, job: dict[str, Any]) -> UniqueLock | None:
+        """The live lock of a unique job's key (None: not held, or not a unique job)."""
         ...
