@@ -16,9 +16,9 @@ import json
 import math
 from typing import Any, NamedTuple
 
+from werk.server._expiring import to_epoch
 from werk.server._extension import ACK, Extension, KnownError, Records
-from werk.server._gojson import go_dumps
-from werk.server._gotime import parse_rfc3339
+from werk.server._gojson import go_dumps_text
 from werk.server._payload import Payload
 from werk.server._sets import Reservation
 
@@ -57,8 +57,8 @@ def unique_for(custom: dict[str, Any]) -> float | str | None:
 def lock_key(job: Payload) -> str:
     """The lock's key: a digest of jobtype, queue and the canonical JSON of args (sorted
     keys, Go's rendering), so args equal after decoding collide whatever their key order."""
-    text = go_dumps([job["jobtype"], job["queue"], job["args"]])
-    return hashlib.blake2b(text, digest_size=16).hexdigest()
+    text = go_dumps_text([job["jobtype"], job["queue"], job["args"]])
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
 class UniqueJobs(Extension):
@@ -70,6 +70,7 @@ class UniqueJobs(Extension):
         self.by_jid: dict[str, str] = {}  # holder jid -> key
         self._deadlines: list[tuple[float, str]] = []  # heap of (until, key), may be stale
         self.refused = 0  # pushes refused since boot
+        self._checked: tuple[Payload | None, str, float] = (None, "", 0.0)
 
     # -- state ---------------------------------------------------------------------------
 
@@ -78,8 +79,8 @@ class UniqueJobs(Extension):
         self.by_jid.clear()
         self._deadlines.clear()
         for key, raw in records.get(SPACE, {}).items():
-            data = json.loads(raw)
-            self._hold(key, Lock(data["jid"], data["until"], data["start"]))
+            jid, until, at_start = json.loads(raw)
+            self._hold(key, Lock(jid, until, at_start))
 
     def flushed(self) -> None:
         # FLUSH erased the jobs the locks stood for.
@@ -121,29 +122,36 @@ class UniqueJobs(Extension):
             return BAD_UNIQUE_UNTIL
         seconds = unique_for(custom)
         if seconds is None:
+            self._checked = (job, "", 0.0)
             return None
         if isinstance(seconds, str):
             return seconds
-        lock = self.locks.get(lock_key(job))
+        key = lock_key(job)
+        lock = self.locks.get(key)
         if lock is not None and lock.until > self.host.clock.now():
             self.refused += 1
             return NOT_UNIQUE
+        self._checked = (job, key, seconds)  # pushed() of the same job reuses them
         return None
 
     def pushed(self, job: Payload) -> None:
+        checked, key, seconds = self._checked
+        self._checked = (None, "", 0.0)
         custom = job["custom"]
-        seconds = unique_for(custom)
-        if not isinstance(seconds, float):
+        if checked is not job:  # not what check_push saw last (never, through the manager)
+            value = unique_for(custom)
+            if not isinstance(value, float):
+                return
+            key, seconds = lock_key(job), value
+        elif not seconds:
             return
         start = self.host.clock.now()
         at = job.get("at")
         if at:
-            start = max(start, parse_rfc3339(at))  # checked by the push already
-        key = lock_key(job)
+            start = max(start, to_epoch(at))  # checked by the push already
         lock = Lock(job["jid"], start + seconds, custom.get("unique_until") == "start")
         self._hold(key, lock)
-        value = json.dumps({"jid": lock.jid, "until": lock.until, "start": lock.at_start})
-        self.host.put_record(SPACE, key, value.encode())
+        self.host.put_record(SPACE, key, json.dumps([lock.jid, lock.until, lock.at_start]).encode())
 
     # -- FETCH, ACK ----------------------------------------------------------------------
 
