@@ -129,6 +129,17 @@ def test_a_dead_job_keeps_the_lock_until_it_expires(srv: EmbeddedServer) -> None
         assert c.push("jid-dead-0004", custom=unique(100)) == "OK"
 
 
+def test_a_job_discarded_by_fail_keeps_the_lock_until_it_expires(srv: EmbeddedServer) -> None:
+    with Raw(srv) as c:
+        assert c.push("jid-disc-0001", retry=0, custom=unique(100)) == "OK"
+        assert c.fetch() is not None
+        assert c.cmd('FAIL {"jid":"jid-disc-0001"}') == "OK"  # retry 0: dropped
+        assert srv.info()["retries"] == srv.info()["dead"] == 0
+        assert c.push("jid-disc-0002", custom=unique(100)) == NOT_UNIQUE
+        srv.advance(100)
+        assert c.push("jid-disc-0003", custom=unique(100)) == "OK"
+
+
 def test_pushb_reports_each_duplicate_in_its_map(srv: EmbeddedServer) -> None:
     jobs = [
         {"jid": f"jid-bulk-{i:04d}", "jobtype": "T", "args": [i % 2], "custom": unique()}
