@@ -3,9 +3,12 @@ in file order, each key traced to its file and line, bad files refused with both
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tests.server.seam_extension import Recorder
 from tests.servers import ServerFactory
 
@@ -200,3 +203,53 @@ def test_a_bad_reload_keeps_the_old_configuration_of_every_extension(
     (d / "conf.d" / "b.toml").write_text("[other]\nlimit = 3\n")
     srv.reload_config()
     assert (first.limit, second.limit) == (5, 3)
+
+
+_NOISE = st.lists(st.sampled_from(["", "# a comment", "  # [[cron]] in a comment"]), max_size=2)
+_KEY = st.sampled_from(["retry", '"retry"', "'retry'"])
+
+
+@st.composite
+def cron_documents(draw: st.DrawFn) -> tuple[str, list[tuple[int, int]]]:
+    """A TOML file of cron entries written in the styles TOML allows, and for each entry
+    the line of its ``retry`` key and its value."""
+    lines: list[str] = []
+    expected = []
+    for _ in range(draw(st.integers(1, 4))):
+        lines += draw(_NOISE)
+        lines += ["[[cron]]", 'schedule = "@daily"']
+        retry = draw(st.integers(0, 99))
+        style = draw(st.sampled_from(["table", "inline", "dotted"]))
+        if style == "table":
+            lines.append("[ cron . job ]" if draw(st.booleans()) else "[cron.job]")
+            lines += draw(_NOISE)
+            if draw(st.booleans()):  # a multi-line string that looks like keys
+                lines += ['note = """', "retry = 1", "[cron.job]", '"""']
+            lines.append(f"{draw(_KEY)} = {retry}")
+            expected.append((len(lines), retry))
+            lines.append('type = "T"')
+            if draw(st.booleans()):
+                lines += ["[cron.job.custom]", "retry = 1234"]  # same name, other table
+        elif style == "inline":
+            lines.append(f'job = {{ type = "T", retry = {retry} }}')
+            expected.append((len(lines), retry))
+        else:
+            lines += draw(_NOISE)
+            lines.append('job.type = "T"')
+            lines.append(f"job.{draw(_KEY)} = {retry}")
+            expected.append((len(lines), retry))
+    return "\n".join(lines) + "\n", expected
+
+
+@settings(max_examples=150, deadline=None)
+@given(cron_documents())
+def test_each_key_is_traced_to_its_line(document: tuple[str, list[tuple[int, int]]]) -> None:
+    text, expected = document
+    with tempfile.TemporaryDirectory() as tmp:
+        config = load_config(conf_dir(Path(tmp), **{"x.toml": text}))
+    assert len(config.cron) == len(expected)
+    for entry, (line, retry) in zip(config.cron, expected, strict=True):
+        job = entry.table("job")
+        assert job is not None
+        assert job.integer("retry") == retry
+        assert job.origin("retry") == f"conf.d/x.toml:{line}"

@@ -7,6 +7,7 @@ Sub-commands (each lives in its own module and registers itself with
 * ``werk worker MODULE[:APP]``: run jobs.
 * ``werk push JOBTYPE [ARGS_JSON]``: enqueue a job.
 * ``werk info``: what the server holds.
+* ``werk cron --config-dir DIR``: the cron entries of a configuration and their next runs.
 * ``werk demo``: see it all work in one command.
 
 Example::
@@ -40,6 +41,7 @@ _COMMANDS = {
     "worker": "werk.cli.worker",
     "push": "werk.cli._push",
     "info": "werk.cli._info",
+    "cron": "werk.cli._cron",
 }
 
 

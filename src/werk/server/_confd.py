@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import re
 import sys
 from collections.abc import Iterable, Iterator, Mapping
@@ -47,6 +48,8 @@ from typing import Any
 from werk._errors import ConfigurationError
 
 __all__ = ["CONF_D", "KNOWN_TABLES", "Config", "Section", "load_config"]
+
+log = logging.getLogger("werk.server")
 
 CONF_D = "conf.d"
 KNOWN_TABLES = frozenset({"cron", "throttles"})  # what werk's own extensions read
@@ -210,6 +213,7 @@ class Config:
             where = origins.of((name,))
             self.origins.setdefault(name, where)
             if name in FAKTORY_TABLES:
+                log.debug("%s: [%s] is Faktory's own; werk does not read it", where, name)
                 continue
             if name == "cron":
                 if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):

@@ -167,9 +167,9 @@ class EmbeddedServer:
         self.call(self.server.tick)
 
     def reload_config(self) -> None:
-        """Read ``config_dir`` again, as ``werk server`` does on SIGHUP; a bad
-        configuration raises :class:`~werk.ConfigurationError` and the previous one stays
-        in force."""
+        """Read ``config_dir`` again, as ``werk server`` does on SIGHUP (Python data given
+        as ``config`` is checked again as it is); a bad configuration raises
+        :class:`~werk.ConfigurationError` and the previous one stays in force."""
         error = self.call(self.server.reload_config)
         if error is not None:
             raise error

@@ -8,6 +8,7 @@ extension here, and nothing else of the server needs to know it exists.
 from __future__ import annotations
 
 from werk.server._config import ServerConfig
+from werk.server._cron import Cron
 from werk.server._expiring import ExpiringJobs
 from werk.server._extension import Extension
 from werk.server._throttles import Throttles
@@ -29,4 +30,7 @@ def standard_extensions(config: ServerConfig) -> list[Extension]:
         ExpiringJobs(),
         # Throttles guard their queues at FETCH (admit) and count the slots at reserve.
         Throttles(),
+        # Cron last: its ticks are pushed through the whole pipeline (unique refuses a
+        # tick whose previous job still holds the lock).
+        Cron(),
     ]

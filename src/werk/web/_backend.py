@@ -15,7 +15,9 @@ from typing import Any, Literal, Protocol
 
 __all__ = [
     "SET_NAMES",
+    "CronInfo",
     "DayCount",
+    "EnqueueRefused",
     "MutateCmd",
     "QueueInfo",
     "Reservation",
@@ -146,6 +148,29 @@ class UniqueLock:
     until: float  # when it ends at the latest
 
 
+@dataclass(frozen=True)
+class CronInfo:
+    """A cron entry (``[[cron]]``) as the Cron page shows it (times in Unix seconds, UTC).
+
+    ``id`` names the entry (a hash of its schedule and job); ``history`` holds the last
+    pushed jobs as (time, jid), newest first; ``last_run`` is the last tick that fired."""
+
+    id: str
+    schedule: str
+    jobtype: str
+    queue: str
+    args: list[Any]
+    custom: dict[str, Any]
+    origin: str
+    next_run: float
+    last_run: float | None
+    history: tuple[tuple[float, str], ...] = ()
+
+
+class EnqueueRefused(Exception):
+    """The server refused the job "enqueue now" pushed (the message is its reply)."""
+
+
 class WebBackend(Protocol):
     """The server as the web UI sees it. Every method runs on the server's event loop.
 
@@ -226,4 +251,14 @@ class WebBackend(Protocol):
 
     async def unique_lock(self, job: dict[str, Any]) -> UniqueLock | None:
         """The live lock of a unique job's key (None: not held, or not a unique job)."""
+        ...
+
+    async def cron_entries(self) -> list[CronInfo]:
+        """Every cron entry in configuration order (none without cron)."""
+        ...
+
+    async def cron_enqueue(self, entry_id: str) -> str:
+        """Push one job of cron entry ``entry_id`` now (its schedule and last run do not
+        change); the new jid. KeyError for an unknown entry, :class:`EnqueueRefused` when
+        the server refuses the job."""
         ...

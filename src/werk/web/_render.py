@@ -148,6 +148,7 @@ _NOTICES = {
     "terminate": "Terminate sent: the worker learns it from its next heartbeat and shuts down.",
     "gone": "That job is no longer there: it has run, moved or been deleted.",
     "none": "Nothing selected.",
+    "enqueued": "{what} enqueued now; the schedule and its last run are unchanged.",
 }
 
 

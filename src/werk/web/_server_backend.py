@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 from werk._errors import ConfigurationError
 from werk.server import _admin as admin
 from werk.server._arguments import MutateCommand
+from werk.server._cron import Cron
 from werk.server._embedded import EmbeddedServer
 from werk.server._expiring import ExpiringJobs
 from werk.server._extension import Extension
@@ -39,7 +40,9 @@ from werk.server._sweep import Sweep
 from werk.server._throttles import Throttles
 from werk.server._unique import UniqueJobs
 from werk.web._backend import (
+    CronInfo,
     DayCount,
+    EnqueueRefused,
     MutateCmd,
     QueueInfo,
     Reservation,
@@ -346,3 +349,45 @@ class ServerBackend:
         except (KeyError, TypeError, ValueError):  # a damaged payload: nothing to show
             return None
         return None if lock is None else UniqueLock(lock.jid, lock.until)
+
+    def _cron(self) -> Cron | None:
+        hooks = self.manager.hooks
+        extensions = hooks.all if hooks is not None else ()
+        return next((ext for ext in extensions if isinstance(ext, Cron)), None)
+
+    async def cron_entries(self) -> list[CronInfo]:
+        """The cron extension's entries, with their next and last runs."""
+        cron = self._cron()
+        if cron is None:
+            return []
+        now = self.now()
+        out = []
+        for entry in cron.entries:
+            state = cron.state[entry.id]
+            out.append(
+                CronInfo(
+                    id=entry.id,
+                    schedule=entry.schedule.text,
+                    jobtype=entry.jobtype,
+                    queue=entry.queue,
+                    args=list(entry.job.get("args", [])),
+                    custom=dict(entry.job.get("custom", {})),
+                    origin=entry.origin,
+                    next_run=entry.schedule.next_after(now),
+                    last_run=state.last,
+                    history=tuple(state.history),
+                )
+            )
+        return out
+
+    async def cron_enqueue(self, entry_id: str) -> str:
+        """The entry's job, pushed now through the whole PUSH pipeline."""
+        cron = self._cron()
+        if cron is None:
+            raise KeyError(entry_id)
+        try:
+            jid = cron.enqueue_now(entry_id)
+        except ValueError as exc:
+            raise EnqueueRefused(str(exc)) from None
+        await self._committed()
+        return jid
