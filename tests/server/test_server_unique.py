@@ -237,3 +237,19 @@ def test_locks_survive_kill_9(tmp_path: Path) -> None:
     with ServerProcess(tmp_path) as proc, Raw("127.0.0.1", proc.port) as c:
         assert c.push("jid-kill9-0003", args=[2], custom=unique(3600)) == NOT_UNIQUE
         assert c.push("jid-kill9-0004", custom=unique(3600)) == "OK"
+
+
+def test_a_cron_tick_is_refused_while_the_previous_one_holds_the_lock(
+    make_server: ServerFactory,
+) -> None:
+    # A minutely entry unique for 65 s: every other tick finds the previous job unprocessed.
+    job = {"type": "Minutely", "custom": {"unique_for": 65}}
+    srv = make_server(
+        clock=ManualClock(T0), config={"cron": [{"schedule": "* * * * *", "job": job}]}
+    )
+    srv.advance(60)
+    assert srv.info()["queues"] == {"default": 1}
+    srv.advance(60)  # refused: the first job's lock ends at T0 + 125
+    assert srv.info()["queues"] == {"default": 1}
+    srv.advance(60)
+    assert srv.info()["queues"] == {"default": 2}
