@@ -253,3 +253,21 @@ def test_a_cron_tick_is_refused_while_the_previous_one_holds_the_lock(
     assert srv.info()["queues"] == {"default": 1}
     srv.advance(60)
     assert srv.info()["queues"] == {"default": 2}
+
+
+def test_released_locks_do_not_pile_up_in_memory() -> None:
+    # A long unique_for and many ACKs: the deadline heap keeps to about the live locks.
+    from werk.server._config import ServerConfig
+    from werk.server._features import standard_extensions
+    from werk.server._manager import Manager
+    from werk.server._storage import MemoryStorage
+
+    m = Manager(MemoryStorage(), ManualClock(T0), extensions=standard_extensions(ServerConfig()))
+    ext = next(e for e in m.hooks.all if isinstance(e, UniqueJobs))  # type: ignore[union-attr]
+    for i in range(5000):
+        job = {"jid": f"jid-pile-{i:05d}", "jobtype": "T", "args": [i], "custom": unique(86400)}
+        assert m.push_bytes(json.dumps(job).encode()) is None
+        res = m.fetch(["default"], "")
+        assert res is not None and m.ack(res.jid)
+    assert ext.locks == {}
+    assert len(ext._deadlines) <= 1001

@@ -126,7 +126,12 @@ class Throttles(Extension):
         self.slots[jid] = slot
         self.in_use[slot.queue] += 1
         self.per_worker[slot.queue, slot.wid] += 1
-        heapq.heappush(self._deadlines, (slot.until, jid))
+        heap = self._deadlines
+        heapq.heappush(heap, (slot.until, jid))
+        if len(heap) > 2 * len(self.slots) + 1000:
+            # Mostly entries of freed slots: rebuild from the held ones (amortised O(1)).
+            self._deadlines = [(sl.until, j) for j, sl in self.slots.items()]
+            heapq.heapify(self._deadlines)
 
     def _free(self, jid: str, wake: bool = True) -> Slot | None:
         slot = self.slots.pop(jid, None)
@@ -180,8 +185,9 @@ class Throttles(Extension):
             self.reclaimed += 1
 
     def tick(self, now: float) -> bool:
-        heap = self._deadlines
         for _ in range(SLICE):
+            # Looked up each time: a freed slot's wake may take slots, which may rebuild it.
+            heap = self._deadlines
             if not heap or heap[0][0] > now:
                 return False
             until, jid = heapq.heappop(heap)
@@ -189,7 +195,7 @@ class Throttles(Extension):
             if slot is not None and slot.until == until:  # not freed and taken again
                 self._free(jid)
                 self.reclaimed += 1
-        return bool(heap) and heap[0][0] <= now
+        return bool(self._deadlines) and self._deadlines[0][0] <= now
 
     # -- for the web UI --------------------------------------------------------------------
 

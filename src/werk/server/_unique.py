@@ -95,7 +95,13 @@ class UniqueJobs(Extension):
             del self.by_jid[old.jid]
         self.locks[key] = lock
         self.by_jid[lock.jid] = key
-        heapq.heappush(self._deadlines, (lock.until, key))
+        heap = self._deadlines
+        heapq.heappush(heap, (lock.until, key))
+        if len(heap) > 2 * len(self.locks) + 1000:
+            # Mostly entries of released locks (a long unique_for, many ACKs): rebuild
+            # from the live ones, amortised O(1) per push.
+            self._deadlines = [(lk.until, k) for k, lk in self.locks.items()]
+            heapq.heapify(self._deadlines)
 
     def _release(self, jid: str) -> None:
         key = self.by_jid.pop(jid, None)
@@ -172,8 +178,9 @@ class UniqueJobs(Extension):
     # -- expiry --------------------------------------------------------------------------
 
     def tick(self, now: float) -> bool:
-        heap = self._deadlines
         for _ in range(SLICE):
+            # Looked up each time: what a tick frees may be taken again, rebuilding the heap.
+            heap = self._deadlines
             if not heap or heap[0][0] > now:
                 return False
             until, key = heapq.heappop(heap)
@@ -183,4 +190,4 @@ class UniqueJobs(Extension):
                 if self.by_jid.get(lock.jid) == key:
                     del self.by_jid[lock.jid]
                 self.host.delete_record(SPACE, key)
-        return bool(heap) and heap[0][0] <= now
+        return bool(self._deadlines) and self._deadlines[0][0] <= now
