@@ -179,7 +179,6 @@ class UniqueJobs(Extension):
 
     def tick(self, now: float) -> bool:
         for _ in range(SLICE):
-            # Looked up each time: what a tick frees may be taken again, rebuilding the heap.
             heap = self._deadlines
             if not heap or heap[0][0] > now:
                 return False
