@@ -14,9 +14,10 @@ Usage::
 ``--baseline`` runs a second server from another source tree (e.g. ``git archive`` of an
 older commit) next to the current one; each measurement alternates between the two, so
 that a busy machine slows both alike. ``--extension`` compares, the same way, ``werk
-server`` as it is (its standard extensions: none yet) and the same server with a do-nothing
-extension registered (every per-job hook overridden, so each is called where it applies):
-the "custom" rows are jobs with a ``custom`` object, the ones the hooks see.
+server`` as it is (its standard extensions: unique, expiring, throttles, cron) and the
+same server with a do-nothing extension in their place (every per-job hook overridden, so
+each is called where it applies): the "custom" rows are jobs with a ``custom`` object,
+the ones the hooks see. ``benchmarks/unique.py`` measures unique and expiring jobs.
 
 Reference (real Faktory 1.10, Go + Redis): ~11,000 single pushes/s, 25,000-36,000 jobs/s
 by PUSHB from one connection, ~2,800 fetch+ack/s on one connection.

@@ -36,6 +36,7 @@ PUBLIC = {
     "Mutation",
     "NetworkError",
     "NetworkTimeout",
+    "NotUniqueError",
     "ProtocolError",
     "RemoteProtocolError",
     "ServerError",

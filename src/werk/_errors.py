@@ -20,6 +20,7 @@ The tree::
          ├─ JobNotFoundError      ``-ERR Job not found <jid>``
          ├─ UnknownWorkerError    ``-ERR unknown worker <wid>``
          ├─ EnterpriseOnlyError   the command needs Faktory Enterprise
+         ├─ NotUniqueError        ``-NOTUNIQUE Job not unique``: a unique job's duplicate
          └─ ShutdownInProgressError the server is stopping
 """
 
@@ -40,6 +41,7 @@ __all__ = [
     "LocalProtocolError",
     "NetworkError",
     "NetworkTimeout",
+    "NotUniqueError",
     "ProtocolError",
     "RemoteProtocolError",
     "ServerError",
@@ -228,6 +230,23 @@ class UnknownWorkerError(ServerError):
 
 class EnterpriseOnlyError(ServerError):
     """The command exists only in Faktory Enterprise (batches, tracking)."""
+
+
+class NotUniqueError(ServerError):
+    """The server refused a push as a duplicate of a unique job whose lock is held
+    (``-NOTUNIQUE Job not unique``); ``jid`` is the refused job's (None when unknown).
+
+    Example::
+
+        try:
+            client.push("Report", 7, unique_for=3600)
+        except werk.NotUniqueError as exc:
+            log.info("report already queued; %s not pushed", exc.jid)
+    """
+
+    def __init__(self, code: str, message: str, jid: str | None = None) -> None:
+        super().__init__(code, message)
+        self.jid = jid
 
 
 class ShutdownInProgressError(ServerError):

@@ -30,6 +30,7 @@ __all__ = [
     "Job",
     "When",
     "checked_job",
+    "enterprise_custom",
     "new_jid",
     "validate_at",
     "wire_payload",
@@ -74,6 +75,81 @@ def validate_at(at: When | None) -> str | None:
             ) from None
         return at
     raise JobValidationError("at", f"must be a datetime, timedelta or str, got {type(at).__name__}")
+
+
+def _seconds(name: str, value: object) -> int | float:
+    # A positive duration as the number Enterprise reads (an int when it is whole).
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    elif isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise JobValidationError(
+            name, f"must be a number of seconds or a timedelta, got {type(value).__name__}"
+        )
+    if not (math.isfinite(value) and value > 0):
+        raise JobValidationError(name, f"must be more than 0 seconds, got {value!r}")
+    return int(value) if value == int(value) else value
+
+
+def enterprise_custom(
+    custom: Mapping[str, Any] | None,
+    unique_for: float | timedelta | None,
+    unique_until: str | None,
+    expires_in: float | timedelta | None,
+    expires_at: datetime | str | None,
+) -> dict[str, Any] | None:
+    """``custom`` with the options of unique and expiring jobs written in, as Faktory
+    Enterprise reads them: ``unique_for`` and ``expires_in`` in seconds (a number or a
+    timedelta), ``unique_until`` ``"success"`` or ``"start"``, ``expires_at`` as RFC 3339
+    (an aware datetime or a string with a zone). Raises :class:`~werk.JobValidationError`.
+
+    Example::
+
+        >>> enterprise_custom({"a": 1}, timedelta(minutes=1), "start", None, None)
+        {'a': 1, 'unique_for': 60, 'unique_until': 'start'}
+        >>> enterprise_custom(None, None, None, 0, None)
+        Traceback (most recent call last):
+        ...
+        werk.JobValidationError: expires_in: must be more than 0 seconds, got 0
+    """
+    if custom is not None and not isinstance(custom, Mapping):
+        raise JobValidationError("custom", "must be a mapping")
+    out: dict[str, Any] = dict(custom or {})
+    options: dict[str, Any] = {}
+    if unique_for is not None:
+        options["unique_for"] = _seconds("unique_for", unique_for)
+    if unique_until is not None:
+        if unique_until not in ("success", "start"):
+            raise JobValidationError(
+                "unique_until", f'must be "success" or "start", got {unique_until!r}'
+            )
+        if unique_for is None and "unique_for" not in out:
+            raise JobValidationError("unique_until", "needs unique_for (the lock's time limit)")
+        options["unique_until"] = unique_until
+    if expires_in is not None:
+        options["expires_in"] = _seconds("expires_in", expires_in)
+    if expires_at is not None:
+        if expires_in is not None:
+            raise JobValidationError("expires_at", "give expires_at or expires_in, not both")
+        if isinstance(expires_at, datetime):
+            options["expires_at"] = format_time(expires_at.astimezone(timezone.utc))
+        elif isinstance(expires_at, str):
+            try:
+                parse_time(expires_at)
+            except ValueError:
+                raise JobValidationError(
+                    "expires_at",
+                    f"must be an RFC3339 timestamp with a zone (Z or +HH:MM), got {expires_at!r}",
+                ) from None
+            options["expires_at"] = expires_at
+        else:
+            raise JobValidationError(
+                "expires_at", f"must be a datetime or str, got {type(expires_at).__name__}"
+            )
+    for key in options:
+        if key in out and out[key] != options[key]:
+            raise JobValidationError(key, f"given both as an option and in custom ({out[key]!r})")
+    out.update(options)
+    return out or None
 
 
 def _check_int(name: str, value: object) -> int:
@@ -284,7 +360,18 @@ class Job:
         at: When | None = None,
         backtrace: int | None = None,
         custom: Mapping[str, Any] | None = None,
+        unique_for: float | timedelta | None = None,
+        unique_until: str | None = None,
+        expires_in: float | timedelta | None = None,
+        expires_at: datetime | str | None = None,
     ) -> None:
+        if (
+            unique_for is not None
+            or unique_until is not None
+            or expires_in is not None
+            or expires_at is not None
+        ):
+            custom = enterprise_custom(custom, unique_for, unique_until, expires_in, expires_at)
         (
             self.jid,
             self.jobtype,
@@ -329,6 +416,45 @@ class Job:
         """The payload to send: ``jid``, ``jobtype``, ``args`` and ``retry`` (25 when unset)
         always; the rest when set."""
         return wire_payload(_fields(self), self.created_at)
+
+    @property
+    def unique_for(self) -> float | None:
+        """Seconds the job is unique for (``custom.unique_for``), None when it is not.
+
+        Example::
+
+            >>> Job("Report", [7], unique_for=timedelta(hours=1)).unique_for
+            3600
+        """
+        value = (self.custom or {}).get("unique_for")
+        return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+    @property
+    def unique_until(self) -> str | None:
+        """When the lock of a unique job is released: ``"success"`` (ACK, the default for
+        a unique job) or ``"start"`` (FETCH); None when the job is not unique.
+
+        Example::
+
+            >>> Job("Report", [7], unique_for=60).unique_until
+            'success'
+        """
+        if self.unique_for is None:
+            return None
+        return "start" if (self.custom or {}).get("unique_until") == "start" else "success"
+
+    @property
+    def expires_at(self) -> str | None:
+        """The job's deadline (``custom.expires_at``, RFC 3339): a FETCH after it drops the
+        job. The server writes it for a job pushed with ``expires_in``.
+
+        Example::
+
+            >>> Job("Report", expires_at="2030-01-01T00:00:00Z").expires_at
+            '2030-01-01T00:00:00Z'
+        """
+        value = (self.custom or {}).get("expires_at")
+        return value if isinstance(value, str) else None
 
     @property
     def retry_count(self) -> int:

@@ -150,11 +150,13 @@ def test_error_reply_to_exception() -> None:
     assert type(ErrorReply("ERR", "shutdown in progress").to_exception()).__name__ == (
         "ShutdownInProgressError"
     )
-    other = ErrorReply("NOTUNIQUE", "Job not unique").to_exception()
-    assert type(other) is werk.ServerError and (other.code, other.message) == (
+    duplicate = ErrorReply("NOTUNIQUE", "Job not unique").to_exception()
+    assert type(duplicate) is werk.NotUniqueError and (duplicate.code, duplicate.message) == (
         "NOTUNIQUE",
         "Job not unique",
     )
+    other = ErrorReply("OTHER", "some code").to_exception()
+    assert type(other) is werk.ServerError and (other.code, other.message) == ("OTHER", "some code")
 
 
 def test_every_recorded_reply_parses_whole() -> None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, Literal, TypeVar
 
-from werk._errors import ConnectError, NetworkError, RemoteProtocolError
+from werk._errors import ConnectError, NetworkError, NotUniqueError, RemoteProtocolError
 from werk._job import Job
 from werk._protocol.jsonc import loads
 from werk._protocol.resp import ErrorReply, Reply
@@ -125,10 +125,14 @@ def ok(reply: Reply, request: Request[Any]) -> None:
 
 
 def pushed_jid(reply: Reply, request: Request[Any]) -> str:
-    """PUSH's ``+OK``: the jid of the pushed job."""
+    """PUSH's ``+OK``: the jid of the pushed job (a refused duplicate raises
+    :class:`~werk.NotUniqueError` carrying it)."""
     if reply == "OK":
         return request.jids[0]
-    raise unexpected(reply, request.what)
+    error = unexpected(reply, request.what)
+    if isinstance(error, NotUniqueError):
+        error.jid = request.jids[0]
+    raise error
 
 
 def _json(reply: Reply, what: str) -> Any:

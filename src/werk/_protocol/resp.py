@@ -38,6 +38,7 @@ from werk._errors import (
     EnterpriseOnlyError,
     JobNotFoundError,
     LineTooLongError,
+    NotUniqueError,
     RemoteProtocolError,
     ServerError,
     ShutdownInProgressError,
@@ -124,6 +125,8 @@ class ErrorReply:
                 cls = EnterpriseOnlyError
             elif message == SHUTDOWN_IN_PROGRESS:
                 cls = ShutdownInProgressError
+        elif code == "NOTUNIQUE":
+            cls = NotUniqueError
         return cls(code, message)
 
     def __eq__(self, other: object) -> bool:

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from werk._errors import JobValidationError, LocalProtocolError, NetworkError
-from werk._job import Job, When, checked_job, wire_payload
+from werk._job import Job, When, checked_job, enterprise_custom, wire_payload
 from werk._protocol import command_lines
 from werk._protocol.replies import (
     BeatState,
@@ -45,8 +45,21 @@ __all__ = [
 BULK_CHUNK: Final = 1000
 """Jobs per PUSHB line (the server's documented recommendation)."""
 # push()'s keyword options: the fields of a job besides its type and args.
-_OPTIONS: Final = ("jid", "queue", "retry", "reserve_for", "at", "backtrace", "custom")
+_OPTIONS: Final = (
+    "jid",
+    "queue",
+    "retry",
+    "reserve_for",
+    "at",
+    "backtrace",
+    "custom",
+    "unique_for",
+    "unique_until",
+    "expires_in",
+    "expires_at",
+)
 _NO_OPTIONS: Final = (None,) * len(_OPTIONS)
+_NO_ENTERPRISE: Final = (None,) * 4
 
 INFO: Final = Request(command_lines.info(), json_object)
 FLUSH: Final = Request(command_lines.flush(), ok)
@@ -62,13 +75,20 @@ def push(
     at: When | None,
     backtrace: int | None,
     custom: Mapping[str, Any] | None,
+    unique_for: Any = None,
+    unique_until: str | None = None,
+    expires_in: Any = None,
+    expires_at: Any = None,
 ) -> Request[str]:
     """PUSH for ``push(job)`` or ``push(jobtype, *args, **options)``.
 
     A jobtype with args is validated by the same rules as :class:`~werk.Job` without
     building one. Raises JobValidationError, naming the field.
     """
+    enterprise = (unique_for, unique_until, expires_in, expires_at)
     if isinstance(job_or_jobtype, str):
+        if enterprise != _NO_ENTERPRISE:
+            custom = enterprise_custom(custom, *enterprise)
         job = wire_payload(
             checked_job(
                 job_or_jobtype,
@@ -83,7 +103,7 @@ def push(
             )
         )
     elif isinstance(job_or_jobtype, Job):
-        options = (jid, queue, retry, reserve_for, at, backtrace, custom)
+        options = (jid, queue, retry, reserve_for, at, backtrace, custom, *enterprise)
         if args or options != _NO_OPTIONS:
             given = [name for name, v in zip(_OPTIONS, options, strict=True) if v is not None]
             raise JobValidationError(
@@ -108,6 +128,10 @@ def _bulk_item(item: Job | Mapping[str, Any]) -> dict[str, Any]:
         unknown = set(fields).difference(_OPTIONS)
         if unknown:
             raise JobValidationError(sorted(unknown)[0], "is not a job field werk can send")
+        custom = fields.get("custom")
+        enterprise = tuple(fields.get(name) for name in _OPTIONS[7:])
+        if enterprise != _NO_ENTERPRISE:
+            custom = enterprise_custom(custom, *enterprise)
         return wire_payload(
             checked_job(
                 jobtype,
@@ -118,7 +142,7 @@ def _bulk_item(item: Job | Mapping[str, Any]) -> dict[str, Any]:
                 fields.get("reserve_for"),
                 fields.get("at"),
                 fields.get("backtrace"),
-                fields.get("custom"),
+                custom,
             )
         )
     raise _not_jobs(item)
@@ -147,7 +171,7 @@ class BulkPush(Requests[dict[str, str]]):
     """PUSHB, :data:`BULK_CHUNK` jobs per line, each line sent once the previous one is
     answered. Every job is validated first: nothing is sent if one is bad. ``result`` maps
     the jid of each rejected job to the reason (an error reply to a whole line rejects each
-    of its jobs)."""
+    of its jobs; a unique job's duplicate is ``"NOTUNIQUE Job not unique"``)."""
 
     def __init__(self, jobs: Iterable[Job | Mapping[str, Any]]) -> None:
         if not isinstance(jobs, Iterable) or isinstance(jobs, (str, bytes, Mapping)):

@@ -8,6 +8,7 @@ import socket
 import threading
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
 from itertools import repeat
 from typing import Any, TypeVar
 
@@ -243,22 +244,42 @@ class Client:
         at: When | None = None,
         backtrace: int | None = None,
         custom: Mapping[str, Any] | None = None,
+        unique_for: float | timedelta | None = None,
+        unique_until: str | None = None,
+        expires_in: float | timedelta | None = None,
+        expires_at: datetime | str | None = None,
     ) -> str:
         """Enqueue a job; return its jid.
 
         ``push(job)`` sends a :class:`werk.Job`; ``push("Type", *args, ...)`` builds one:
         ``queue`` (default ``"default"``), ``retry`` (25), ``reserve_for`` (seconds),
         ``at`` (an aware datetime, a timedelta from now or an RFC3339 string),
-        ``backtrace`` (lines to keep), ``custom`` (a JSON object), ``jid`` (a new one).
-        Invalid jobs raise :class:`werk.JobValidationError` before anything is sent.
+        ``backtrace`` (lines to keep), ``custom`` (a JSON object), ``jid`` (a new one),
+        and the options of unique and expiring jobs, as on :class:`werk.Job`
+        (``unique_for``, ``unique_until``, ``expires_in``, ``expires_at``).
+        Invalid jobs raise :class:`werk.JobValidationError` before anything is sent; a
+        unique job's duplicate raises :class:`werk.NotUniqueError` (with its ``jid``).
 
         Example::
 
             jid = client.push("Resize", 42, queue="images", at=timedelta(minutes=5))
+            client.push("Report", 7, unique_for=timedelta(hours=1), expires_in=600)
         """
         return self._send(
             requests.push(
-                job_or_jobtype, args, jid, queue, retry, reserve_for, at, backtrace, custom
+                job_or_jobtype,
+                args,
+                jid,
+                queue,
+                retry,
+                reserve_for,
+                at,
+                backtrace,
+                custom,
+                unique_for,
+                unique_until,
+                expires_in,
+                expires_at,
             )
         )
 

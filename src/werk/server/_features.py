@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from werk.server._config import ServerConfig
 from werk.server._cron import Cron
+from werk.server._expiring import ExpiringJobs
 from werk.server._extension import Extension
+from werk.server._throttles import Throttles
+from werk.server._unique import UniqueJobs
 
 __all__ = ["standard_extensions"]
 
@@ -19,4 +22,15 @@ def standard_extensions(config: ServerConfig) -> list[Extension]:
     order their hooks should run: an extension that refuses pushes (unique jobs) before
     one that counts them (batches), since a job another extension refuses is never
     ``pushed``."""
-    return [Cron()]
+    return [
+        # Unique first: a duplicate is refused before any later extension counts it.
+        UniqueJobs(),
+        # Expiring only checks (and rewrites expires_in) at PUSH; at FETCH its discard
+        # releases the job's unique lock (UniqueJobs.discarded).
+        ExpiringJobs(),
+        # Throttles guard their queues at FETCH (admit) and count the slots at reserve.
+        Throttles(),
+        # Cron last: its ticks are pushed through the whole pipeline (unique refuses a
+        # tick whose previous job still holds the lock).
+        Cron(),
+    ]

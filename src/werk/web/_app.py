@@ -10,11 +10,11 @@ from aiohttp import web
 from werk.web._backend import WebBackend
 from werk.web._render import CTX_KEY, HERE, Tabs, WebContext, build_env
 from werk.web._security import basic_auth, csrf_protect, headers
-from werk.web._views import busy, cron, dashboard, queues, sets
+from werk.web._views import busy, cron, dashboard, queues, sets, throttles
 
 __all__ = ["ROUTES", "TABS", "VIEWS", "build_app"]
 
-VIEWS = (dashboard, queues, busy, sets, cron)
+VIEWS = (dashboard, queues, busy, sets, cron, throttles)
 """The pages, in the order of the navigation (and of the router)."""
 ROUTES: tuple[web.RouteDef, ...] = tuple(route for view in VIEWS for route in view.ROUTES)
 TABS: Tabs = tuple(tab for view in VIEWS for tab in view.TABS)

@@ -25,6 +25,8 @@ __all__ = [
     "SetName",
     "Signal",
     "Stats",
+    "ThrottleInfo",
+    "UniqueLock",
     "WebBackend",
     "WorkerInfo",
 ]
@@ -122,6 +124,31 @@ class DayCount:
 
 
 @dataclass(frozen=True)
+class ThrottleInfo:
+    """One configured throttle (``[throttles]``) and its use now."""
+
+    queue: str
+    limit: int
+    per_worker: bool  # ``worker = N``; else ``concurrency = N``
+    timeout: int
+    in_use: int  # slots taken (across every worker)
+    waiting: int  # jobs waiting in the queue
+
+    @property
+    def kind(self) -> str:
+        """``"4 concurrent"`` or ``"2 per worker"``."""
+        return f"{self.limit} per worker" if self.per_worker else f"{self.limit} concurrent"
+
+
+@dataclass(frozen=True)
+class UniqueLock:
+    """The lock a unique job's (jobtype, args, queue) holds now."""
+
+    jid: str  # the job holding it
+    until: float  # when it ends at the latest
+
+
+@dataclass(frozen=True)
 class CronInfo:
     """A cron entry (``[[cron]]``) as the Cron page shows it (times in Unix seconds, UTC).
 
@@ -212,6 +239,18 @@ class WebBackend(Protocol):
 
     async def history(self, days: int) -> list[DayCount]:
         """Processed/failed per UTC day for the last ``days`` days, oldest first."""
+        ...
+
+    async def throttles(self) -> list[ThrottleInfo]:
+        """Every configured throttle, by queue name."""
+        ...
+
+    async def expired_jobs(self) -> int:
+        """How many expired jobs FETCH has dropped (``custom.expires_at``)."""
+        ...
+
+    async def unique_lock(self, job: dict[str, Any]) -> UniqueLock | None:
+        """The live lock of a unique job's key (None: not held, or not a unique job)."""
         ...
 
     async def cron_entries(self) -> list[CronInfo]:

@@ -30,11 +30,15 @@ from werk.server import _admin as admin
 from werk.server._arguments import MutateCommand
 from werk.server._cron import Cron
 from werk.server._embedded import EmbeddedServer
+from werk.server._expiring import ExpiringJobs
+from werk.server._extension import Extension
 from werk.server._info_reply import FAKTORY_VERSION, used_memory_mb
 from werk.server._manager import DEAD_TTL, Manager
 from werk.server._sets import QueueItem, SortedSet
 from werk.server._sets import SetEntry as StoredSetEntry
 from werk.server._sweep import Sweep
+from werk.server._throttles import Throttles
+from werk.server._unique import UniqueJobs
 from werk.web._backend import (
     CronInfo,
     DayCount,
@@ -46,6 +50,8 @@ from werk.web._backend import (
     SetName,
     Signal,
     Stats,
+    ThrottleInfo,
+    UniqueLock,
     WebBackend,
     WorkerInfo,
 )
@@ -53,6 +59,7 @@ from werk.web._backend import (
 __all__ = ["CHUNK", "ServerBackend", "backend_for"]
 
 T = TypeVar("T")
+E = TypeVar("E", bound=Extension)
 
 CHUNK = 20_000
 """Set entries a page looks at per event-loop turn (a few milliseconds)."""
@@ -299,6 +306,49 @@ class ServerBackend:
                 )
             )
         return out
+
+    # -- Enterprise features (each None-safe: a server may run without the extension) ------
+
+    def _extension(self, kind: type[E]) -> E | None:
+        hooks = self.manager.hooks
+        if hooks is None:
+            return None
+        return next((ext for ext in hooks.all if isinstance(ext, kind)), None)
+
+    async def throttles(self) -> list[ThrottleInfo]:
+        """Each throttle's limit, slots in use and queue size."""
+        ext = self._extension(Throttles)
+        if ext is None:
+            return []
+        queues = self.manager.queues
+        return [
+            ThrottleInfo(
+                t.queue,
+                t.limit,
+                t.per_worker,
+                t.timeout,
+                used,
+                len(queues.get(t.queue) or ()),
+            )
+            for t, used in ext.usage()
+        ]
+
+    async def expired_jobs(self) -> int:
+        """The expiring-jobs extension's count."""
+        ext = self._extension(ExpiringJobs)
+        return 0 if ext is None else ext.expired
+
+    async def unique_lock(self, job: dict[str, Any]) -> UniqueLock | None:
+        """The lock held for ``job``'s (jobtype, args, queue), if live."""
+        ext = self._extension(UniqueJobs)
+        custom = job.get("custom")
+        if ext is None or not isinstance(custom, dict) or "unique_for" not in custom:
+            return None
+        try:
+            lock = ext.holder({**job, "queue": job.get("queue") or "default"})
+        except (KeyError, TypeError, ValueError):  # a damaged payload: nothing to show
+            return None
+        return None if lock is None else UniqueLock(lock.jid, lock.until)
 
     def _cron(self) -> Cron | None:
         hooks = self.manager.hooks

@@ -14,11 +14,11 @@ import threading
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
 from werk._errors import ConfigurationError, JobArgumentError, JobValidationError
-from werk._job import MAX_RESERVE_FOR, Job, When
+from werk._job import MAX_RESERVE_FOR, Job, When, enterprise_custom
 from werk._protocol.jsonc import dumps, loads
 from werk.client import Client
 from werk.client._failure import MAX_BACKTRACE
@@ -59,10 +59,26 @@ class JobOptions:
     backtrace: int | None = None
     custom: Mapping[str, Any] | None = None
     timeout: float | None = None
+    unique_for: float | timedelta | None = None
+    unique_until: str | None = None
+    expires_in: float | timedelta | None = None
+    expires_at: datetime | str | None = None
 
 
 _JOB_OPTIONS = frozenset(
-    ("jobtype", "queue", "retry", "reserve_for", "backtrace", "custom", "timeout")
+    (
+        "jobtype",
+        "queue",
+        "retry",
+        "reserve_for",
+        "backtrace",
+        "custom",
+        "timeout",
+        "unique_for",
+        "unique_until",
+        "expires_in",
+        "expires_at",
+    )
 )
 
 
@@ -72,6 +88,9 @@ def _timed(options: JobOptions) -> tuple[int | None, dict[str, Any] | None]:
     timeout plus a margin is raised to fit (with a warning when it was set explicitly)."""
     timeout = options.timeout
     custom = dict(options.custom) if options.custom else None
+    enterprise = (options.unique_for, options.unique_until, options.expires_in, options.expires_at)
+    if enterprise != (None, None, None, None):
+        custom = enterprise_custom(custom, *enterprise)
     if timeout is None:
         return options.reserve_for, custom
     if (
@@ -199,6 +218,10 @@ class JobFunction(Generic[P, R]):
         backtrace: int | None = None,
         custom: Mapping[str, Any] | None = None,
         timeout: float | None = None,
+        unique_for: float | timedelta | None = None,
+        unique_until: str | None = None,
+        expires_in: float | timedelta | None = None,
+        expires_at: datetime | str | None = None,
     ) -> JobFunction[P, R]:
         """A copy with other push options (the registered job type is unchanged).
 
@@ -206,6 +229,7 @@ class JobFunction(Generic[P, R]):
 
             resize.with_options(queue="urgent", retry=0).push(42)
             resize.with_options(timeout=300).push(43)   # this push's time limit
+            resize.with_options(unique_for=600, expires_in=60).push(44)
         """
         changes: dict[str, Any] = {
             k: v
@@ -216,6 +240,10 @@ class JobFunction(Generic[P, R]):
                 "backtrace": backtrace,
                 "custom": custom,
                 "timeout": timeout,
+                "unique_for": unique_for,
+                "unique_until": unique_until,
+                "expires_in": expires_in,
+                "expires_at": expires_at,
             }.items()
             if v is not None
         }
@@ -290,6 +318,10 @@ class App:
         backtrace: int | None = None,
         custom: Mapping[str, Any] | None = None,
         timeout: float | None = None,
+        unique_for: float | timedelta | None = None,
+        unique_until: str | None = None,
+        expires_in: float | timedelta | None = None,
+        expires_at: datetime | str | None = None,
     ) -> JobDecorator: ...
 
     def job(
@@ -302,8 +334,10 @@ class App:
         ``timeout``: the job's time limit in seconds, carried in its ``custom`` hash as
         ``werk_timeout`` so that every werk worker enforces it (see the README's
         "Timeouts"). A ``reserve_for`` shorter than ``timeout`` + 30 s is raised to fit
-        (at least 60 s), with a warning. They are validated now, as :class:`~werk.Job`
-        would, so a bad queue name fails at import time.
+        (at least 60 s), with a warning. ``unique_for``, ``unique_until``, ``expires_in``
+        and ``expires_at`` make every push of it a unique or expiring job, as on
+        :class:`~werk.Job` (``expires_in`` counts from each push). They are validated now,
+        as :class:`~werk.Job` would, so a bad queue name fails at import time.
 
         Example::
 
@@ -315,6 +349,9 @@ class App:
 
             @app.job(timeout=30)
             def report(day: str) -> None: ...
+
+            @app.job(unique_for=timedelta(hours=1), expires_in=3600)
+            def refresh(account_id: int) -> None: ...
         """
         unknown = ", ".join(sorted(options.keys() - _JOB_OPTIONS))
         if unknown:

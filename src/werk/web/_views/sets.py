@@ -101,7 +101,8 @@ async def set_job_page(request: web.Request) -> web.StreamResponse:
     entry = await ctx_of(request).backend.set_entry(page.name, request.match_info["jid"])
     if entry is None:
         raise redirect(f"/{page.name}", "gone")
-    return await render(request, "job.html", set=page, entry=entry, job=entry.job)
+    lock = await ctx_of(request).backend.unique_lock(entry.job)
+    return await render(request, "job.html", set=page, entry=entry, job=entry.job, lock=lock)
 
 
 async def set_action(request: web.Request) -> web.StreamResponse:
