@@ -2,15 +2,23 @@
 
 ``werk server`` and :class:`~werk.server.EmbeddedServer` call :func:`standard_extensions`
 once per server (fresh instances: an extension serves one manager). Each feature adds its
-extension here, and nothing else of the server needs to know it exists. None ships yet.
+extension here, and nothing else of the server needs to know it exists.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, TypeVar
+
+from werk.server._batches import Batches
 from werk.server._config import ServerConfig
 from werk.server._extension import Extension
 
-__all__ = ["standard_extensions"]
+if TYPE_CHECKING:
+    from werk.server._manager import Manager
+
+__all__ = ["batches_of", "extension_of", "standard_extensions"]
+
+E = TypeVar("E", bound=Extension)
 
 
 def standard_extensions(config: ServerConfig) -> list[Extension]:
@@ -18,4 +26,24 @@ def standard_extensions(config: ServerConfig) -> list[Extension]:
     order their hooks should run: an extension that refuses pushes (unique jobs) before
     one that counts them (batches), since a job another extension refuses is never
     ``pushed``."""
-    return []
+    return [
+        # Batches count a member in ``pushed``: keep them after every extension whose
+        # check_push may refuse a job (unique jobs), so a refused job is never counted.
+        Batches(),
+    ]
+
+
+def extension_of(manager: Manager, kind: type[E]) -> E | None:
+    """The manager's extension of class ``kind`` (the first), or None if it runs none."""
+    hooks = manager.hooks
+    if hooks is not None:
+        for ext in hooks.all:
+            if isinstance(ext, kind):
+                return ext
+    return None
+
+
+def batches_of(manager: Manager) -> Batches | None:
+    """The manager's :class:`~werk.server._batches.Batches` (its read API serves the web
+    UI), or None when the server runs without it."""
+    return extension_of(manager, Batches)
