@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING, TypeVar
 from werk.server._batches import Batches
 from werk.server._config import ServerConfig
 from werk.server._extension import Extension
+from werk.server._tracking import Tracking
 
 if TYPE_CHECKING:
     from werk.server._manager import Manager
 
-__all__ = ["batches_of", "extension_of", "standard_extensions"]
+__all__ = ["batches_of", "extension_of", "standard_extensions", "tracking_of"]
 
 E = TypeVar("E", bound=Extension)
 
@@ -27,6 +28,7 @@ def standard_extensions(config: ServerConfig) -> list[Extension]:
     one that counts them (batches), since a job another extension refuses is never
     ``pushed``."""
     return [
+        Tracking(),
         # Batches count a member in ``pushed``: keep them after every extension whose
         # check_push may refuse a job (unique jobs), so a refused job is never counted.
         Batches(),
@@ -47,3 +49,9 @@ def batches_of(manager: Manager) -> Batches | None:
     """The manager's :class:`~werk.server._batches.Batches` (its read API serves the web
     UI), or None when the server runs without it."""
     return extension_of(manager, Batches)
+
+
+def tracking_of(manager: Manager) -> Tracking | None:
+    """The manager's :class:`~werk.server._tracking.Tracking` (its read API serves the
+    web UI), or None when the server runs without it."""
+    return extension_of(manager, Tracking)
