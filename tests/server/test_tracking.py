@@ -14,8 +14,11 @@ from tests.servers import MANUAL_EPOCH
 
 from werk._protocol.resp import ErrorReply
 from werk._protocol.timefmt import epoch_to_string
-from werk.server import EmbeddedServer
+from werk.server import EmbeddedServer, ManualClock
 from werk.server._features import tracking_of
+from werk.server._manager import Manager
+from werk.server._storage import MemoryStorage
+from werk.server._tracking import Tracking
 
 T0 = MANUAL_EPOCH
 
@@ -292,3 +295,19 @@ def test_the_read_api(clock_server: EmbeddedServer) -> None:
     assert clock_server.call(ext.track_of, "nobody-here") is None
     found = clock_server.call(ext.tracks_of, ["read-api-t1", "nobody-here"])
     assert list(found) == ["read-api-t1"]
+
+
+def test_a_job_given_back_reads_enqueued_again() -> None:
+    """A FETCH whose reply never reached its client (the connection died): the job goes
+    back to its queue as if never fetched (the server's put_back, driven directly here)."""
+    tracking = Tracking()
+    m = Manager(MemoryStorage(), ManualClock(T0), extensions=[tracking])
+    job = b'{"jid":"tracked-back","jobtype":"T","args":[],"custom":{"track":1}}'
+    assert m.push_bytes(job) is None
+    res = m.fetch(["default"], "w1")
+    assert res is not None
+    working = tracking.track_of("tracked-back")
+    assert working is not None and working.state == "working"
+    assert m.put_back(res)
+    info = tracking.track_of("tracked-back")
+    assert info is not None and info.state == "enqueued"
