@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import json
 import logging
+import re
 from collections.abc import Mapping
 
 from werk._protocol.resp import OK, encode_bulk, encode_error
@@ -37,6 +39,12 @@ from werk.server._payload import Payload
 from werk.server._sets import Reservation
 
 __all__ = ["COMMITTED_TTL", "UNCOMMITTED_TTL", "Batches"]
+
+# A stored payload is the codec's canonical encoding: ``{"retry":N,`` then ``"failure":``
+# (a job that failed before) or ``"custom":`` (keys sorted). Without a failure, the custom
+# object can be read on its own, straight after this prefix.
+_CUSTOM_FIRST = re.compile(rb'\{"retry":(?:-?[0-9]+|null),"custom":')
+_raw_decode = json.JSONDecoder().raw_decode
 
 log = logging.getLogger("werk.server")
 
@@ -57,6 +65,10 @@ class Batches(Extension):
     million jobs would cost tens of megabytes): a batch's jobs are found in the queues and
     sets by their ``custom.bid``; only the failed ones not yet succeeded are listed here.
     """
+
+    # acked() reads only custom.bid / custom._bid, which it finds in the payload itself
+    # (see _custom_of) without decoding the whole job.
+    needs_job = False
 
     def __init__(self) -> None:
         self.batches: dict[str, Batch] = {}  # in order of NEW: oldest first
@@ -238,7 +250,12 @@ class Batches(Extension):
             self._settle(b)
 
     def acked(self, res: Reservation, job: Payload | None) -> None:
-        custom = job.get("custom") if job is not None else None
+        if job is not None:
+            custom = job.get("custom")
+        elif res.custom:
+            custom = _custom_of(res.payload)
+        else:
+            return
         if not custom:
             return
         bid = custom.get("bid")
@@ -391,3 +408,17 @@ class Batches(Extension):
             parent.open_c -= not b.c_done
             parent.open_s -= not b.s_done
             self._settle(parent)
+
+
+def _custom_of(payload: bytes) -> dict[str, object] | None:
+    """The ``custom`` object of a stored payload as far as batches care: None for a job
+    that is neither a member nor a callback (most jobs with ``custom``, found without
+    decoding anything), else the object, decoded alone when the payload allows it."""
+    if b'bid":' not in payload:  # neither "bid" nor "_bid" anywhere
+        return None
+    m = _CUSTOM_FIRST.match(payload)
+    if m is not None:
+        value, _ = _raw_decode(payload.decode("utf-8", "replace"), m.end())
+    else:
+        value = json.loads(payload).get("custom")
+    return value if isinstance(value, dict) else None

@@ -251,6 +251,12 @@ class Extension:
 
     host: Host
 
+    needs_job: bool = True
+    """Whether this extension's :meth:`reserved` and :meth:`acked` read their ``job``
+    argument. One that needs only the reservation (its jid) sets it False: the job is then
+    not decoded for it (decoding a payload costs microseconds per job), and ``job`` is
+    None unless another extension asked for it."""
+
     # -- life cycle ------------------------------------------------------------------
 
     def attach(self, host: Host) -> None:
@@ -314,7 +320,8 @@ class Extension:
         """A FETCH discarded ``job`` (some extension's :meth:`fetch` said ``reason``)."""
 
     def reserved(self, res: Reservation, job: Payload | None) -> None:
-        """A FETCH reserved a job (``job`` decoded when it has ``custom``, else None)."""
+        """A FETCH reserved a job (``job`` decoded when it has ``custom`` and some extension
+        :attr:`needs_job`, else None)."""
 
     # -- ACK / FAIL ------------------------------------------------------------------
 

@@ -109,6 +109,8 @@ class Tracking(Extension):
     Busy page's jobs).
     """
 
+    needs_job = False  # the hooks go by the jid: no payload is decoded for them
+
     def __init__(self) -> None:
         self.tracks: dict[str, _Track] = {}
         self._due: list[tuple[float, str]] = []  # (expiry, jid) of final records, lazy
