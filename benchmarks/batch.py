@@ -53,8 +53,7 @@ CALLBACKS = {
 
 def jobs(kind: str, n: int, bid: str = "") -> list[dict[str, Any]]:
     base: list[dict[str, Any]] = [
-        {"jid": f"{kind}-{i:012d}", "jobtype": "noop", "args": [], "queue": QUEUE}
-        for i in range(n)
+        {"jid": f"{kind}-{i:012d}", "jobtype": "noop", "args": [], "queue": QUEUE} for i in range(n)
     ]
     if kind == "custom":
         for i, job in enumerate(base):
@@ -180,6 +179,11 @@ class Conn:
         return line
 
 
+SERVER = [sys.executable, "-m", "werk", "server", "--bind", "127.0.0.1:0", "--no-web"]
+WORKER = [sys.executable, "-m", "werk", "worker", "batch_noop_jobs", "-q", QUEUE]
+WORKER += ["--log-level", "WARNING"]
+
+
 def env_with_src(extra: str = "") -> dict[str, str]:
     env = dict(os.environ)
     env.pop("FAKTORY_PASSWORD", None)
@@ -190,8 +194,7 @@ def env_with_src(extra: str = "") -> dict[str, str]:
 def end_to_end(kind: str, n: int, concurrency: int, workdir: Path) -> dict[str, float]:
     data = Path(tempfile.mkdtemp(dir=workdir))
     server = subprocess.Popen(
-        [sys.executable, "-m", "werk", "server", "--bind", "127.0.0.1:0", "--no-web"]
-        + ["--storage", "sqlite", "--data", str(data)],
+        [*SERVER, "--storage", "sqlite", "--data", str(data)],
         stderr=subprocess.PIPE,
         text=True,
         env=env_with_src(),
@@ -223,9 +226,7 @@ def end_to_end(kind: str, n: int, concurrency: int, workdir: Path) -> dict[str, 
         cpu1 = cpu_of(server.pid)
         expected = n + (2 if bid else 0)  # the callbacks are no-op jobs of the same queue
         worker = subprocess.Popen(
-            [sys.executable, "-m", "werk", "worker", "batch_noop_jobs", "-q", QUEUE]
-            + ["-c", str(concurrency), "--log-level", "WARNING"]
-            + ["--url", f"tcp://127.0.0.1:{port}"],
+            [*WORKER, "-c", str(concurrency), "--url", f"tcp://127.0.0.1:{port}"],
             env=env_with_src(str(workdir)),
             stderr=subprocess.DEVNULL,
         )
