@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.server.batchkit import (
@@ -312,3 +313,27 @@ def test_both_storages_serve_batches(
         ack(c, take(c)["jid"])
         assert status(c, bid)["success_st"] == "1"
         assert json.loads(c.cmd("INFO"))["faktory"]["queues"]["callbacks"] == 1
+
+
+def test_members_count_whatever_else_their_custom_holds(clock_server: EmbeddedServer) -> None:
+    """The bid is found in any member's payload: first of its custom keys or not, with a
+    failure before it or not, next to other keys that look like it."""
+    with Raw(clock_server) as c:
+        bid = new_batch(c, success=callback("Success"))
+        customs: list[dict[str, Any]] = [
+            {"bid": bid},
+            {"bid": bid, "zz": {"bid": "b-not-this-one"}},
+            {"A": 1, "_x": "bid", "bid": bid},
+            {"_bid": "b-not-a-callback", "bid": bid},
+        ]
+        for i, custom in enumerate(customs):
+            assert c.push(f"member-{i:04d}", custom=custom) == "OK"
+        assert c.push("member-fails", custom={"Z": 1, "bid": bid}) == "OK"
+        c.cmd(f"BATCH COMMIT {bid}")
+        for _ in customs:
+            ack(c, take(c)["jid"])
+        assert progress(c, bid) == (5, 1, 0, "", "")
+        fail(c, take(c)["jid"])
+        clock_server.advance(3600)
+        ack(c, take(c)["jid"])  # now with a failure in its payload
+        assert progress(c, bid) == (5, 0, 0, "", "1")

@@ -159,8 +159,9 @@ class Batch:
         ).encode()
 
     def counts_record(self) -> bytes:
-        """What changes at every member event: small, rewritten each time."""
-        return f"{self.total} {self.pending} {self.failed} {self.updated!r}".encode()
+        """What changes at every member event: small, rewritten each time (the time of
+        the last change in whole seconds: retention is counted in days)."""
+        return b"%d %d %d %d" % (self.total, self.pending, self.failed, self.updated)
 
     @classmethod
     def from_records(cls, bid: str, meta: bytes, counts: bytes | None) -> Batch:

@@ -23,6 +23,7 @@ import json
 import logging
 import re
 from collections.abc import Mapping
+from typing import Any
 
 from werk._protocol.resp import OK, encode_bulk, encode_error
 from werk.server._batch import (
@@ -44,6 +45,8 @@ __all__ = ["COMMITTED_TTL", "UNCOMMITTED_TTL", "Batches"]
 # (a job that failed before) or ``"custom":`` (keys sorted). Without a failure, the custom
 # object can be read on its own, straight after this prefix.
 _CUSTOM_FIRST = re.compile(rb'\{"retry":(?:-?[0-9]+|null),"custom":')
+# A member whose custom object starts with its bid (keys are sorted): the bid alone.
+_MEMBER = re.compile(rb'\{"retry":(?:-?[0-9]+|null),"custom":\{"bid":"([A-Za-z0-9_-]+)"[,}]')
 _raw_decode = json.JSONDecoder().raw_decode
 
 log = logging.getLogger("werk.server")
@@ -250,32 +253,37 @@ class Batches(Extension):
             self._settle(b)
 
     def acked(self, res: Reservation, job: Payload | None) -> None:
-        if job is not None:
-            custom = job.get("custom")
-        elif res.custom:
-            custom = _custom_of(res.payload)
+        if job is None:
+            m = _MEMBER.match(res.payload)  # the common case, read without decoding
+            if m is not None:
+                self._member_acked(m.group(1).decode(), res.jid)
+                return
+            custom = _custom_of(res.payload) if res.custom else None
         else:
-            return
+            custom = job.get("custom")
         if not custom:
             return
         bid = custom.get("bid")
-        if bid:
-            b = self.batches.get(bid)
-            if b is None:
-                return  # expired or deleted: no longer counted
-            b.pending -= 1
-            if res.jid in b.failed_jids:
-                b.failed_jids.discard(res.jid)
-                b.failed -= 1
-                self.host.delete_record(FAILED, f"{bid} {res.jid}")
-            b.updated = self.host.clock.now()
-            self._save_counts(b)
-            if b.committed and b.pending == b.failed:
-                self._settle(b)
+        if bid and isinstance(bid, str):
+            self._member_acked(bid, res.jid)
             return
         cbid = custom.get("_bid")
-        if cbid:
+        if cbid and isinstance(cbid, str):
             self._callback_acked(cbid, custom.get("_cb"), res.jid)
+
+    def _member_acked(self, bid: str, jid: str) -> None:
+        b = self.batches.get(bid)
+        if b is None:
+            return  # expired or deleted: no longer counted
+        b.pending -= 1
+        if jid in b.failed_jids:
+            b.failed_jids.discard(jid)
+            b.failed -= 1
+            self.host.delete_record(FAILED, f"{bid} {jid}")
+        b.updated = self.host.clock.now()
+        self.host.put_record(COUNTS, bid, b.counts_record())
+        if b.committed and b.pending == b.failed:
+            self._settle(b)
 
     def failed(self, res: Reservation, job: Payload, outcome: str) -> None:
         bid = (job.get("custom") or {}).get("bid")
@@ -410,7 +418,7 @@ class Batches(Extension):
             self._settle(parent)
 
 
-def _custom_of(payload: bytes) -> dict[str, object] | None:
+def _custom_of(payload: bytes) -> dict[str, Any] | None:
     """The ``custom`` object of a stored payload as far as batches care: None for a job
     that is neither a member nor a callback (most jobs with ``custom``, found without
     decoding anything), else the object, decoded alone when the payload allows it."""

@@ -24,7 +24,9 @@ lost to it. A command handler that raises answers ``-ERR internal error``.
 A manager without extensions calls none of this. With extensions, a hook is called only on
 the extensions that override it, and the per-job hooks only for jobs that carry a non-empty
 ``custom`` object (or, for throttles, come from a queue an extension guards): a plain job
-pays one flag test per command.
+pays one flag test per command. A job's payload is decoded for :meth:`~Extension.reserved`
+and :meth:`~Extension.acked` only if some extension overriding them
+:attr:`~Extension.needs_job`.
 
 The order, command by command
 -----------------------------
