@@ -170,10 +170,10 @@ class Batches(Extension):
         name = sub.decode("utf-8", "replace").upper()
         if name == "NEW":
             return self._new(rest)
-        bid = rest.decode("utf-8", "replace")
-        b = self.batches.get(bid) if name in ("OPEN", "COMMIT", "STATUS") else None
         if name not in ("OPEN", "COMMIT", "STATUS"):
             return encode_error(f"no such BATCH subcommand: {name}")
+        bid = rest.decode("utf-8", "replace")
+        b = self.batches.get(bid)
         if b is None:
             return encode_error(f"no such batch {bid}")
         if name == "STATUS":
