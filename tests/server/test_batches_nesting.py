@@ -16,10 +16,15 @@ from tests.server.batchkit import (
     take,
 )
 from tests.server.rawclient import Raw
+from tests.servers import MANUAL_EPOCH
 
-from werk.server import EmbeddedServer
+from werk.server import EmbeddedServer, ManualClock
 from werk.server._batches import Batches
+from werk.server._extension import Extension
 from werk.server._features import batches_of
+from werk.server._manager import Manager
+from werk.server._payload import Payload
+from werk.server._storage import MemoryStorage
 
 
 def test_a_child_holds_its_parents_callbacks(clock_server: EmbeddedServer) -> None:
@@ -158,3 +163,34 @@ def test_the_read_api(clock_server: EmbeddedServer) -> None:
     assert clock_server.call(ext.children, first) == [second]
     assert clock_server.call(ext.failed_members, second) == ["read-api-m1"]
     assert clock_server.call(ext.status_json, second) == raw_status
+
+
+class RefuseCallbacksOnce(Extension):
+    """Refuses the first callback job pushed (as another extension might)."""
+
+    refused = 0
+
+    def check_push(self, job: Payload) -> str | None:
+        if "_cb" in job["custom"] and not self.refused:
+            self.refused += 1
+            return "refused once"
+        return None
+
+
+def test_a_refused_callback_is_tried_again_at_the_next_evaluation() -> None:
+    refuser, batches = RefuseCallbacksOnce(), Batches()
+    m = Manager(MemoryStorage(), ManualClock(MANUAL_EPOCH), extensions=[refuser, batches])
+    assert m.hooks is not None
+    command = m.hooks.commands[b"BATCH"]
+
+    class Producer:
+        wid = ""
+
+    new = command(b'NEW {"success":{"jobtype":"S","queue":"cb"}}', Producer())
+    bid = new.split(b"\r\n")[1].decode()
+    assert command(f"COMMIT {bid}".encode(), Producer()) == b"+OK\r\n"
+    assert refuser.refused == 1 and not m.queues.get("cb")
+    assert b'"success_st":""' in command(f"STATUS {bid}".encode(), Producer())
+    assert command(f"COMMIT {bid}".encode(), Producer()) == b"+OK\r\n"  # evaluates again
+    assert b'"success_st":"1"' in command(f"STATUS {bid}".encode(), Producer())
+    assert len(m.queues["cb"]) == 1

@@ -311,3 +311,19 @@ def test_a_job_given_back_reads_enqueued_again() -> None:
     assert m.put_back(res)
     info = tracking.track_of("tracked-back")
     assert info is not None and info.state == "enqueued"
+
+
+def test_values_set_before_the_push_are_kept(clock_server: EmbeddedServer) -> None:
+    with Raw(clock_server) as c:
+        assert track_set(c, jid="tracked-preset", percent=3, desc="waiting") == "OK"
+        assert state(c, "tracked-preset") == "unknown"
+        c.push("tracked-preset", custom={"track": 1})
+        assert get(c, "tracked-preset") == {
+            "jid": "tracked-preset",
+            "desc": "waiting",
+            "state": "enqueued",
+            "updated_at": epoch_to_string(T0),
+            "percent": 3,
+        }
+        clock_server.advance(3600)  # no longer a SET-only record: it does not expire
+        assert state(c, "tracked-preset") == "enqueued"
