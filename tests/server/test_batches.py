@@ -337,3 +337,15 @@ def test_members_count_whatever_else_their_custom_holds(clock_server: EmbeddedSe
         clock_server.advance(3600)
         ack(c, take(c)["jid"])  # now with a failure in its payload
         assert progress(c, bid) == (5, 0, 0, "", "1")
+
+
+def test_adding_after_the_callbacks_fired_warns_once(
+    clock_server: EmbeddedServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    with Raw(clock_server) as c:
+        bid = new_batch(c, success=callback("Success"))
+        c.cmd(f"BATCH COMMIT {bid}")
+        push_members(c, bid, [f"late-member-{i}" for i in range(3)])
+        assert progress(c, bid) == (3, 3, 0, "", "1")
+    warnings = [r.getMessage() for r in caplog.records if "after its callbacks" in r.getMessage()]
+    assert warnings == [f"batch {bid}: job late-member-0 added after its callbacks fired"]

@@ -76,6 +76,7 @@ class Batches(Extension):
     def __init__(self) -> None:
         self.batches: dict[str, Batch] = {}  # in order of NEW: oldest first
         self._due: list[tuple[float, str]] = []  # (when to look again, bid), lazy
+        self._warned: set[str] = set()  # bids warned about members added after firing
 
     # -- read API (web UI) -----------------------------------------------------------
 
@@ -149,6 +150,7 @@ class Batches(Extension):
         # FLUSH erased every job, members and callbacks alike: their batches go too.
         self.batches.clear()
         self._due.clear()
+        self._warned.clear()
         for space in (META, COUNTS, FAILED):
             self.host.clear_records(space)
 
@@ -247,7 +249,8 @@ class Batches(Extension):
         b.pending += 1
         b.updated = self.host.clock.now()
         self._save_counts(b)
-        if b.complete_st or b.success_st:
+        if (b.complete_st or b.success_st) and bid not in self._warned:
+            self._warned.add(bid)  # once per batch: a reopened batch may get thousands
             log.warning("batch %s: job %s added after its callbacks fired", bid, job["jid"])
         if b.c_done or b.s_done:
             self._settle(b)
@@ -404,6 +407,7 @@ class Batches(Extension):
 
     def _delete(self, b: Batch) -> None:
         del self.batches[b.bid]
+        self._warned.discard(b.bid)
         host = self.host
         host.delete_record(META, b.bid)
         host.delete_record(COUNTS, b.bid)
