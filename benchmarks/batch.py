@@ -19,6 +19,13 @@ side by side:
    the wall-clock rate. CPU per job hardly moves when other processes load the machine;
    the rate does.
 
+Reference (2 shared cores, Python 3.11, 100,000 jobs, best of 2 end-to-end runs): server
+CPU per job, push + work, plain 124.5 us, custom 138.1 us, batch 143.2 us: the batch
+bookkeeping adds 4% to the same jobs without a batch (1.037 x custom); a member's
+``custom`` object itself (which the wire format requires) accounts for the rest of the
+15% over jobs without any ``custom``. Ratios move by several percent between runs on a
+busy machine.
+
 Usage::
 
     python benchmarks/batch.py               # 100,000 jobs
