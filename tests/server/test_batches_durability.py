@@ -181,3 +181,28 @@ def test_a_restart_restores_every_batch_and_track(
         assert progress(c, top) == (2, 0, 0, "2", "1")
         ack(c, take(c, "callbacks")["jid"])
         assert progress(c, top) == (2, 0, 0, "2", "2")
+
+
+def test_deep_nesting_comes_back_after_a_restart(
+    make_server: ServerFactory, tmp_path: Path
+) -> None:
+    clock = ManualClock(MANUAL_EPOCH)
+    srv = make_server(storage="sqlite", data_dir=tmp_path, clock=clock)
+    depth = 100
+    with Raw(srv) as c:
+        bids = [new_batch(c, success=callback("Level", args=[0]))]
+        for level in range(1, depth):
+            bids.append(new_batch(c, parent_bid=bids[-1], success=callback("Level", args=[level])))
+        push_members(c, bids[-1], ["deepest-m-1"])
+        for bid in bids:
+            c.cmd(f"BATCH COMMIT {bid}")
+    srv.stop()
+    srv = make_server(storage="sqlite", data_dir=tmp_path, clock=clock)
+    with Raw(srv) as c:
+        ack(c, take(c)["jid"])
+        for level in reversed(range(depth)):
+            job = take(c, "callbacks")
+            assert job["args"] == [level]
+            assert c.info()["faktory"]["queues"]["callbacks"] == 0  # one level at a time
+            ack(c, job["jid"])
+        assert all(progress(c, bid)[4] == "2" for bid in bids)

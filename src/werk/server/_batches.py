@@ -129,7 +129,8 @@ class Batches(Extension):
             if parent is not None:
                 parent.children.append(b.bid)
         # Deepest first, so that a batch's children are finished (or not) before it.
-        for b in sorted(loaded, key=self._depth, reverse=True):
+        depths = self._depths()
+        for b in sorted(loaded, key=lambda b: depths[b.bid], reverse=True):
             b.c_done, b.s_done = b.finished()
             parent = self.batches.get(b.parent_bid) if b.parent_bid else None
             if parent is not None:
@@ -138,13 +139,25 @@ class Batches(Extension):
         self._due = [(self._due_time(b), b.bid) for b in loaded]
         heapq.heapify(self._due)
 
-    def _depth(self, b: Batch) -> int:
-        depth, seen = 0, {b.bid}
-        while b.parent_bid and b.parent_bid in self.batches and b.parent_bid not in seen:
-            b = self.batches[b.parent_bid]
-            seen.add(b.bid)
-            depth += 1
-        return depth
+    def _depths(self) -> dict[str, int]:
+        """How many ancestors each batch has (those still stored), each chain walked once."""
+        depths: dict[str, int] = {}
+        for b in self.batches.values():
+            chain, on_chain = [], set()
+            while b.bid not in depths:
+                chain.append(b)
+                on_chain.add(b.bid)
+                parent = self.batches.get(b.parent_bid) if b.parent_bid else None
+                if parent is None or parent.bid in on_chain:  # a root (a loop is never made)
+                    depths[b.bid] = 0
+                    chain.pop()
+                    break
+                b = parent
+            depth = depths[b.bid]
+            for walked in reversed(chain):
+                depth += 1
+                depths[walked.bid] = depth
+        return depths
 
     def flushed(self) -> None:
         # FLUSH erased every job, members and callbacks alike: their batches go too.
