@@ -206,3 +206,29 @@ def test_deep_nesting_comes_back_after_a_restart(
             assert c.info()["faktory"]["queues"]["callbacks"] == 0  # one level at a time
             ack(c, job["jid"])
         assert all(progress(c, bid)[4] == "2" for bid in bids)
+
+
+def test_after_a_restart_a_parent_still_waits_for_its_grandchildren(
+    make_server: ServerFactory, tmp_path: Path
+) -> None:
+    """What a batch waits for is rebuilt from the bottom up: the middle batch is not
+    finished while the lowest one has a member running."""
+    clock = ManualClock(MANUAL_EPOCH)
+    srv = make_server(storage="sqlite", data_dir=tmp_path, clock=clock)
+    with Raw(srv) as c:
+        top = new_batch(c, complete=callback("TopComplete"))
+        srv.advance(1)  # loaded oldest first: the parents before their children
+        mid = new_batch(c, parent_bid=top, success=callback("MidSuccess"))
+        srv.advance(1)
+        low = new_batch(c, parent_bid=mid, success=callback("LowSuccess"))
+        push_members(c, low, ["low-member-1"])
+        for bid in (low, mid, top):
+            c.cmd(f"BATCH COMMIT {bid}")
+    srv.stop()
+    srv = make_server(storage="sqlite", data_dir=tmp_path, clock=clock)
+    with Raw(srv) as c:
+        assert c.cmd(f"BATCH COMMIT {top}") == "OK"  # evaluates the top batch again
+        assert progress(c, top)[3] == ""
+        ack(c, take(c)["jid"])
+        assert progress(c, top)[3] == "1"  # mid and low have no complete callback
+        assert take(c, "callbacks")["jobtype"] == "LowSuccess"
