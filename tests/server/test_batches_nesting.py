@@ -1,6 +1,7 @@
 """Child batches (docs/enterprise.md 3.8): a parent's callbacks wait until its children's
 own callbacks finished, complete side for complete and success side for success, at any
-depth; and the read API the web UI builds on."""
+depth; the read API the web UI builds on; and, on a manager driven directly, how batches
+meet other extensions (a refused callback, a member discarded at FETCH)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from werk.server._features import batches_of
 from werk.server._manager import Manager
 from werk.server._payload import Payload
 from werk.server._storage import MemoryStorage
+from werk.server._tracking import Tracking
 
 
 def test_a_child_holds_its_parents_callbacks(clock_server: EmbeddedServer) -> None:
@@ -194,3 +196,34 @@ def test_a_refused_callback_is_tried_again_at_the_next_evaluation() -> None:
     assert command(f"COMMIT {bid}".encode(), Producer()) == b"+OK\r\n"  # evaluates again
     assert b'"success_st":"1"' in command(f"STATUS {bid}".encode(), Producer())
     assert len(m.queues["cb"]) == 1
+
+
+class ExpireAtFetch(Extension):
+    """Discards at FETCH the jobs that ask for it (as expiring jobs will)."""
+
+    def fetch(self, job: Payload, queue: str, wid: str) -> str | None:
+        return "job expired" if job["custom"].get("expire") else None
+
+
+def test_a_member_expired_at_fetch_counts_as_failed() -> None:
+    batches, tracking = Batches(), Tracking()
+    m = Manager(
+        MemoryStorage(), ManualClock(MANUAL_EPOCH), extensions=[ExpireAtFetch(), tracking, batches]
+    )
+    assert m.hooks is not None
+    command = m.hooks.commands[b"BATCH"]
+
+    class Producer:
+        wid = ""
+
+    new = command(b'NEW {"complete":{"jobtype":"C","queue":"cb"}}', Producer())
+    bid = new.split(b"\r\n")[1].decode()
+    member = {"jid": "member-expires", "jobtype": "T", "args": []}
+    member["custom"] = {"bid": bid, "expire": 1, "track": 1}
+    assert m.push(member) is None
+    assert command(f"COMMIT {bid}".encode(), Producer()) == b"+OK\r\n"
+    assert m.fetch(["default"], "w") is None  # discarded
+    status = command(f"STATUS {bid}".encode(), Producer())
+    assert b'"total":1,"pending":1,"failed":1' in status  # it never succeeds
+    assert b'"complete_st":"1"' in status and len(m.queues["cb"]) == 1
+    assert tracking.track_of("member-expires") is None  # docs 4.4: its record goes
