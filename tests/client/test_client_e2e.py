@@ -20,6 +20,7 @@ from werk._errors import JobNotFoundError
 from werk._protocol import command_lines as commands
 from werk._protocol.jsonc import loads
 from werk._protocol.resp import ErrorReply
+from werk.server import EmbeddedServer
 
 
 def boom() -> None:
@@ -181,13 +182,16 @@ def test_password(faktory_server_password: Any, make_client: MakeClient) -> None
     assert faktory_server_password.info()["queues"] == {"default": 1}
 
 
-def test_enterprise_commands_say_so(faktory_server: Any, make_client: MakeClient) -> None:
-    client = make_client(faktory_server.url)
-    with pytest.raises(werk.EnterpriseOnlyError):
-        client.batch_new(description="nightly", success=werk.Job("Done"))
-    with pytest.raises(werk.EnterpriseOnlyError):
-        client.track_get("0123456789abcdef")
-    assert "faktory" in client.info()  # the connection is still fine
+def test_enterprise_commands_say_so(make_client: MakeClient) -> None:
+    # werk's server serves batches and tracking; one without its extensions answers as
+    # the open-source Faktory does.
+    with EmbeddedServer(extensions=[]) as srv:
+        client = make_client(srv.url)
+        with pytest.raises(werk.EnterpriseOnlyError):
+            client.batch_new(description="nightly", success=werk.Job("Done"))
+        with pytest.raises(werk.EnterpriseOnlyError):
+            client.track_get("0123456789abcdef")
+        assert "faktory" in client.info()  # the connection is still fine
 
 
 def test_reconnects_after_the_server_drops_it(faktory_server: Any, make_client: MakeClient) -> None:

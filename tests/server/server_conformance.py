@@ -212,7 +212,12 @@ def replay(name: str, make_server: ServerFactory) -> int:
     peers: dict[str, Peer] = {}
     recorded_hi: dict[str, dict[str, Any]] = {}
     first_fetch: float | None = None
-    srv = make_server(clock=clock, password=password)
+    # The recordings are of open-source Faktory: a scenario that sends BATCH or TRACK
+    # (its "only available in Faktory Enterprise" replies) runs without werk's extensions.
+    enterprise = any(
+        e.kind == "send" and re.search(rb"(^|\n)(BATCH|TRACK)\b", e.data) for e in entries
+    )
+    srv = make_server(clock=clock, password=password, **({"extensions": []} if enterprise else {}))
     for idx, e in enumerate(entries):
         where = f"{name} entry {idx} [{e.elapsed:.3f}s] {e.conn} {e.kind} {e.data[:80]!r}"
         for poll in _POLL.finditer(e.comment):

@@ -24,7 +24,9 @@ lost to it. A command handler that raises answers ``-ERR internal error``.
 A manager without extensions calls none of this. With extensions, a hook is called only on
 the extensions that override it, and the per-job hooks only for jobs that carry a non-empty
 ``custom`` object (or, for throttles, come from a queue an extension guards): a plain job
-pays one flag test per command.
+pays one flag test per command. A job's payload is decoded for :meth:`~Extension.reserved`
+and :meth:`~Extension.acked` only if some extension overriding them
+:attr:`~Extension.needs_job`.
 
 The order, command by command
 -----------------------------
@@ -266,6 +268,12 @@ class Extension:
     """Top-level configuration tables this extension reads beyond werk's own ``cron`` and
     ``throttles`` (``config.table(name)``); any other table is refused."""
 
+    needs_job: bool = True
+    """Whether this extension's :meth:`reserved` and :meth:`acked` read their ``job``
+    argument. One that needs only the reservation (its jid) sets it False: the job is then
+    not decoded for it (decoding a payload costs microseconds per job), and ``job`` is
+    None unless another extension asked for it."""
+
     # -- life cycle ------------------------------------------------------------------
 
     def attach(self, host: Host) -> None:
@@ -332,7 +340,8 @@ class Extension:
         """A FETCH discarded ``job`` (some extension's :meth:`fetch` said ``reason``)."""
 
     def reserved(self, res: Reservation, job: Payload | None) -> None:
-        """A FETCH reserved a job (``job`` decoded when it has ``custom``, else None)."""
+        """A FETCH reserved a job (``job`` decoded when it has ``custom`` and some extension
+        :attr:`needs_job`, else None)."""
 
     # -- ACK / FAIL ------------------------------------------------------------------
 

@@ -64,8 +64,8 @@ class Extensions:
         self._worker_gone = by_hook["worker_gone"]
         # Whether a job with ``custom`` is worth decoding for these hooks.
         self.inspect_fetch = bool(self._fetch)
-        self.job_at_reserve = bool(self._reserved)
-        self.job_at_ack = bool(self._acked)
+        self.job_at_reserve = any(e.needs_job for e in self._reserved)
+        self.job_at_ack = any(e.needs_job for e in self._acked)
         self.guards: dict[str, list[Extension]] = {}  # queue -> extensions asked first
         self._ticking: list[Extension] = []  # said they had more to do
         for ext in self.all:

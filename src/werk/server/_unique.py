@@ -123,6 +123,11 @@ class UniqueJobs(Extension):
 
     def check_push(self, job: Payload) -> str | None:
         custom = job["custom"]
+        if "_cb" in custom:
+            # A batch callback is pushed once by the server itself; a lock would only
+            # keep it from firing (docs/enterprise.md section 13).
+            self._checked = (job, "", 0.0)
+            return None
         until = custom.get("unique_until")
         if until is not None and until not in ("success", "start"):
             return BAD_UNIQUE_UNTIL

@@ -155,7 +155,17 @@ def _write_run(db: sqlite3.Connection, code: int, run: list[Op]) -> None:
 
 
 def write_ops(db: sqlite3.Connection, ops: list[Op]) -> None:
-    """Execute ``ops`` in order inside the caller's transaction (runs of one kind batched)."""
+    """Execute ``ops`` in order inside the caller's transaction (runs of one kind batched).
+
+    Record changes touch only their own table, so they are taken out of the stream and
+    written apart, each record once with its last value: a record rewritten at every job
+    change (a batch's counters) would otherwise cut the runs of inserts and deletes into
+    single statements.
+    """
+    records = [op for op in ops if op[0] >= RECORD_PUT]
+    if records:
+        _write_records(db, records)
+        ops = [op for op in ops if op[0] < RECORD_PUT]
     i, n = 0, len(ops)
     while i < n:
         code = ops[i][0]
@@ -164,6 +174,27 @@ def write_ops(db: sqlite3.Connection, ops: list[Op]) -> None:
             j += 1
         _write_run(db, code, ops[i:j])
         i = j
+
+
+def _write_records(db: sqlite3.Connection, ops: list[Op]) -> None:
+    # The last value of each record (None: deleted), a cleared space emptied first.
+    last: dict[tuple[str, str], bytes | None] = {}
+    for code, params in ops:
+        if code == RECORD_PUT:
+            space, key, value = params
+            last[space, key] = value
+        elif code == RECORD_DELETE:
+            last[params[0], params[1]] = None
+        else:  # RECORD_CLEAR: what came before in that space is gone
+            db.execute(_SQL[RECORD_CLEAR][0], params)
+            for pair in [pair for pair in last if pair[0] == params[0]]:
+                del last[pair]
+    puts = [(s, k, v) for (s, k), v in last.items() if v is not None]
+    deletes = [(s, k) for (s, k), v in last.items() if v is None]
+    if deletes:
+        db.executemany(_SQL[RECORD_DELETE][0], deletes)
+    if puts:
+        db.executemany(_SQL[RECORD_PUT][0], puts)
 
 
 @dataclass

@@ -126,6 +126,9 @@ class SQLiteStorage(Storage):
             # Lets tests make the database "full" without filling a real disk.
             self._db.execute(f"PRAGMA max_page_count={int(max_pages)}")
         self._pending: list[Op] = []
+        # Where in _pending the put of each record is: a record written again in the same
+        # turn (a batch's counters, at every member of a PUSHB) replaces its put in place.
+        self._record_at: dict[tuple[str, str], int] = {}
         self._unfolded: list[Op] = []  # journaled, not yet in the database
         # The aside journal's changes, being folded by _fold_thread (or to be retried).
         self._aside = self.location + ".journal.folding"
@@ -263,15 +266,23 @@ class SQLiteStorage(Storage):
 
     def record_put(self, space: str, key: str, value: bytes) -> None:
         """Store an extension's record."""
+        at = self._record_at.get((space, key))
+        if at is not None:  # the same commit either way: only the last value matters
+            self._pending[at] = (RECORD_PUT, (space, key, value))
+            return
+        self._record_at[space, key] = len(self._pending)
         self._add((RECORD_PUT, (space, key, value)))
 
     def record_delete(self, space: str, key: str) -> None:
         """Delete an extension's record."""
+        self._record_at.pop((space, key), None)
         self._add((RECORD_DELETE, (space, key)))
 
     def record_clear(self, space: str) -> None:
         """Delete every record of a space."""
         self._pending_bulk = True
+        for pair in [pair for pair in self._record_at if pair[0] == space]:
+            del self._record_at[pair]
         self._add((RECORD_CLEAR, (space,)))
 
     # -- committing ------------------------------------------------------------------
@@ -327,6 +338,7 @@ class SQLiteStorage(Storage):
         """Journal every pending change now (durable once this returns); raise on failure,
         in which case none of them is stored."""
         ops, self._pending = self._pending, []
+        self._record_at.clear()
         bulk, self._pending_bulk = self._pending_bulk, False
         if not ops:
             return
