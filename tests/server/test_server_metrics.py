@@ -143,3 +143,36 @@ def test_the_grafana_dashboard_queries_only_metrics_the_server_exports(
     exported = {name for name, _ in scrape(srv)}
     assert used and used <= exported, used - exported
     assert {"werk_server_queue_jobs", "werk_server_commands_total"} <= used
+
+
+def test_the_standard_extensions_report_batches_cron_throttles_unique_expiry_and_tracks(
+    make_server: ServerFactory,
+) -> None:
+    every_minute = {"schedule": "* * * * *", "job": {"type": "Tick", "queue": "cronq"}}
+    config = {"cron": [every_minute], "throttles": {"slow": {"concurrency": 2, "timeout": 600}}}
+    srv = make_server(clock=ManualClock(MANUAL_EPOCH), config=config)
+    with Raw(srv) as c:
+        assert c.push("unique-0001", custom={"unique_for": 60}) == "OK"
+        assert c.push("unique-0002", custom={"unique_for": 60}) != "OK"  # the same jobtype and args
+        assert c.push("expiring-01", queue="old", custom={"expires_in": 1}) == "OK"
+        assert c.push("keeping-01", queue="old") == "OK"
+        assert c.push("tracked-01", queue="slow", custom={"track": 1}) == "OK"
+        assert c.fetch("slow") is not None  # takes a throttle slot
+        bid = c.cmd('BATCH NEW {"success":{"jobtype":"Done","args":[]}}').decode()
+        c.cmd('BATCH NEW {"complete":{"jobtype":"Done","args":[]}}')
+        assert c.cmd(f"BATCH COMMIT {bid}") == "OK"  # empty: fires, stays committed
+        srv.advance(61)  # a cron tick; expiring-01 expired; unique-0001's lock ended
+        fetched = c.fetch("old")  # drops expiring-01, hands out the next job
+        assert fetched is not None and fetched["jid"] == "keeping-01"
+    got = scrape(srv)
+    assert got[("werk_server_batches", (("state", "open"),))] == 1
+    assert got[("werk_server_batches", (("state", "committed"),))] == 1
+    assert got[("werk_server_cron_entries", ())] == 1
+    assert got[("werk_server_cron_jobs_total", ())] == 1
+    assert got[("werk_server_throttle_limit", (("queue", "slow"),))] == 2
+    assert got[("werk_server_throttle_in_use", (("queue", "slow"),))] == 1
+    assert got[("werk_server_throttle_slots_taken_total", ())] == 1
+    assert got[("werk_server_unique_refused_total", ())] == 1
+    assert got[("werk_server_unique_locks", ())] == 0  # ended after unique_for
+    assert got[("werk_server_expired_jobs_total", ())] == 1
+    assert got[("werk_server_tracked_jobs", ())] == 1

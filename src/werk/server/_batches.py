@@ -35,7 +35,7 @@ from werk.server._batch import (
     new_bid,
     parse_new,
 )
-from werk.server._extension import CommandClient, CommandHandler, Extension, Records
+from werk.server._extension import CommandClient, CommandHandler, Extension, MetricSample, Records
 from werk.server._payload import Payload
 from werk.server._sets import Reservation
 
@@ -158,6 +158,18 @@ class Batches(Extension):
                 depth += 1
                 depths[walked.bid] = depth
         return depths
+
+    def metric_samples(self) -> list[MetricSample]:
+        open_ = sum(1 for b in self.batches.values() if not b.committed)
+        return [
+            MetricSample(
+                "werk_server_batches",
+                n,
+                help="Batches the server holds, by whether they are committed.",
+                labels={"state": state},
+            )
+            for state, n in (("open", open_), ("committed", len(self.batches) - open_))
+        ]
 
     def flushed(self) -> None:
         # FLUSH erased every job, members and callbacks alike: their batches go too.

@@ -34,7 +34,7 @@ from typing import Any
 from werk._job import QUEUE_NAME_RE
 from werk._protocol.timefmt import epoch_to_string
 from werk.server._confd import Config, Section
-from werk.server._extension import Extension, Records
+from werk.server._extension import Extension, MetricSample, Records
 from werk.server._payload import Payload
 from werk.server._schedule import Schedule, ScheduleError
 
@@ -215,6 +215,23 @@ class Cron(Extension):
         self._configured = True
 
     # -- ticks -----------------------------------------------------------------------
+
+    def metric_samples(self) -> list[MetricSample]:
+        return [
+            MetricSample("werk_server_cron_entries", len(self.entries), help="Cron entries."),
+            MetricSample(
+                "werk_server_cron_jobs",
+                self.fired,
+                kind="counter",
+                help="Jobs pushed by cron (ticks and enqueue now) since the server started.",
+            ),
+            MetricSample(
+                "werk_server_cron_refused",
+                self.skipped,
+                kind="counter",
+                help="Cron ticks whose push was refused since the server started.",
+            ),
+        ]
 
     def tick(self, now: float) -> bool:
         for entry in self.entries:

@@ -14,7 +14,7 @@ import math
 import re
 
 from werk._protocol.timefmt import epoch_to_string
-from werk.server._extension import Extension, Records
+from werk.server._extension import Extension, MetricSample, Records
 from werk.server._gojson import go_dumps_text, go_quote
 from werk.server._gotime import parse_rfc3339
 from werk.server._payload import Payload
@@ -79,6 +79,16 @@ class ExpiringJobs(Extension):
     def load(self, records: Records) -> None:
         raw = records.get(SPACE, {}).get("expired")
         self.expired = int(raw) if raw else 0
+
+    def metric_samples(self) -> list[MetricSample]:
+        return [
+            MetricSample(
+                "werk_server_expired_jobs",
+                self.expired,
+                kind="counter",
+                help="Jobs dropped at FETCH because they had expired (kept across restarts).",
+            )
+        ]
 
     def flushed(self) -> None:
         self.expired = 0

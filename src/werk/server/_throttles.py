@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from werk._job import QUEUE_NAME_RE
 from werk.server._confd import Config
-from werk.server._extension import PUT_BACK, Extension, Records
+from werk.server._extension import PUT_BACK, Extension, MetricSample, Records
 from werk.server._payload import Payload
 from werk.server._sets import Reservation
 
@@ -113,6 +113,44 @@ class Throttles(Extension):
             if jid in reserved:  # else its reservation ended in the same commit
                 data = json.loads(raw)
                 self._take(jid, Slot(data["queue"], data["wid"], data["since"], data["until"]))
+
+    def metric_samples(self) -> list[MetricSample]:
+        samples = []
+        for queue, throttle in self.throttles.items():
+            labels = {"queue": queue}
+            samples.append(
+                MetricSample(
+                    "werk_server_throttle_limit",
+                    throttle.limit,
+                    help="A throttle's limit (per worker process for a worker throttle).",
+                    labels=labels,
+                )
+            )
+            samples.append(
+                MetricSample(
+                    "werk_server_throttle_in_use",
+                    self.in_use[queue],
+                    help="Slots of a throttle held by reserved jobs (all workers).",
+                    labels=labels,
+                )
+            )
+        samples.append(
+            MetricSample(
+                "werk_server_throttle_slots_taken",
+                self.taken,
+                kind="counter",
+                help="Throttle slots taken by FETCH since the server started.",
+            )
+        )
+        samples.append(
+            MetricSample(
+                "werk_server_throttle_slots_reclaimed",
+                self.reclaimed,
+                kind="counter",
+                help="Throttle slots freed by timeout or a reaped worker since the start.",
+            )
+        )
+        return samples
 
     def flushed(self) -> None:
         # FLUSH erased the reservations the slots stood for.

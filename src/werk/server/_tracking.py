@@ -31,6 +31,7 @@ from werk.server._extension import (
     CommandClient,
     CommandHandler,
     Extension,
+    MetricSample,
     Records,
 )
 from werk.server._gojson import GoDecoder, GoJSONError, go_quote
@@ -138,6 +139,13 @@ class Tracking(Extension):
         }
         self._due = [(t.updated + RETENTION, jid) for jid, t in self.tracks.items() if t.final]
         heapq.heapify(self._due)
+
+    def metric_samples(self) -> list[MetricSample]:
+        return [
+            MetricSample(
+                "werk_server_tracked_jobs", len(self.tracks), help="Job tracking records held."
+            )
+        ]
 
     def flushed(self) -> None:
         self.tracks.clear()

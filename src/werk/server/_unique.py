@@ -17,7 +17,7 @@ import math
 from typing import Any, NamedTuple
 
 from werk.server._expiring import to_epoch
-from werk.server._extension import ACK, Extension, KnownError, Records
+from werk.server._extension import ACK, Extension, KnownError, MetricSample, Records
 from werk.server._gojson import go_dumps_text
 from werk.server._payload import Payload
 from werk.server._sets import Reservation
@@ -81,6 +81,17 @@ class UniqueJobs(Extension):
         for key, raw in records.get(SPACE, {}).items():
             jid, until, at_start = json.loads(raw)
             self._hold(key, Lock(jid, until, at_start))
+
+    def metric_samples(self) -> list[MetricSample]:
+        return [
+            MetricSample("werk_server_unique_locks", len(self.locks), help="Unique locks held."),
+            MetricSample(
+                "werk_server_unique_refused",
+                self.refused,
+                kind="counter",
+                help="Pushes refused as not unique since the server started.",
+            ),
+        ]
 
     def flushed(self) -> None:
         # FLUSH erased the jobs the locks stood for.
