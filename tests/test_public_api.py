@@ -12,9 +12,13 @@ import werk.server
 
 PUBLIC = {
     "App",
+    "AsyncBatch",
     "AsyncClient",
     "AsyncClientPool",
     "AuthenticationError",
+    "Batch",
+    "BatchStatus",
+    "CallbackState",
     "Client",
     "ClientPool",
     "ConfigurationError",
@@ -29,6 +33,7 @@ PUBLIC = {
     "JobFunction",
     "JobNotFoundError",
     "JobTimeout",
+    "JobTrack",
     "JobValidationError",
     "LineTooLongError",
     "LocalProtocolError",
@@ -36,12 +41,14 @@ PUBLIC = {
     "Mutation",
     "NetworkError",
     "NetworkTimeout",
+    "NotInBatchError",
     "NotUniqueError",
     "ProtocolError",
     "RemoteProtocolError",
     "ServerError",
     "ShutdownInProgressError",
     "Target",
+    "TrackState",
     "UnknownJobTypeError",
     "UnknownWorkerError",
     "Worker",
@@ -67,7 +74,18 @@ def test_every_public_name_exists_and_is_documented() -> None:
 
 def test_public_classes_and_functions_show_an_example() -> None:
     # Docstrings where a user lands: the main entry points show how to use them.
-    for obj in (werk.Client, werk.AsyncClient, werk.Job, werk.App, werk.Worker, werk.Mutation):
+    for obj in (
+        werk.Client,
+        werk.AsyncClient,
+        werk.Job,
+        werk.App,
+        werk.Worker,
+        werk.Mutation,
+        werk.Batch,
+        werk.AsyncBatch,
+        werk.BatchStatus,
+        werk.JobTrack,
+    ):
         assert "Example" in (inspect.getdoc(obj) or ""), obj
 
 

@@ -17,28 +17,40 @@ from werk._errors import *  # noqa: F403 - every exception (see werk._errors.__a
 from werk._job import Failure, Job
 from werk._version import __version__
 from werk.client import (
+    AsyncBatch,
     AsyncClient,
     AsyncClientPool,
+    Batch,
+    BatchStatus,
+    CallbackState,
     Client,
     ClientPool,
+    JobTrack,
     Mutation,
     Target,
+    TrackState,
 )
 from werk.worker import App, JobContext, JobFunction, Middleware, Worker, current_job
 
 __all__ = [
     "App",
+    "AsyncBatch",
     "AsyncClient",
     "AsyncClientPool",
+    "Batch",
+    "BatchStatus",
+    "CallbackState",
     "Client",
     "ClientPool",
     "Failure",
     "Job",
     "JobContext",
     "JobFunction",
+    "JobTrack",
     "Middleware",
     "Mutation",
     "Target",
+    "TrackState",
     "Worker",
     "__version__",
     "current_job",

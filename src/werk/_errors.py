@@ -7,6 +7,7 @@ The tree::
      ├─ JobValidationError        a job the server would reject (also a ValueError)
      ├─ JobArgumentError          arguments a job function does not take (also a TypeError)
      ├─ UnknownJobTypeError       no handler for a job's type (also a LookupError)
+     ├─ NotInBatchError           the running job belongs to no batch (also a LookupError)
      ├─ ProtocolError
      │   ├─ LocalProtocolError    an argument the protocol cannot carry (also a ValueError)
      │   └─ RemoteProtocolError   the peer sent bytes that break the protocol
@@ -41,6 +42,7 @@ __all__ = [
     "LocalProtocolError",
     "NetworkError",
     "NetworkTimeout",
+    "NotInBatchError",
     "NotUniqueError",
     "ProtocolError",
     "RemoteProtocolError",
@@ -113,6 +115,19 @@ class UnknownJobTypeError(FaktoryError, LookupError):
 
         eager_app = werk.App(eager=True)
         eager_app.push_job(werk.Job("NoSuchJob"))   # raises UnknownJobTypeError
+    """
+
+
+class NotInBatchError(FaktoryError, LookupError):
+    """A running job asked for its batch, but it is not a member of one (no ``custom.bid``)
+    nor a batch callback (no ``custom._bid``).
+
+    Example::
+
+        try:
+            batch = werk.current_job().reopen_batch()
+        except werk.NotInBatchError:
+            batch = app.client().batch(success=werk.Job("Done"))
     """
 
 

@@ -17,6 +17,8 @@ from werk.client import AsyncClient, Client
 
 # Written once per flavour: how bytes move, not what they say.
 IO_METHODS = {"abort", "close", "connect", "connected", "execute", "execute_many"}
+# Context managers, not commands: each flavour returns its own (Batch, AsyncBatch).
+CONTEXT_MANAGERS = {"batch", "reopen_batch"}
 
 
 def public(cls: type) -> dict[str, str]:
@@ -29,11 +31,15 @@ def public(cls: type) -> dict[str, str]:
             out[name] = "property"
         elif callable(member):
             sig = str(inspect.signature(member))
-            out[name] = sig.replace("AsyncIterator[", "Iterator[").replace("AsyncClient", "Client")
+            out[name] = (
+                sig.replace("AsyncIterator[", "Iterator[")
+                .replace("AsyncClient", "Client")
+                .replace("AsyncBatch", "Batch")
+            )
     return out
 
 
-COMMANDS = sorted(set(public(Client)) - IO_METHODS)
+COMMANDS = sorted(set(public(Client)) - IO_METHODS - CONTEXT_MANAGERS)
 
 
 @pytest.mark.parametrize(
@@ -50,9 +56,19 @@ def test_every_async_method_is_awaitable(cls: type) -> None:
         if kind == "property":
             continue
         member = getattr(cls, name)
-        if name == "acquire":  # an async context manager
+        if name == "acquire" or name in CONTEXT_MANAGERS:  # async context managers
             continue
         assert inspect.iscoroutinefunction(member), name
+
+
+def test_batches_mirror_each_other() -> None:
+    assert public(werk.Batch) == public(werk.AsyncBatch)
+    for name, kind in public(werk.AsyncBatch).items():
+        if kind != "property" and name != "child":
+            assert inspect.iscoroutinefunction(getattr(werk.AsyncBatch, name)), name
+    assert str(inspect.signature(werk.Batch.push)).replace("self, ", "") == str(
+        inspect.signature(Client.push)
+    ).replace("self, ", "")
 
 
 def test_the_client_covers_every_command() -> None:

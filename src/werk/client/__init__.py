@@ -17,6 +17,7 @@ Example::
 from werk._protocol.replies import BeatState
 from werk._protocol.resp import ErrorReply, Reply
 from werk.client._aio import AsyncClient
+from werk.client._batch import AsyncBatch, Batch, current_bid
 from werk.client._mutation import Mutation, MutationAction, Target
 from werk.client._pool import AsyncClientPool, ClientPool
 from werk.client._settings import (
@@ -26,22 +27,30 @@ from werk.client._settings import (
     parse_url,
     resolve_url,
 )
+from werk.client._status import BatchStatus, CallbackState, JobTrack, TrackState
 from werk.client._sync import Client
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "AsyncBatch",
     "AsyncClient",
     "AsyncClientPool",
+    "Batch",
+    "BatchStatus",
     "BeatState",
+    "CallbackState",
     "Client",
     "ClientPool",
     "ClientSettings",
     "Endpoint",
     "ErrorReply",
+    "JobTrack",
     "Mutation",
     "MutationAction",
     "Reply",
     "Target",
+    "TrackState",
+    "current_bid",
     "parse_url",
     "resolve_url",
 ]

@@ -14,6 +14,7 @@ from werk._errors import ConnectError, ConnectionClosedError, FaktoryError, Netw
 from werk._protocol.replies import Request, raw
 from werk._protocol.resp import Reply
 from werk._protocol.session import timed_out
+from werk.client._batch import AsyncBatch
 from werk.client._methods import Sendable, twin
 from werk.client._pipeline import Pipeline
 from werk.client._settings import ClientSettings, configured_by
@@ -223,3 +224,40 @@ class AsyncClient:
     batch_status = twin(Client.batch_status)
     track_get = twin(Client.track_get)
     track_set = twin(Client.track_set)
+
+    # -- batches as context managers: not commands, so written for each flavour ------------
+
+    def batch(
+        self,
+        *,
+        description: str | None = None,
+        success: Any = None,
+        complete: Any = None,
+        parent_bid: str | None = None,
+    ) -> AsyncBatch:
+        """Enterprise only: a new batch, for ``async with`` (see :meth:`werk.Client.batch`
+        and :class:`werk.AsyncBatch`).
+
+        Example::
+
+            async with client.batch(success=werk.Job("Imported")) as batch:
+                await batch.push("ImportRow", 1)
+        """
+        return AsyncBatch(
+            self,
+            description=description,
+            success=success,
+            complete=complete,
+            parent_bid=parent_bid,
+        )
+
+    def reopen_batch(self, bid: str) -> AsyncBatch:
+        """Enterprise only: an existing batch, for ``async with``: BATCH OPEN on entry,
+        BATCH COMMIT on a clean exit (see :meth:`werk.Client.reopen_batch`).
+
+        Example::
+
+            async with client.reopen_batch(bid) as batch:
+                await batch.push("ImportRow", 3)
+        """
+        return AsyncBatch(self, bid=bid)

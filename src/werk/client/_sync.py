@@ -15,14 +15,16 @@ from typing import Any, TypeVar
 from werk._errors import NetworkError, RemoteProtocolError
 from werk._job import Job, When
 from werk._protocol import command_lines
-from werk._protocol.replies import BeatState, Request, json_object, ok, raw, text
+from werk._protocol.replies import BeatState, Request, ok, raw, text
 from werk._protocol.resp import Reply
 from werk.client import _requests as requests
+from werk.client._batch import Batch
 from werk.client._failure import fail_request
 from werk.client._methods import Sendable
 from werk.client._mutation import Mutation
 from werk.client._settings import ClientSettings, configured_by
 from werk.client._socket_io import SocketIO, os_error
+from werk.client._status import BatchStatus, JobTrack, batch_status, job_track
 
 __all__ = ["Client"]
 
@@ -415,13 +417,27 @@ class Client:
         """Enterprise only: close a batch (its callbacks fire once its jobs finish)."""
         return self._send(Request(command_lines.batch_commit(bid), ok))
 
-    def batch_status(self, bid: str) -> dict[str, Any]:
-        """Enterprise only: a batch's counters (total, pending, failed, ...)."""
-        return self._send(Request(command_lines.batch_status(bid), json_object))
+    def batch_status(self, bid: str) -> BatchStatus:
+        """Enterprise only: a batch's counters and callback states, as a
+        :class:`werk.BatchStatus`.
 
-    def track_get(self, jid: str) -> dict[str, Any]:
-        """Enterprise only: a tracked job's progress (state, percent, desc, updated_at)."""
-        return self._send(Request(command_lines.track_get(jid), json_object))
+        Example::
+
+            status = client.batch_status(bid)
+            print(status.pending, status.success_state)
+        """
+        return self._send(Request(command_lines.batch_status(bid), batch_status))
+
+    def track_get(self, jid: str) -> JobTrack:
+        """Enterprise only: a job's progress (state, percent, desc, updated_at), as a
+        :class:`werk.JobTrack`.
+
+        Example::
+
+            track = client.track_get(jid)
+            print(track.state, track.percent)
+        """
+        return self._send(Request(command_lines.track_get(jid), job_track))
 
     def track_set(
         self,
@@ -434,3 +450,44 @@ class Client:
         """Enterprise only: report a running job's progress; ``reserve_until`` extends its
         reservation (an aware datetime or RFC3339 string)."""
         return self._send(requests.track_set(jid, percent, description, reserve_until))
+
+    def batch(
+        self,
+        *,
+        description: str | None = None,
+        success: Any = None,
+        complete: Any = None,
+        parent_bid: str | None = None,
+    ) -> Batch:
+        """Enterprise only: a new batch, as a context manager (see :class:`werk.Batch`).
+
+        ``success`` and ``complete`` are the callback jobs (at least one): a
+        :class:`werk.Job`, or a typed job function's ``fn.to_job(...)`` (a bare job function
+        means its job with no arguments). ``parent_bid`` makes it a child batch. Entering
+        sends BATCH NEW; a clean exit commits; a block that raises leaves it uncommitted
+        (its callbacks never fire, it expires after 30 minutes).
+
+        Example::
+
+            with client.batch(description="import", success=werk.Job("Imported")) as batch:
+                batch.push("ImportRow", 1)
+                import_row.push(2)                # a typed job function joins it too
+        """
+        return Batch(
+            self,
+            description=description,
+            success=success,
+            complete=complete,
+            parent_bid=parent_bid,
+        )
+
+    def reopen_batch(self, bid: str) -> Batch:
+        """Enterprise only: an existing batch, to add members: entering sends BATCH OPEN,
+        a clean exit commits it again (see :class:`werk.Batch`).
+
+        Example::
+
+            with client.reopen_batch(bid) as batch:
+                batch.push("ImportRow", 3)
+        """
+        return Batch(self, bid=bid)

@@ -21,6 +21,7 @@ from werk._errors import ConfigurationError, JobArgumentError, JobValidationErro
 from werk._job import MAX_RESERVE_FOR, Job, When, enterprise_custom
 from werk._protocol.jsonc import dumps, loads
 from werk.client import Client
+from werk.client._batch import current_bid, joined
 from werk.client._failure import MAX_BACKTRACE
 from werk.worker._clients import ThreadClients
 from werk.worker._context import TIMEOUT_FIELD, job_timeout
@@ -418,10 +419,16 @@ class App:
     def push_job(self, job: Job) -> str:
         """Push a :class:`~werk.Job` through this app's middleware; returns the jid.
 
+        Inside a batch block (``with client.batch(...)``) the job joins that batch (a copy
+        of it gets ``custom.bid``), unless it already names a batch of its own.
+
         Example::
 
             app.push_job(werk.Job("Resize", args=[42]))   # any job type, even unregistered
         """
+        bid = current_bid()
+        if bid is not None and not (job.custom and "bid" in job.custom):
+            job = joined(job, bid)
         self.hooks.call("before_push", job)
         if self.eager:
             self.run_eagerly(job)
@@ -439,6 +446,7 @@ class App:
         """
         wire = Job.from_dict(loads(dumps(job.to_dict())))
         run = JobRun(wire, self.jobs, self.hooks, propagate=True)
+        run.ctx.connect = self.client  # batches and tracking, on this app's connection
         timeout = job_timeout(wire.custom, None)
         if timeout is not None:  # for check_deadline(); nothing stops an eager run
             run.ctx.timeout = timeout

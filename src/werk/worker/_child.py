@@ -17,10 +17,14 @@ import pickle
 import signal
 import struct
 import threading
+from collections.abc import Callable
 from multiprocessing.connection import Connection as Pipe
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from werk._errors import ConfigurationError
 from werk._job import Job
+from werk.client import Client
+from werk.worker._clients import ThreadClients
 from werk.worker._context import JobContext
 from werk.worker._middleware import Hooks
 from werk.worker._run import JobRun
@@ -127,8 +131,42 @@ def _die_with_parent(lifeline: Pipe) -> None:
     os._exit(1)
 
 
-def child_main(ref: str, conn: Pipe, wid: str, lifeline: Pipe) -> None:
-    """The child process: run the jobs that arrive on ``conn`` until it closes."""
+def job_clients(client_args: dict[str, Any] | None) -> ThreadClients | None:
+    """The child's connection for its jobs' batches and tracking, made on first use from
+    the worker's ``client_args`` (a producer connection: the child has no wid of its own).
+
+    An :class:`ssl.SSLContext` cannot be sent to another process: when the worker was given
+    one (``custom_tls``), the child refuses with a ConfigurationError rather than connect
+    with other TLS settings.
+    """
+    if client_args is None:
+        return None
+    args = dict(client_args)
+    if args.pop("custom_tls", False):
+
+        def refuse() -> Client:
+            raise ConfigurationError(
+                "the process executor cannot give its child processes the worker's "
+                "ssl_context: jobs there cannot open batches or report progress over TLS "
+                "with a custom context (use the thread or asyncio executor, or a tcp+tls:// "
+                "URL with the default certificate checks)"
+            )
+
+        return ThreadClients(refuse)
+    return ThreadClients(lambda: Client(**args))
+
+
+def child_main(
+    ref: str,
+    conn: Pipe,
+    wid: str,
+    lifeline: Pipe,
+    client_args: dict[str, Any] | None = None,
+) -> None:
+    """The child process: run the jobs that arrive on ``conn`` until it closes.
+
+    ``client_args`` (the worker's URL, password, timeouts) let its jobs reach the server
+    (:meth:`werk.JobContext.client`)."""
     # The parent handles every signal; a Ctrl-C in the terminal reaches the whole process
     # group, and TSTP would freeze the child. The parent ends children with SIGTERM/SIGKILL.
     for name in ("SIGINT", "SIGTSTP", "SIGTTIN"):
@@ -141,11 +179,27 @@ def child_main(ref: str, conn: Pipe, wid: str, lifeline: Pipe) -> None:
     jobs = load_app(ref).jobs  # resolved once; each job is one dict lookup
     no_hooks = Hooks()  # the parent calls the middleware around each job
     channel = Channel(conn)
+    clients = job_clients(client_args)
+    channel.send(READY)  # the parent waits for this: no job waits on a cold child
+    try:
+        _serve(channel, jobs, no_hooks, wid, None if clients is None else clients.get)
+    finally:
+        if clients is not None:
+            clients.close()
+
+
+def _serve(
+    channel: Channel,
+    jobs: dict[str, Any],
+    no_hooks: Hooks,
+    wid: str,
+    connect: Callable[[], Client] | None,
+) -> None:
+    # One job at a time, until the parent closes the pipe.
     send = channel.send
+    loop: asyncio.AbstractEventLoop | None = None
     loads = pickle.loads
     from_dict = Job.from_dict
-    send(READY)  # the parent waits for this: no job waits on a cold child
-    loop: asyncio.AbstractEventLoop | None = None
     while True:
         try:
             frame = channel.recv()
@@ -153,7 +207,8 @@ def child_main(ref: str, conn: Pipe, wid: str, lifeline: Pipe) -> None:
             return
         payload, timeout, deadline = loads(memoryview(frame)[1:])
         job = from_dict(payload)
-        run = JobRun(job, jobs, no_hooks, JobContext(job, wid, None, timeout, deadline))
+        ctx = JobContext(job, wid, None, timeout, deadline, connect)
+        run = JobRun(job, jobs, no_hooks, ctx)
         fn = run.fn
         if fn is not None:
             with run:

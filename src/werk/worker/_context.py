@@ -11,13 +11,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Final
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, Final
 
-from werk._errors import JobTimeout
+from werk._errors import ConfigurationError, JobTimeout, NotInBatchError
 from werk._job import Failure, Job
+
+if TYPE_CHECKING:
+    from werk.client import Batch, Client
 
 __all__ = ["TIMEOUT_FIELD", "JobContext", "current_job", "job_timeout"]
 
@@ -70,6 +74,9 @@ class JobContext:
     _shutdown: threading.Event | None = field(default=None, repr=False)
     timeout: float | None = None
     deadline: float | None = None
+    connect: Callable[[], Client] | None = field(default=None, repr=False)
+    """How the job's code reaches the server (batches, tracking): the worker's connection
+    for the running thread; ``None`` where there is none."""
 
     @property
     def jid(self) -> str:
@@ -115,6 +122,146 @@ class JobContext:
     def expired(self) -> bool:
         """True once the job has run past its timeout (never without one)."""
         return self.deadline is not None and time.monotonic() >= self.deadline
+
+    # -- Faktory Enterprise: batches and tracking -------------------------------------------
+
+    @property
+    def bid(self) -> str | None:
+        """The job's batch: its ``custom.bid`` when it is a member, the ``custom._bid`` of
+        the batch whose callback it is, else ``None``."""
+        custom = self.job.custom
+        if not custom:
+            return None
+        bid = custom.get("bid") or custom.get("_bid")
+        return bid if isinstance(bid, str) and bid else None
+
+    @property
+    def parent_bid(self) -> str | None:
+        """For a callback of a child batch, the parent batch's bid (``custom._pbid``)."""
+        custom = self.job.custom
+        pbid = custom.get("_pbid") if custom else None
+        return pbid if isinstance(pbid, str) and pbid else None
+
+    @property
+    def callback(self) -> str | None:
+        """``"complete"`` or ``"success"`` when the job is a batch callback, else ``None``."""
+        custom = self.job.custom
+        kind = custom.get("_cb") if custom else None
+        return kind if isinstance(kind, str) and kind else None
+
+    @property
+    def tracked(self) -> bool:
+        """True when the job was pushed with ``custom.track`` (a non-zero number or true)."""
+        custom = self.job.custom
+        value = custom.get("track") if custom else None
+        return value is True or (
+            isinstance(value, (int, float)) and not isinstance(value, bool) and value != 0
+        )
+
+    def client(self) -> Client:
+        """The connection the job's code should use to talk to the server: the worker's
+        own, one per thread (in the process executor, the child process's own).
+
+        Raises :class:`~werk.ConfigurationError` where the job runs without a worker.
+
+        Example::
+
+            werk.current_job().client().queue_pause("exports")
+        """
+        if self.connect is None:
+            raise ConfigurationError(
+                "this job context has no connection to the server (it is not run by a worker)"
+            )
+        return self.connect()
+
+    def _own_bid(self, what: str) -> str:
+        bid = self.bid
+        if bid is None:
+            raise NotInBatchError(
+                f"{what}: job {self.jid} ({self.jobtype}) is not in a batch "
+                "(no custom.bid or custom._bid)"
+            )
+        return bid
+
+    def reopen_batch(self, bid: str | None = None) -> Batch:
+        """The job's batch (or batch ``bid``, e.g. :attr:`parent_bid` in a child's callback),
+        reopened to add members: ``with`` sends BATCH OPEN, a clean exit commits it again.
+
+        While the reopened batch is open its callbacks cannot fire: this job is one of its
+        pending members (a callback is not, so reopen from a callback before it returns).
+        Raises :class:`~werk.NotInBatchError` when the job has no batch and ``bid`` is None.
+
+        Example::
+
+            @app.job
+            def crawl(url: str) -> None:
+                with werk.current_job().reopen_batch() as batch:
+                    for link in links(url):
+                        crawl.push(link)           # joins the same batch
+        """
+        return self.client().reopen_batch(bid or self._own_bid("reopen_batch()"))
+
+    def child_batch(
+        self,
+        *,
+        description: str | None = None,
+        success: Any = None,
+        complete: Any = None,
+    ) -> Batch:
+        """A new batch whose parent is the job's batch (see :meth:`werk.Client.batch`):
+        the parent's callbacks wait for the child's.
+
+        Raises :class:`~werk.NotInBatchError` when the job has no batch.
+
+        Example::
+
+            @app.job
+            def import_user(user_id: int) -> None:
+                with werk.current_job().child_batch(success=werk.Job("UserImported")) as b:
+                    for photo in photos(user_id):
+                        b.push("ImportPhoto", photo)
+        """
+        return self.client().batch(
+            description=description,
+            success=success,
+            complete=complete,
+            parent_bid=self._own_bid("child_batch()"),
+        )
+
+    def track(
+        self,
+        percent: int | None,
+        desc: str | None = None,
+        *,
+        reserve_until: datetime | timedelta | str | None = None,
+    ) -> None:
+        """Report the job's progress (TRACK SET): ``percent`` from 0 to 100 and a short
+        ``desc``; ``reserve_until`` (an aware datetime, a timedelta from now, or an RFC3339
+        string) extends the job's reservation so a long job is not handed out again.
+
+        For a job that is not tracked (pushed without ``custom={"track": 1}``) the progress
+        is not sent (a debug log says so); a ``reserve_until`` is still sent, alone, since
+        extending a reservation concerns every long job.
+
+        Example::
+
+            @app.job(custom={"track": 1})
+            def export(day: str) -> None:
+                for n, part in enumerate(parts, 1):
+                    upload(part)
+                    werk.current_job().track(100 * n // len(parts), f"part {n}",
+                                             reserve_until=timedelta(minutes=30))
+        """
+        if isinstance(reserve_until, timedelta):
+            reserve_until = datetime.now(timezone.utc) + reserve_until
+        if not self.tracked:
+            log.debug("job %s is not tracked (no custom.track): progress not sent", self.jid)
+            if reserve_until is None:
+                return
+            percent = desc = None
+        self.client().track_set(
+            self.jid, percent=percent, description=desc, reserve_until=reserve_until
+        )
 
     def check_deadline(self) -> None:
         """Raise :class:`~werk.JobTimeout` if the job has run past its timeout.

@@ -16,7 +16,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from werk._job import Job
 from werk._protocol import command_lines
@@ -24,6 +25,9 @@ from werk.client._failure import fail_request
 from werk.worker._context import JobContext, job_timeout, timeout_message
 from werk.worker._middleware import Hooks
 from werk.worker._run import JobRun, backtrace_limit
+
+if TYPE_CHECKING:
+    from werk.client import Client
 
 __all__ = ["Ledger"]
 
@@ -73,12 +77,14 @@ class Ledger:
         self._wid = wid
         self._stopping = stopping
         self._lock = threading.Lock()
+        self.connect: Callable[[], Client] | None = None
+        """What each job's context uses to reach the server (set by the worker)."""
 
     def begin(self, payload: dict[str, Any]) -> JobRun:
         """Take on a fetched job: its run, registered as in flight (an unknown job type's
         run has its error already)."""
         job = Job.from_dict(payload)
-        ctx = JobContext(job, self._wid, self._stopping)
+        ctx = JobContext(job, self._wid, self._stopping, connect=self.connect)
         run = JobRun(job, self._jobs, self._hooks, ctx, payload)
         timeout = job_timeout(job.custom, self.job_timeout)
         if timeout is not None:

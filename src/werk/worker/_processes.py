@@ -70,7 +70,9 @@ def app_reference(app: App) -> str:
 
 
 class _Child:
-    def __init__(self, ctx: Any, ref: str, wid: str, slot: int) -> None:
+    def __init__(
+        self, ctx: Any, ref: str, wid: str, slot: int, client_args: dict[str, Any] | None
+    ) -> None:
         parent, child = ctx.Pipe(duplex=True)
         self.conn: Pipe = parent
         self.channel = Channel(parent)
@@ -79,7 +81,7 @@ class _Child:
         lifeline, self._lifeline = ctx.Pipe(duplex=False)
         self.proc: SpawnProcess = ctx.Process(
             target=child_main,
-            args=(ref, child, wid, lifeline),
+            args=(ref, child, wid, lifeline, client_args),
             name=f"werk-child-{slot}",
             daemon=True,
         )
@@ -150,20 +152,33 @@ class ProcessSlots(ThreadSlots):
     """Thread slots whose handlers run in per-slot child processes.
 
     ``ref`` is where the children import the app from (see :func:`app_reference`),
-    ``wid`` goes into each job's context there, ``default_backtrace`` is the app's.
+    ``wid`` goes into each job's context there, ``default_backtrace`` is the app's, and
+    ``client_args`` are how a child connects for its jobs' batches and tracking (see
+    :func:`~werk.worker._child.child_main`).
     """
 
-    def __init__(self, host: SlotHost, ref: str, wid: str, default_backtrace: int) -> None:
+    def __init__(
+        self,
+        host: SlotHost,
+        ref: str,
+        wid: str,
+        default_backtrace: int,
+        client_args: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(host)
         self._ref = ref
         self._wid = wid
+        self._client_args = client_args
         self._default_backtrace = default_backtrace
         self._ctx = multiprocessing.get_context("spawn")
         self._children: list[_Child | None] = [None] * host.concurrency
 
     def start(self) -> None:
         """Start every child (in parallel), then the slots."""
-        children = [_Child(self._ctx, self._ref, self._wid, i) for i in range(len(self._children))]
+        children = [
+            _Child(self._ctx, self._ref, self._wid, i, self._client_args)
+            for i in range(len(self._children))
+        ]
         for i, child in enumerate(children):  # they start in parallel
             child.wait_ready()
             self._children[i] = child
@@ -171,7 +186,7 @@ class ProcessSlots(ThreadSlots):
         super().start()
 
     def _spawn(self, slot: int) -> _Child:
-        child = _Child(self._ctx, self._ref, self._wid, slot)
+        child = _Child(self._ctx, self._ref, self._wid, slot, self._client_args)
         child.wait_ready()
         self._children[slot] = child
         return child

@@ -35,11 +35,11 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from werk._errors import ConfigurationError
 from werk._protocol.resp import ErrorReply
-from werk.client import DEFAULT_TIMEOUT, BeatState, Client, ClientSettings
+from werk.client import DEFAULT_TIMEOUT, BeatState, Client, ClientSettings, resolve_url
 from werk.worker._app import App
 from werk.worker._backoff import Backoff, Deadline
 from werk.worker._clients import ThreadClients
@@ -173,6 +173,18 @@ class Worker:
             timeout_grace=self.timeout_grace,
         )
         self._clients = ThreadClients(self._crew.new_client)
+        # Job code (batches, tracking) talks on the worker's connection of its thread; a
+        # child process of the process executor makes its own from these arguments (an
+        # SSLContext cannot cross processes: then the child refuses, see werk.worker._child).
+        self._crew.ledger.connect = self._clients.get
+        self._child_client_args: dict[str, Any] = {
+            "url": resolve_url(url),
+            "password": settings.endpoint.password,
+            "timeout": settings.timeout,
+            "connect_timeout": settings.connect_timeout,
+            "hostname": settings.hostname,
+            "custom_tls": ssl_context is not None,
+        }
         self._heartbeat: Heartbeat | None = None
         self._executor: Executor | None = None
         self._state: State = "running"
@@ -312,7 +324,9 @@ class Worker:
             from werk.worker._processes import ProcessSlots, app_reference
 
             ref = app_reference(self.app)
-            return ProcessSlots(crew, ref, self.wid, self.app.default_backtrace)
+            return ProcessSlots(
+                crew, ref, self.wid, self.app.default_backtrace, self._child_client_args
+            )
         from werk.worker._threads import ThreadSlots
 
         return ThreadSlots(crew)
