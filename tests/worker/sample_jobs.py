@@ -67,3 +67,17 @@ def gated(directory: str, name: str) -> None:
     while not go.exists() and time.monotonic() < deadline:
         time.sleep(0.01)
     _mark(directory, f"{name}.end")
+
+
+@app.job
+def fan_out(directory: str, count: int) -> None:
+    """In a batch member: report progress, then open a child batch of ``count`` ``record``
+    jobs whose success callback records ``child-done`` (all through the job's context)."""
+    ctx = werk.current_job()
+    ctx.track(10, "opening a child batch")
+    done = werk.Job("record", [directory, "child-done"])
+    with ctx.child_batch(description="fan-out", success=done) as batch:
+        for n in range(count):
+            batch.push("record", directory, f"member-{n}")
+    ctx.track(100, "child batch committed")
+    _mark(directory, "fan-out", f"{batch.bid} {ctx.bid}")
