@@ -100,8 +100,14 @@ def test_reopen_adds_members(manual_server: EmbeddedServer) -> None:
         bid = batch.bid or ""
         with client.reopen_batch(bid) as again:
             again.push("A", 2)
-        assert client.batch_status(bid).total == 2
-        for job in fetch_all(client, 2):
+            with pytest.raises(werk.ConfigurationError, match="already running"), again:
+                pass
+        with batch:  # the same object again: reopened, not a new batch
+            assert batch.bid == bid and not batch.committed
+            batch.push("A", 3)
+        assert batch.committed
+        assert client.batch_status(bid).total == 3
+        for job in fetch_all(client, 3):
             assert job.custom == {"bid": bid}
             client.ack(job)
         assert client.batch_status(bid).complete_state is CallbackState.ENQUEUED

@@ -237,3 +237,19 @@ def test_jobs_in_child_processes_open_batches_and_track(
     assert child.success_state is CallbackState.SUCCEEDED
     assert (tmp_path / "child-done").exists()
     assert sorted(p.name for p in tmp_path.glob("member-*")) == ["member-0", "member-1", "member-2"]
+
+
+def test_a_child_process_refuses_a_custom_tls_context_clearly(server: EmbeddedServer) -> None:
+    # An SSLContext cannot cross to a child process: rather than connect with other TLS
+    # settings, the child's job code gets a clear error.
+    from werk.worker._child import job_clients
+
+    refused = job_clients({"url": server.url, "custom_tls": True})
+    assert refused is not None
+    with pytest.raises(werk.ConfigurationError, match="ssl_context"):
+        refused.get()
+    plain = job_clients({"url": server.url, "custom_tls": False})
+    assert plain is not None
+    assert "faktory" in plain.get().info()
+    plain.close()
+    assert job_clients(None) is None

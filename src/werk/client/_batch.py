@@ -23,7 +23,7 @@ from contextvars import ContextVar, Token
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from werk._errors import JobValidationError
+from werk._errors import ConfigurationError, JobValidationError
 from werk._job import Job, When
 
 if TYPE_CHECKING:
@@ -115,12 +115,19 @@ class _Batch:
         self.complete = _callback("complete", complete)
         self.parent_bid = parent_bid
         self.committed = False
-        """True once this block's ``BATCH COMMIT`` was answered."""
-        self._reopen = bid is not None
+        """True once the last block's ``BATCH COMMIT`` was answered."""
         self._token: Token[str | None] | None = None
 
     def __repr__(self) -> str:
         return f"<werk.{type(self).__name__} {self.bid or '(not created)'}>"
+
+    def _entering(self) -> str | None:
+        # The bid to reopen (None: create the batch); entering the object again after its
+        # block ended reopens the same batch.
+        if self._token is not None:
+            raise ConfigurationError(f"the block of batch {self.bid} is already running")
+        self.committed = False
+        return self.bid
 
     def _started(self, bid: str) -> None:
         self.bid = bid
@@ -157,7 +164,8 @@ class Batch(_Batch):
     If the block raises, the batch is **not** committed and the exception propagates: the
     batch stays open, its callbacks never fire, the members already pushed still run, and
     the server deletes it 30 minutes after it was created (unless it is reopened and
-    committed before then; a reopened batch that raises stays as it was).
+    committed before then; a reopened batch that raises stays as it was). Entering the same
+    object again after its block ended reopens the batch (BATCH OPEN ... COMMIT).
 
     Example::
 
@@ -173,8 +181,9 @@ class Batch(_Batch):
         self.client = client
 
     def __enter__(self) -> Batch:
-        if self._reopen:
-            bid = self.client.batch_open(self._check())
+        bid = self._entering()
+        if bid is not None:
+            bid = self.client.batch_open(bid)
         else:
             bid = self.client.batch_new(
                 success=self.success,
@@ -301,8 +310,9 @@ class AsyncBatch(_Batch):
         self.client = client
 
     async def __aenter__(self) -> AsyncBatch:
-        if self._reopen:
-            bid = await self.client.batch_open(self._check())
+        bid = self._entering()
+        if bid is not None:
+            bid = await self.client.batch_open(bid)
         else:
             bid = await self.client.batch_new(
                 success=self.success,

@@ -71,7 +71,12 @@ def app_reference(app: App) -> str:
 
 class _Child:
     def __init__(
-        self, ctx: Any, ref: str, wid: str, slot: int, client_args: dict[str, Any] | None
+        self,
+        ctx: Any,
+        ref: str,
+        wid: str,
+        slot: int,
+        client_args: dict[str, Any] | None = None,
     ) -> None:
         parent, child = ctx.Pipe(duplex=True)
         self.conn: Pipe = parent
