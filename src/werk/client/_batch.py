@@ -16,7 +16,6 @@ object there).
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections.abc import Iterable, Mapping
 from contextvars import ContextVar, Token
@@ -36,6 +35,7 @@ __all__ = ["AsyncBatch", "Batch", "current_bid", "joined"]
 log = logging.getLogger("werk.client")
 
 _CURRENT: ContextVar[str | None] = ContextVar("werk_current_batch", default=None)
+_JOB_FIELDS = Job.__slots__
 
 
 def current_bid() -> str | None:
@@ -65,14 +65,16 @@ def _callback(name: str, value: Any) -> Job | None:
 
 
 def _custom_with(custom: Mapping[str, Any] | None, bid: str) -> dict[str, Any]:
-    if custom is not None and not isinstance(custom, Mapping):
+    if not custom:
+        return {"bid": bid}
+    if not isinstance(custom, Mapping):
         raise JobValidationError("custom", f"must be a mapping, got {type(custom).__name__}")
-    given = custom.get("bid") if custom else None
+    given = custom.get("bid")
     if given is not None and given != bid:
         raise JobValidationError(
             "custom", f"names batch {given!r}, but it is pushed into batch {bid!r}"
         )
-    return {**(custom or {}), "bid": bid}
+    return {**custom, "bid": bid}
 
 
 def joined(job: Job, bid: str) -> Job:
@@ -83,7 +85,9 @@ def joined(job: Job, bid: str) -> Job:
         >>> joined(Job("Resize", jid="0123456789abcdef"), "b-1").custom
         {'bid': 'b-1'}
     """
-    member = copy.copy(job)
+    member = Job.__new__(Job)
+    for name in _JOB_FIELDS:  # a plain copy: copy.copy() costs several times more
+        setattr(member, name, getattr(job, name))
     member.custom = _custom_with(job.custom, bid)
     return member
 
