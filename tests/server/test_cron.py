@@ -188,6 +188,31 @@ def test_reload_keeps_unchanged_entries_and_starts_new_ones_at_their_next_tick(
             r"^conf.d/cron.toml:5: cron.job.custom must be a table",
         ),
         (
+            '[[cron]]\nschedule = "@daily"\n[cron.job]\ntype = "T"\n'
+            "[cron.job.custom]\nunique_for = 0\n",
+            r"^conf.d/cron.toml:6: cron.job.custom: invalid unique_for",
+        ),
+        (
+            '[[cron]]\nschedule = "@daily"\n[cron.job]\ntype = "T"\n'
+            '[cron.job.custom]\nunique_for = 60\nunique_until = "end"\n',
+            r"^conf.d/cron.toml:7: cron.job.custom: invalid unique_until",
+        ),
+        (
+            '[[cron]]\nschedule = "@daily"\n[cron.job]\ntype = "T"\n'
+            '[cron.job.custom]\nexpires_in = "1h"\n',
+            r"^conf.d/cron.toml:6: cron.job.custom: invalid expires_in",
+        ),
+        (
+            '[[cron]]\nschedule = "@daily"\n[cron.job]\ntype = "T"\n'
+            '[cron.job.custom]\nexpires_at = "tomorrow"\n',
+            r"^conf.d/cron.toml:6: cron.job.custom: invalid timestamp for 'expires_at'",
+        ),
+        (
+            '[[cron]]\nschedule = "@daily"\n[cron.job]\ntype = "T"\n'
+            '[cron.job.custom]\nbid = "b-1"\n',
+            r"^conf.d/cron.toml:6: cron.job.custom.bid is not allowed in a cron entry",
+        ),
+        (
             '[[cron]]\nschedule = 5\n[cron.job]\ntype = "T"\n',
             r"^conf.d/cron.toml:2: cron.schedule must be a string, not 5",
         ),

@@ -26,6 +26,7 @@ import copy
 import hashlib
 import json
 import logging
+import math
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,9 +35,11 @@ from typing import Any
 from werk._job import QUEUE_NAME_RE
 from werk._protocol.timefmt import epoch_to_string
 from werk.server._confd import Config, Section
+from werk.server._expiring import BAD_EXPIRES_IN, bad_expires_at
 from werk.server._extension import Extension, MetricSample, Records
 from werk.server._payload import Payload
 from werk.server._schedule import Schedule, ScheduleError
+from werk.server._unique import BAD_UNIQUE_FOR, BAD_UNIQUE_UNTIL, unique_for
 
 __all__ = ["HISTORY", "SPACE", "Cron", "CronEntry", "read_entries"]
 
@@ -136,13 +139,41 @@ def _check_entry(entry: Section) -> tuple[Schedule, dict[str, Any]]:
         raise job.error(
             f"cron.job.reserve_for must be at most {MAX_RESERVE} (a day)", "reserve_for"
         )
-    job.table("custom")
+    custom = job.table("custom")
+    if custom is not None:
+        _check_custom(custom)
     for key in ("args", "custom"):
         try:
             json.dumps(job.get(key), allow_nan=False)
         except (TypeError, ValueError):
             raise job.error(f"cron.job.{key} holds a value JSON cannot carry", key) from None
     return schedule, dict(job)
+
+
+def _check_custom(custom: Section) -> None:
+    # The options the PUSH pipeline would refuse at every tick are refused here, with the
+    # file and line, so that a typo never turns into a silent run of skipped ticks.
+    data = dict(custom)
+    until = data.get("unique_until")
+    if until is not None and until not in ("success", "start"):
+        raise custom.error(f"cron.job.custom: {BAD_UNIQUE_UNTIL}", "unique_until")
+    if isinstance(unique_for(data), str):
+        raise custom.error(f"cron.job.custom: {BAD_UNIQUE_FOR}", "unique_for")
+    if "expires_at" in data:
+        error = bad_expires_at(data["expires_at"])
+        if error is not None:
+            raise custom.error(f"cron.job.custom: {error}", "expires_at")
+    expires_in = data.get("expires_in")
+    if expires_in is not None and (
+        isinstance(expires_in, bool)
+        or not isinstance(expires_in, int | float)
+        or not expires_in > 0
+        or not math.isfinite(expires_in)
+    ):
+        raise custom.error(f"cron.job.custom: {BAD_EXPIRES_IN}", "expires_in")
+    for key in ("bid", "_bid", "_cb"):
+        if key in data:  # a batch's members and callbacks are pushed by their batch
+            raise custom.error(f"cron.job.custom.{key} is not allowed in a cron entry", key)
 
 
 @dataclass
