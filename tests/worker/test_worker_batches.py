@@ -253,3 +253,49 @@ def test_a_child_process_refuses_a_custom_tls_context_clearly(server: EmbeddedSe
     assert "faktory" in plain.get().info()
     plain.close()
     assert job_clients(None) is None
+
+
+@pytest.mark.parametrize("executor", ["thread", "asyncio"])
+def test_async_jobs_use_the_awaitable_forms(server: EmbeddedServer, executor: str) -> None:
+    app = werk.App(server.url)
+    log = Log()
+
+    @app.job
+    async def leaf(name: str) -> None:
+        log.add("leaf", (name, werk.current_job().bid))
+
+    @app.job(custom={"track": 1})
+    async def parent_step() -> None:
+        ctx = werk.current_job()
+        await ctx.atrack(30, "opening")
+        async with ctx.achild_batch(success=done.to_job("child")) as child:
+            await child.push("leaf", "in-child")
+            await child.push_bulk(leaf.to_job(f"bulk-{n}") for n in range(2))
+        async with ctx.areopen_batch() as again:
+            assert again.bid == ctx.bid
+            leaf.push("added")  # a typed push joins the reopened batch
+        await ctx.atrack(100, "done")
+        log.add("parent_step", child.bid)
+
+    @app.job
+    async def done(which: str) -> None:
+        log.add(f"done-{which}", werk.current_job().bid)
+
+    with werk.Client(server.url) as client:
+        with client.batch(success=done.to_job("parent")) as batch:
+            jid = parent_step.push()
+        with running(werk.Worker(app, concurrency=2, executor=executor), server):
+            wait_until(lambda: log.count("done-parent") == 1, what="the parent's callback")
+        track = client.track_get(jid)
+    app.close()
+    events = dict(log.events)
+    child_bid = events["parent_step"]
+    leaves = sorted(value for name, value in log.events if name == "leaf")  # type: ignore[type-var]
+    assert leaves == [
+        ("added", batch.bid),
+        ("bulk-0", child_bid),
+        ("bulk-1", child_bid),
+        ("in-child", child_bid),
+    ]
+    assert events["done-child"] == child_bid and events["done-parent"] == batch.bid
+    assert (track.percent, track.desc) == (100, "done")

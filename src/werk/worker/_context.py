@@ -8,6 +8,7 @@ process the job runs on (:class:`~werk.worker._run.JobRun` sets it around each r
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -19,6 +20,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 from werk._errors import ConfigurationError, JobTimeout, NotInBatchError
 from werk._job import Failure, Job
+from werk.client import AsyncBatch
+from werk.worker._offload import OffloadedClient
 
 if TYPE_CHECKING:
     from werk.client import Batch, Client
@@ -227,6 +230,66 @@ class JobContext:
             complete=complete,
             parent_bid=self._own_bid("child_batch()"),
         )
+
+    def areopen_batch(self, bid: str | None = None) -> AsyncBatch:
+        """For ``async def`` jobs: :meth:`reopen_batch` as an :class:`~werk.AsyncBatch`
+        (``async with``, ``await batch.push(...)``); the round trips run on a thread, so the
+        event loop never waits on the network.
+
+        Example::
+
+            @app.job
+            async def crawl(url: str) -> None:
+                async with werk.current_job().areopen_batch() as batch:
+                    await batch.push("Crawl", next_url)
+        """
+        target = bid or self._own_bid("areopen_batch()")
+        return AsyncBatch(self._offloaded(), bid=target)  # type: ignore[arg-type]
+
+    def achild_batch(
+        self,
+        *,
+        description: str | None = None,
+        success: Any = None,
+        complete: Any = None,
+    ) -> AsyncBatch:
+        """For ``async def`` jobs: :meth:`child_batch` as an :class:`~werk.AsyncBatch`
+        (see :meth:`areopen_batch`).
+
+        Example::
+
+            async with werk.current_job().achild_batch(success=werk.Job("Done")) as batch:
+                await batch.push("Step", 1)
+        """
+        return AsyncBatch(
+            self._offloaded(),  # type: ignore[arg-type] # the commands AsyncBatch sends
+            description=description,
+            success=success,
+            complete=complete,
+            parent_bid=self._own_bid("achild_batch()"),
+        )
+
+    async def atrack(
+        self,
+        percent: int | None,
+        desc: str | None = None,
+        *,
+        reserve_until: datetime | timedelta | str | None = None,
+    ) -> None:
+        """For ``async def`` jobs: :meth:`track`, its round trip on a thread.
+
+        Example::
+
+            await werk.current_job().atrack(50, "halfway")
+        """
+        if not self.tracked and reserve_until is None:
+            log.debug("job %s is not tracked (no custom.track): progress not sent", self.jid)
+            return
+        await asyncio.to_thread(self.track, percent, desc, reserve_until=reserve_until)
+
+    def _offloaded(self) -> OffloadedClient:
+        self.client()  # fail here, in the caller, when there is no connection
+        return OffloadedClient(self.client)
 
     def track(
         self,
