@@ -65,11 +65,20 @@ class JobContext:
     the deadline whatever the handler does; a sync handler on a thread cannot be stopped
     from outside, so it should check now and then.)
 
+    Batches and tracking (Faktory Enterprise, and werk's server): :attr:`bid` is the job's
+    batch, :meth:`reopen_batch` and :meth:`child_batch` add work to it, :meth:`track`
+    reports progress (``areopen_batch``, ``achild_batch`` and ``atrack`` in ``async def``
+    jobs); they talk on the worker's connection (:meth:`client`).
+
     Example::
 
         ctx = werk.current_job()
         if ctx.failure is not None:
             print("last time:", ctx.failure.errtype, ctx.failure.message)
+        if ctx.bid is not None:
+            with ctx.child_batch(success=werk.Job("StepDone")) as step:
+                step.push("Step", 1)
+        ctx.track(100, "done")
     """
 
     job: Job
