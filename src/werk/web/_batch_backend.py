@@ -1,0 +1,166 @@
+"""Batches and tracked jobs for the web UI, read from werk's server (the ``Batches`` and
+``Tracking`` extensions' read API); :class:`~werk.web._server_backend.ServerBackend`
+delegates to these functions.
+
+A server without one of the extensions has nothing to show: every function answers empty.
+Member jids are not kept by the server, so a batch's page lists its counters, children,
+callbacks and the members that failed and have not succeeded since; looking those up in
+Retries, Dead and Busy is one pass over the sets, a chunk per event-loop turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterable, Sequence
+from itertools import islice
+
+from werk.server._batch import BatchInfo
+from werk.server._batches import Batches
+from werk.server._features import batches_of, tracking_of
+from werk.server._manager import Manager
+from werk.web._backend import (
+    BatchCallback,
+    BatchDetail,
+    BatchFilter,
+    BatchSummary,
+    Track,
+)
+
+__all__ = ["batch_detail", "batch_window", "features", "tracks"]
+
+CHUNK = 20_000
+"""Batches or set entries looked at per event-loop turn."""
+
+
+def features(manager: Manager) -> frozenset[str]:
+    """``batches`` and ``tracking``, when the server runs those extensions."""
+    found = []
+    if batches_of(manager) is not None:
+        found.append("batches")
+    if tracking_of(manager) is not None:
+        found.append("tracking")
+    return frozenset(found)
+
+
+def _summary(info: BatchInfo) -> BatchSummary:
+    return BatchSummary(
+        bid=info.bid,
+        parent_bid=info.parent_bid,
+        description=info.description,
+        created_at=info.created_at,
+        committed=info.committed,
+        total=info.total,
+        pending=info.pending,
+        failed=info.failed,
+        complete_st=info.complete_st,
+        success_st=info.success_st,
+        has_complete=info.has_complete,
+        has_success=info.has_success,
+        children=info.children,
+    )
+
+
+def _chosen(summary: BatchSummary, which: BatchFilter) -> bool:
+    if which == "running":  # not every member succeeded yet (failed ones may retry)
+        return summary.status != "succeeded"
+    if which == "failed":
+        return summary.failed > 0
+    if which == "succeeded":
+        return summary.status == "succeeded"
+    return True
+
+
+async def batch_window(
+    manager: Manager, offset: int, count: int, which: BatchFilter
+) -> tuple[int, list[BatchSummary]]:
+    """Batches newest first, ``count`` from ``offset`` among those ``which`` chooses."""
+    ext = batches_of(manager)
+    if ext is None:
+        return 0, []
+    if which == "all":
+        return ext.count(), [_summary(i) for i in ext.list_batches(offset, count)]
+    # A filter has to look at every batch to count them; a chunk per loop turn.
+    total, window = 0, []
+    bids = list(reversed(ext.batches))
+    for start in range(0, len(bids), CHUNK):
+        if start:
+            await asyncio.sleep(0)
+        for bid in islice(bids, start, start + CHUNK):
+            info = ext.get_batch(bid)
+            if info is None:  # deleted while we waited
+                continue
+            summary = _summary(info)
+            if _chosen(summary, which):
+                if offset <= total < offset + count:
+                    window.append(summary)
+                total += 1
+    return total, window
+
+
+def _callbacks(ext: Batches, info: BatchInfo) -> tuple[BatchCallback, ...]:
+    b = ext.batches.get(info.bid)
+    if b is None:
+        return ()
+    summary = _summary(info)
+    out = []
+    for kind, raw in (("complete", b.complete), ("success", b.success)):
+        if raw is None:
+            continue
+        job = json.loads(raw)
+        out.append(
+            BatchCallback(
+                kind=kind,
+                jid=str(job.get("jid", "")),
+                jobtype=str(job.get("jobtype", "")),
+                queue=str(job.get("queue") or "default"),
+                state=summary.callback_state(kind),
+            )
+        )
+    return tuple(out)
+
+
+async def _where(manager: Manager, jids: Iterable[str]) -> dict[str, str]:
+    """Where each jid is now: ``busy``, ``retries`` or ``dead`` (absent: none of them)."""
+    wanted = set(jids)
+    found = {jid: "busy" for jid in wanted if jid in manager.reservations}
+    wanted -= found.keys()
+    for name, entries in (("retries", manager.retries.entries), ("dead", manager.dead.entries)):
+        snapshot = list(entries.values())
+        for start in range(0, len(snapshot), CHUNK):
+            if not wanted:
+                return found
+            await asyncio.sleep(0)
+            for entry in islice(snapshot, start, start + CHUNK):
+                if entry.jid in wanted:
+                    found[entry.jid] = name
+                    wanted.discard(entry.jid)
+    return found
+
+
+async def batch_detail(manager: Manager, bid: str, failed_limit: int) -> BatchDetail | None:
+    """One batch's page (see :class:`~werk.web._backend.BatchDetail`)."""
+    ext = batches_of(manager)
+    info = None if ext is None else ext.get_batch(bid)
+    if ext is None or info is None:
+        return None
+    children = [ext.get_batch(child) for child in ext.children(bid)]
+    failed = ext.failed_members(bid)[:failed_limit]
+    where = await _where(manager, failed)
+    return BatchDetail(
+        batch=_summary(info),
+        children=tuple(_summary(c) for c in children if c is not None),
+        callbacks=_callbacks(ext, info),
+        failed_jids=tuple((jid, where.get(jid, "")) for jid in failed),
+    )
+
+
+def tracks(manager: Manager, jids: Sequence[str]) -> dict[str, Track]:
+    """The tracking records of those ``jids`` that have one."""
+    ext = tracking_of(manager)
+    if ext is None:
+        return {}
+    return {
+        jid: Track(t.jid, t.state, t.percent, t.desc, t.updated_at)
+        for jid, t in ext.tracks_of(list(jids)).items()
+    }
