@@ -63,7 +63,7 @@ def test_the_list_shows_progress_counts_and_callback_states(web_ui: WebUI) -> No
             "complete": "pending",
             "success": "pending",
         }
-        assert '<progress class="progress" value="2" max="4"' in page.text
+        assert '<progress class="progress" value="50" max="100"' in page.text
         assert '<a href="/batches" class="tab active" aria-current="page">' in page.text
         # The last member fails: every member ran once, so complete fires.
         _work(c, "imp", "fail")
@@ -144,6 +144,9 @@ def test_filters_and_paging(web_ui: WebUI) -> None:
     assert {m for m in re.findall(r'<tr data-bid="([^"]+)"', running.text)} == set(bids[:3])
     succeeded = web_ui.request("/batches?state=succeeded&page=2")
     assert succeeded.text.count("<tr data-bid=") == 2  # 27 empty batches, 25 per page
+    # An empty committed batch has succeeded: a full bar.
+    assert _cells(succeeded.text, bids[3])["progress"] == "0 / 0"
+    assert '<progress class="progress" value="100" max="100"' in succeeded.text
     assert 'href="/batches?page=1&amp;state=succeeded"' in succeeded.text
     assert web_ui.request("/batches?state=<bogus>&page=x").status == 200  # all, page 1
 
