@@ -4,16 +4,22 @@ worked with FETCH/ACK/FAIL, and the numbers and states the pages show for them."
 
 from __future__ import annotations
 
+import asyncio
 import html
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from aiohttp import web
 from tests.servers import ServerFactory
 from tests.web.conftest import WebUI, _start, _stop
 
 import werk
+from werk.server import EmbeddedServer
 from werk.server._throttles import Throttles
+from werk.web import WebHandle, create_app
+from werk.web._server_backend import ServerBackend
 
 
 def _cells(text: str, bid: str) -> dict[str, str]:
@@ -239,3 +245,72 @@ def test_without_the_extension_there_is_no_batches_tab(plain_ui: WebUI) -> None:
         page = plain_ui.request(path)
         assert page.status == 404 and "does not run batches" in page.text
     assert 'href="/throttles"' in plain_ui.request("/").text  # other tabs stay
+
+
+class _OlderBackend:
+    """A backend written before batches and tracking: the methods the pages had then."""
+
+    KNOWN = frozenset(
+        [
+            "now",
+            "stats",
+            "queues",
+            "queue_jobs",
+            "set_entries",
+            "set_entry",
+            "mutate",
+            "pause_queues",
+            "resume_queues",
+            "remove_queues",
+            "delete_queue_jobs",
+            "workers",
+            "reservations",
+            "signal_workers",
+            "history",
+            "throttles",
+            "expired_jobs",
+            "unique_lock",
+            "cron_entries",
+            "cron_enqueue",
+        ]
+    )
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in self.KNOWN:
+            raise AttributeError(name)
+        return getattr(self._inner, name)
+
+
+def test_a_backend_without_batches_or_tracking_degrades(faktory_server: EmbeddedServer) -> None:
+    backend = _OlderBackend(ServerBackend(faktory_server))
+
+    async def start() -> WebHandle:
+        runner = web.AppRunner(create_app(backend), handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = next(a[1] for a in runner.addresses if isinstance(a, tuple))
+        return WebHandle("127.0.0.1", int(port), runner)
+
+    loop = faktory_server.server.loop
+    handle = asyncio.run_coroutine_threadsafe(start(), loop).result(30)
+    ui = WebUI(faktory_server, handle)
+    try:
+        with ui.client() as c:
+            bid = c.batch_new(success=werk.Job("Ok"))
+            jid = c.push("Render", 1, queue="t", custom={"track": 1, "bid": bid}, retry=2)
+            assert c.fetch("t") is not None
+            c.track_set(jid, percent=50, description="half")
+            busy = ui.request("/busy")
+            c.fail(jid, "boom")
+        assert busy.status == 200 and jid in busy.text
+        assert 'href="/batches' not in busy.text and "half" not in busy.text
+        assert ui.request("/batches").status == 404
+        job = ui.request(f"/retries/{jid}")
+        assert job.status == 200 and 'data-field="track"' not in job.text
+        assert f"<code>{bid}</code>" in job.text and f'href="/batches/{bid}"' not in job.text
+    finally:
+        asyncio.run_coroutine_threadsafe(handle.close(), loop).result(30)
