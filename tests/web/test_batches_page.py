@@ -18,8 +18,9 @@ from tests.web.conftest import WebUI, _start, _stop
 import werk
 from werk.server import EmbeddedServer
 from werk.server._throttles import Throttles
-from werk.web import WebHandle, create_app
+from werk.web import WebHandle, _batch_backend, create_app
 from werk.web._server_backend import ServerBackend
+from werk.web._views import batches as batches_view
 
 
 def _cells(text: str, bid: str) -> dict[str, str]:
@@ -129,7 +130,8 @@ def test_a_batch_page_shows_status_callbacks_children_and_failed_members(web_ui:
         assert cb is not None and ">enqueued<" in cb.group(1) and "ChildDone" in cb.group(1)
 
 
-def test_filters_and_paging(web_ui: WebUI) -> None:
+def test_filters_and_paging(web_ui: WebUI, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_batch_backend, "CHUNK", 7)  # a filter spans loop turns
     with web_ui.client() as c:
         bids = []
         for i in range(30):
@@ -314,3 +316,37 @@ def test_a_backend_without_batches_or_tracking_degrades(faktory_server: Embedded
         assert f"<code>{bid}</code>" in job.text and f'href="/batches/{bid}"' not in job.text
     finally:
         asyncio.run_coroutine_threadsafe(handle.close(), loop).result(30)
+
+
+def test_failed_members_are_listed_up_to_a_limit_with_where_they_are(
+    web_ui: WebUI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(batches_view, "FAILED_SHOWN", 3)
+    monkeypatch.setattr(_batch_backend, "CHUNK", 2)
+    with web_ui.client() as c:
+        bid = c.batch_new(success=werk.Job("Ok"))
+        for i, (jid, retry) in enumerate(
+            (("member-a", 5), ("member-b", -1), ("member-c", 5), ("member-d", 5))
+        ):
+            c.push("M", i, jid=jid, queue="m", custom={"bid": bid}, retry=retry)
+        for i in range(6):
+            c.push("Other", i, queue="o", retry=5)  # retries the lookup walks past
+        for _ in range(6):
+            _work(c, "o", "fail")
+        for _ in range(4):
+            _work(c, "m", "fail")
+        c.mutate(werk.Mutation.requeue(werk.Target.RETRIES).jids("member-c"))
+        again = c.fetch("m")  # member-c is being retried now
+        assert again is not None and again.jid == "member-c"
+    page = web_ui.request(f"/batches/{bid}")
+    failed = page.text.split('id="failed"')[1]
+    rows = re.findall(r'<tr data-jid="(member-[a-d])">.*?data-col="where">([^<]*)<', failed, re.S)
+    assert rows == [
+        ("member-a", "waiting for a retry"),
+        ("member-b", "dead"),
+        ("member-c", "being retried now"),
+    ]
+    assert "The first 3 of 4." in page.text
+    working = page.text.split('id="working"')[1].split("</table>")[0]
+    assert '<tr data-jid="member-c">' in working
+    assert '<a href="/dead/member-b">' in page.text and '<a href="/retries/member-a">' in page.text

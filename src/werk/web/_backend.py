@@ -35,6 +35,7 @@ __all__ = [
     "UniqueLock",
     "WebBackend",
     "WorkerInfo",
+    "batch_status",
 ]
 
 SetName = Literal["scheduled", "retries", "dead"]
@@ -183,6 +184,22 @@ BATCH_FILTERS: tuple[BatchFilter, ...] = ("all", "running", "failed", "succeeded
 _CALLBACK_STATES = {"": "pending", "1": "enqueued", "2": "succeeded"}
 
 
+def batch_status(committed: bool, pending: int, failed: int) -> str:
+    """``open`` (not committed), ``running``, ``complete`` (every member ran, some failed
+    and wait for a retry or died) or ``succeeded`` (every member succeeded).
+
+    Example::
+
+        >>> batch_status(True, 3, 3)
+        'complete'
+    """
+    if not committed:
+        return "open"
+    if pending == 0:
+        return "succeeded"
+    return "complete" if pending == failed else "running"
+
+
 @dataclass(frozen=True)
 class BatchSummary:
     """A batch as BATCH STATUS tells it, plus what only the server knows (committed, which
@@ -215,13 +232,8 @@ class BatchSummary:
 
     @property
     def status(self) -> str:
-        """``open`` (not committed), ``running``, ``complete`` (every member ran, some
-        failed and wait for a retry or died) or ``succeeded`` (every member succeeded)."""
-        if not self.committed:
-            return "open"
-        if self.pending == 0:
-            return "succeeded"
-        return "complete" if self.pending == self.failed else "running"
+        """:func:`batch_status` of this batch."""
+        return batch_status(self.committed, self.pending, self.failed)
 
     def callback_state(self, kind: str) -> str:
         """``none`` (no such callback), ``pending``, ``enqueued`` or ``succeeded``; ``kind``
