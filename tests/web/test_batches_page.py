@@ -83,6 +83,8 @@ def test_the_list_shows_progress_counts_and_callback_states(web_ui: WebUI) -> No
         )
         done = c.fetch("default")
         assert done is not None and done.jobtype == "ImportDone"
+        busy = web_ui.request("/busy").text.split(f'<tr data-jid="{done.jid}">')[1]
+        assert f'href="/batches/{bid}" title="Callback of batch {bid}">complete callback<' in busy
         c.ack(done.jid)
         row = _cells(web_ui.request("/batches").text, bid)
         assert (row["complete"], row["success"]) == ("succeeded", "pending")
@@ -121,6 +123,8 @@ def test_a_batch_page_shows_status_callbacks_children_and_failed_members(web_ui:
         assert leaf is not None
         child_page = web_ui.request(f"/batches/{child}")
         assert f'<tr data-jid="{leaf.jid}">' in child_page.text
+        busy = web_ui.request("/busy").text.split(f'<tr data-jid="{leaf.jid}">')[1]
+        assert f'href="/batches/{child}" title="Member of batch {child}">batch<' in busy
         c.ack(leaf.jid)
         child_page = web_ui.request(f"/batches/{child}")
         assert _field(child_page.text, "counts") == "1 total · 1 succeeded · 0 pending · 0 failed"
