@@ -8,6 +8,7 @@ import asyncio
 import html
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -354,3 +355,58 @@ def test_failed_members_are_listed_up_to_a_limit_with_where_they_are(
     working = page.text.split('id="working"')[1].split("</table>")[0]
     assert '<tr data-jid="member-c">' in working
     assert '<a href="/dead/member-b">' in page.text and '<a href="/retries/member-a">' in page.text
+
+
+def test_a_batch_page_finds_its_jobs_on_request(
+    web_ui: WebUI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_batch_backend, "CHUNK", 2)
+    with web_ui.client() as c:
+        bid = c.batch_new(complete=werk.Job("Done", queue="cb"))
+        other = c.batch_new(success=werk.Job("Ok"))
+        member = {"custom": {"bid": bid}}
+        c.push("Waiting", 1, jid="queued-member", queue="a", **member)
+        c.push("Later", 2, jid="scheduled-member", at=timedelta(hours=1), **member)
+        c.push("Flaky", 3, jid="retry-member", queue="b", retry=3, **member)
+        c.push("Doomed", 4, jid="dead-member", queue="b", retry=-1, **member)
+        c.push("Busy", 5, jid="busy-member", queue="c", **member)
+        c.push("Done", 6, jid="done-member", queue="d", **member)
+        c.push("Lookalike", {"bid": bid}, jid="not-a-member", queue="a")  # only in args
+        c.push("Other", 7, jid="other-member", queue="a", custom={"bid": other})
+        for q, outcome in (("b", "fail"), ("b", "fail"), ("c", "keep"), ("d", "ack")):
+            job = c.fetch(q)
+            assert job is not None
+            if outcome == "fail":
+                c.fail(job.jid, "boom")
+            elif outcome == "ack":
+                c.ack(job.jid)
+        c.batch_commit(bid)
+    page = web_ui.request(f"/batches/{bid}")
+    assert 'id="find-jobs"' in page.text and 'id="jobs"' not in page.text  # not looked yet
+    page = web_ui.request(f"/batches/{bid}?jobs=1")
+    section = page.text.split('id="jobs-card"')[1]
+    found = dict(
+        (jid, " ".join(html.unescape(re.sub(r"<[^>]+>", " ", where)).split()))
+        for jid, where in re.findall(
+            r'<tr data-jid="([^"]+)">\s*<td data-col="where">(.*?)</td>', section, re.S
+        )
+    )
+    assert found == {
+        "busy-member": "in progress",
+        "queued-member": "queue a",
+        "scheduled-member": "scheduled",
+        "retry-member": "retries",
+        "dead-member": "dead",
+    }
+    assert 'data-count="found">5<' in section
+    assert '<a href="/retries/retry-member">' in section
+    monkeypatch.setattr(batches_view, "JOBS_SHOWN", 2)
+    section = web_ui.request(f"/batches/{bid}?jobs=1").text.split('id="jobs-card"')[1]
+    assert section.count("<tr data-jid=") == 2 and "The first 2 found of 5." in section
+    other_page = web_ui.request(f"/batches/{other}?jobs=1").text
+    assert "other-member" in other_page and "queued-member" not in other_page
+    with web_ui.client() as c:
+        empty = c.batch_new(success=werk.Job("Ok"))
+    assert "No job of this batch is in the server now" in (
+        web_ui.request(f"/batches/{empty}?jobs=1").text
+    )

@@ -19,6 +19,7 @@ __all__ = [
     "BatchCallback",
     "BatchDetail",
     "BatchFilter",
+    "BatchJob",
     "BatchSummary",
     "CronInfo",
     "DayCount",
@@ -270,6 +271,17 @@ class BatchDetail:
 
 
 @dataclass(frozen=True)
+class BatchJob:
+    """A member job of a batch found in the server: ``where`` is ``busy``, ``queue`` (then
+    ``queue`` names it), ``scheduled``, ``retries`` or ``dead``."""
+
+    where: str
+    queue: str
+    jid: str
+    job: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class Track:
     """A tracked job's progress (TRACK GET): its state, the last percent and description
     its job reported (0 and "" when none), and when its record last changed."""
@@ -385,6 +397,11 @@ class WebBackend(Protocol):
     async def batch(self, bid: str, failed_limit: int = 100) -> BatchDetail | None:
         """One batch with its children, callbacks and (up to ``failed_limit``) failed
         members; None when there is no such batch."""
+        ...
+
+    async def batch_jobs(self, bid: str, limit: int = 100) -> tuple[int, list[BatchJob]]:
+        """The member jobs of batch ``bid`` still in the server (queues, sets, in
+        progress), found by their ``custom.bid``: how many, and the first ``limit``."""
         ...
 
     async def tracks(self, jids: Sequence[str]) -> dict[str, Track]:

@@ -15,6 +15,7 @@ import heapq
 import json
 from collections.abc import Iterable, Sequence
 from itertools import islice
+from typing import Any
 
 from werk.server._batch import Batch, BatchInfo
 from werk.server._batches import Batches
@@ -24,12 +25,13 @@ from werk.web._backend import (
     BatchCallback,
     BatchDetail,
     BatchFilter,
+    BatchJob,
     BatchSummary,
     Track,
     batch_status,
 )
 
-__all__ = ["batch_detail", "batch_window", "features", "tracks"]
+__all__ = ["batch_detail", "batch_jobs", "batch_window", "features", "tracks"]
 
 CHUNK = 5_000
 """Batches or set entries looked at per event-loop turn (a filter over 50,000 batches
@@ -156,6 +158,49 @@ async def batch_detail(manager: Manager, bid: str, failed_limit: int) -> BatchDe
         callbacks=_callbacks(ext, info),
         failed_jids=tuple((jid, where.get(jid, "")) for jid in failed),
     )
+
+
+def _member_of(payload: bytes, needle: bytes, bid: str) -> dict[str, Any] | None:
+    # A byte search first (stored payloads are canonical JSON: ``"bid":"<bid>"`` with no
+    # spaces); a match in the args is possible, so the decoded custom.bid decides.
+    if needle not in payload:
+        return None
+    try:
+        job = json.loads(payload)
+    except ValueError:
+        return None
+    custom = job.get("custom") if isinstance(job, dict) else None
+    return job if isinstance(custom, dict) and custom.get("bid") == bid else None
+
+
+async def batch_jobs(manager: Manager, bid: str, limit: int) -> tuple[int, list[BatchJob]]:
+    """The member jobs of ``bid`` still in the server, found by their ``custom.bid`` in
+    every queue, the scheduled, retries and dead sets and the jobs in progress: how many,
+    and the first ``limit`` of them. One pass over every job, a chunk per loop turn."""
+    needle = b'"bid":"' + bid.encode() + b'"'
+    found: list[BatchJob] = []
+    total = 0
+    places: list[tuple[str, str, list[Any]]] = [("busy", "", list(manager.reservations.values()))]
+    places += [("queue", name, list(q)) for name, q in sorted(manager.queues.items())]
+    places += [
+        (name, "", list(s.entries.values()))
+        for name, s in (
+            ("scheduled", manager.scheduled),
+            ("retries", manager.retries),
+            ("dead", manager.dead),
+        )
+    ]
+    for where, queue, items in places:
+        for start in range(0, len(items), CHUNK):
+            await asyncio.sleep(0)
+            for item in islice(items, start, start + CHUNK):
+                job = _member_of(item.payload, needle, bid)
+                if job is None:
+                    continue
+                total += 1
+                if len(found) < limit:
+                    found.append(BatchJob(where, queue, str(job.get("jid", "")), job))
+    return total, found
 
 
 def tracks(manager: Manager, jids: Sequence[str]) -> dict[str, Track]:

@@ -43,6 +43,7 @@ from werk.web import _batch_backend
 from werk.web._backend import (
     BatchDetail,
     BatchFilter,
+    BatchJob,
     BatchSummary,
     CronInfo,
     DayCount,
@@ -410,6 +411,10 @@ class ServerBackend:
     async def batch(self, bid: str, failed_limit: int = 100) -> BatchDetail | None:
         """One batch with its children, callbacks and known failed members."""
         return await _batch_backend.batch_detail(self.manager, bid, failed_limit)
+
+    async def batch_jobs(self, bid: str, limit: int = 100) -> tuple[int, list[BatchJob]]:
+        """A batch's member jobs still in the server, by their ``custom.bid``."""
+        return await _batch_backend.batch_jobs(self.manager, bid, limit)
 
     async def tracks(self, jids: Sequence[str]) -> dict[str, Track]:
         """Tracking records by jid."""

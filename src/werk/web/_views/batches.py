@@ -5,6 +5,8 @@ parent, child batches, callbacks, the members that failed and those in progress.
 Read-only, and shown only when the server runs the batches extension. The server does
 not keep member jids (a batch of a million jobs costs no more than one of ten), so a
 batch's page shows the members it knows: the failed ones and the ones being worked on.
+On request (``?jobs=1``) it looks for the others in every queue and set by their
+``custom.bid``, which reads every job the server holds.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ FEATURE = "batches"
 _BID = re.compile(r"\Ab-[A-Za-z0-9_-]{1,64}\Z")
 FAILED_SHOWN = 100
 """Failed members listed on a batch's page (the count says how many there are)."""
+JOBS_SHOWN = 100
+"""Member jobs listed when a batch's page looks for them (``?jobs=1``)."""
 
 
 def _filter(raw: str | None) -> BatchFilter:
@@ -81,8 +85,16 @@ async def batch_page(request: web.Request) -> web.Response:
     tracks = {}
     if working and "tracking" in features_of(backend):
         tracks = await backend.tracks([str(r.job.get("jid", "")) for r in working])
+    # Finding the members means reading every job: only when asked for.
+    jobs = await backend.batch_jobs(bid, JOBS_SHOWN) if request.query.get("jobs") == "1" else None
     return await render(
-        request, "batch.html", detail=detail, b=detail.batch, working=working, tracks=tracks
+        request,
+        "batch.html",
+        detail=detail,
+        b=detail.batch,
+        working=working,
+        tracks=tracks,
+        jobs=jobs,
     )
 
 
