@@ -18,7 +18,7 @@ from itertools import islice
 from typing import Any
 
 from werk.server._batch import Batch, BatchInfo
-from werk.server._batches import Batches
+from werk.server._batches import _MEMBER, Batches, _custom_of
 from werk.server._features import batches_of, tracking_of
 from werk.server._manager import Manager
 from werk.web._backend import (
@@ -160,24 +160,33 @@ async def batch_detail(manager: Manager, bid: str, failed_limit: int) -> BatchDe
     )
 
 
-def _member_of(payload: bytes, needle: bytes, bid: str) -> dict[str, Any] | None:
+def _is_member(payload: bytes, needle: bytes, bid: bytes) -> bool:
     # A byte search first (stored payloads are canonical JSON: ``"bid":"<bid>"`` with no
-    # spaces); a match in the args is possible, so the decoded custom.bid decides.
+    # spaces); the bid may also be in the args, so the payload's custom.bid decides, read
+    # the way the batches extension reads it at ACK (mostly without decoding anything).
     if needle not in payload:
-        return None
+        return False
+    m = _MEMBER.match(payload)
+    if m is not None:
+        return m.group(1) == bid
+    custom = _custom_of(payload)
+    return custom is not None and custom.get("bid") == bid.decode()
+
+
+def _job(payload: bytes) -> dict[str, Any]:
     try:
         job = json.loads(payload)
     except ValueError:
-        return None
-    custom = job.get("custom") if isinstance(job, dict) else None
-    return job if isinstance(custom, dict) and custom.get("bid") == bid else None
+        return {}
+    return job if isinstance(job, dict) else {}
 
 
 async def batch_jobs(manager: Manager, bid: str, limit: int) -> tuple[int, list[BatchJob]]:
     """The member jobs of ``bid`` still in the server, found by their ``custom.bid`` in
     every queue, the scheduled, retries and dead sets and the jobs in progress: how many,
     and the first ``limit`` of them. One pass over every job, a chunk per loop turn."""
-    needle = b'"bid":"' + bid.encode() + b'"'
+    raw = bid.encode()
+    needle = b'"bid":"' + raw + b'"'
     found: list[BatchJob] = []
     total = 0
     places: list[tuple[str, str, list[Any]]] = [("busy", "", list(manager.reservations.values()))]
@@ -194,12 +203,11 @@ async def batch_jobs(manager: Manager, bid: str, limit: int) -> tuple[int, list[
         for start in range(0, len(items), CHUNK):
             await asyncio.sleep(0)
             for item in islice(items, start, start + CHUNK):
-                job = _member_of(item.payload, needle, bid)
-                if job is None:
+                if not _is_member(item.payload, needle, raw):
                     continue
                 total += 1
-                if len(found) < limit:
-                    found.append(BatchJob(where, queue, str(job.get("jid", "")), job))
+                if len(found) < limit:  # only the jobs shown are decoded in full
+                    found.append(BatchJob(where, queue, item.jid, _job(item.payload)))
     return total, found
 
 
