@@ -219,6 +219,12 @@ def test_batches_tab_a_batch_and_its_progress(page: Any, web_ui: WebUI) -> None:
     assert page.locator("h1 .batch-description").inner_text() == "Nightly <export>"
     assert page.locator('[data-field="progress"]').inner_text().strip() == "75%"
     assert page.locator('tr[data-callback="success"] [data-col="state"]').inner_text() == "pending"
+    page.locator("#find-jobs").click()  # the only member still in the server: the failed one
+    page.wait_for_url(f"**/batches/{parent}?jobs=1*")
+    assert page.locator("#jobs tbody tr").count() == 1
+    assert (
+        page.locator(f'#jobs tr[data-jid="{failed}"] [data-col="where"]').inner_text() == "retries"
+    )
     page.locator(f'#failed a[href="/retries/{failed}"]').click()
     page.wait_for_url(f"**/retries/{failed}")
     assert "disk full" in page.locator(".error-line").inner_text()
