@@ -219,16 +219,27 @@ def test_a_job_page_shows_its_track(web_ui: WebUI) -> None:
     assert 'data-field="track"' not in web_ui.request(f"/retries/{untracked}").text
 
 
-def test_a_member_job_page_links_its_batch(web_ui: WebUI) -> None:
+def test_member_and_callback_job_pages_link_their_batch(web_ui: WebUI) -> None:
     with web_ui.client() as c:
-        bid = c.batch_new(success=werk.Job("Ok"))
+        bid = c.batch_new(complete=werk.Job("Done", queue="cb", retry=3))
         jid = c.push("M", 1, queue="m", custom={"bid": bid}, retry=-1)
         assert c.fetch("m") is not None
         c.fail(jid, "boom")
+        c.batch_commit(bid)
+        callback = c.fetch("cb")  # every member ran: complete fired
+        assert callback is not None
+        c.fail(callback.jid, "callback broke")
     page = web_ui.request(f"/dead/{jid}")
+    assert _field(page.text, "batch") == bid
     assert f'<a href="/batches/{bid}"><code>{bid}</code></a>' in page.text
     batch = web_ui.request(f"/batches/{bid}")
     assert f'<a href="/dead/{jid}">' in batch.text and ">dead<" in batch.text
+    cb_page = web_ui.request(f"/retries/{callback.jid}")
+    assert _field(cb_page.text, "callback-of") == f"complete callback of batch {bid}"
+    assert f'<a href="/batches/{bid}"><code>{bid}</code></a>' in cb_page.text
+    # A failing callback retries; its state stays "enqueued".
+    row = re.search(r'data-callback="complete">(.*?)</tr>', batch.text, re.S)
+    assert row is not None and ">enqueued<" in row.group(1) and callback.jid in row.group(1)
 
 
 @pytest.fixture
