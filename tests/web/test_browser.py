@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from tests.web.conftest import WebUI
 
+import werk
+
 try:
     from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import expect
@@ -186,3 +188,65 @@ def test_wrong_password_gets_401(browser: Any, web_ui_password: WebUI) -> None:
     assert status({}) == 401
     assert status(basic("wrong")) == 401
     assert status(basic("test-password")) == 200
+
+
+def test_batches_tab_a_batch_and_its_progress(page: Any, web_ui: WebUI) -> None:
+    with web_ui.client() as c:
+        parent = c.batch_new(description="Nightly <export>", success=werk.Job("ExportDone"))
+        for i in range(4):
+            c.push("Export", i, queue="exp", custom={"bid": parent}, retry=2)
+        child = c.batch_new(description="Thumbnails", parent_bid=parent, complete=werk.Job("T"))
+        c.batch_commit(child)
+        c.batch_commit(parent)
+        for outcome in ("ack", "ack", "ack", "fail"):
+            job = c.fetch("exp")
+            assert job is not None
+            if outcome == "ack":
+                c.ack(job.jid)
+            else:
+                c.fail(job.jid, "disk full", errtype="OSError")
+                failed = job.jid
+    page.goto("/")
+    page.click("nav >> text=Batches")
+    page.wait_for_url("**/batches")
+    row = page.locator(f'tr[data-bid="{parent}"]')
+    assert row.locator('[data-col="progress"]').inner_text().strip() == "3 / 4"
+    bar = row.locator("progress")
+    assert bar.evaluate("el => el.position") == 0.75  # the browser draws 3 of 4
+    assert row.locator('[data-col="failed"]').inner_text() == "1"
+    row.locator("a.batch-link").click()
+    page.wait_for_url(f"**/batches/{parent}")
+    assert page.locator("h1 .batch-description").inner_text() == "Nightly <export>"
+    assert page.locator('[data-field="progress"]').inner_text().strip() == "75%"
+    assert page.locator('tr[data-callback="success"] [data-col="state"]').inner_text() == "pending"
+    page.locator("#find-jobs").click()  # the only member still in the server: the failed one
+    page.wait_for_url(f"**/batches/{parent}?jobs=1*")
+    assert page.locator("#jobs tbody tr").count() == 1
+    assert (
+        page.locator(f'#jobs tr[data-jid="{failed}"] [data-col="where"]').inner_text() == "retries"
+    )
+    page.locator(f'#failed a[href="/retries/{failed}"]').click()
+    page.wait_for_url(f"**/retries/{failed}")
+    assert "disk full" in page.locator(".error-line").inner_text()
+    page.go_back()
+    page.locator(f'#children tr[data-bid="{child}"] a.batch-link').click()
+    page.wait_for_url(f"**/batches/{child}")
+    assert page.locator('[data-status="succeeded"]').count() >= 1
+    page.locator(f'[data-field="parent"] a[href="/batches/{parent}"]').click()
+    page.wait_for_url(f"**/batches/{parent}")
+
+
+def test_busy_shows_a_tracked_jobs_progress(page: Any, web_ui: WebUI) -> None:
+    with web_ui.client() as c:
+        jid = c.push("Render", "movie.mp4", queue="video", custom={"track": 1})
+        assert c.fetch("video") is not None
+        c.track_set(jid, percent=30, description="encoding pass 1 of 3")
+        page.goto("/busy")
+        cell = page.locator(f'tr[data-jid="{jid}"] .track')
+        assert cell.locator("progress").evaluate("el => el.value") == 30
+        assert "encoding pass 1 of 3" in cell.inner_text()
+        c.track_set(jid, percent=90, description="muxing")
+        page.reload()
+        cell = page.locator(f'tr[data-jid="{jid}"] .track')
+        assert cell.locator("progress").evaluate("el => el.value") == 90
+        assert "muxing" in cell.inner_text() and "90%" in cell.inner_text()

@@ -6,13 +6,20 @@ import re
 
 from tests.web.conftest import WebUI
 
+import werk
+
 
 def test_password_is_required_on_every_page(web_ui_password: WebUI) -> None:
     ui = web_ui_password
-    for path in ("/", "/queues", "/stats.json", "/static/werk.css", "/dead/x"):
+    with ui.client() as c:
+        bid = c.batch_new(description="secret import", success=werk.Job("Done"))
+    pages = ("/", "/queues", "/stats.json", "/static/werk.css", "/dead/x", "/batches")
+    for path in (*pages, f"/batches/{bid}", "/batches/b-unknown0000000"):
         resp = ui.request(path, password=None)
         assert resp.status == 401, path
         assert resp.headers["WWW-Authenticate"].startswith("Basic ")
+        assert "secret import" not in resp.text and bid not in resp.text
+    assert "secret import" in ui.request(f"/batches/{bid}").text
     assert ui.request("/", password="wrong").status == 401
     assert ui.request("/", password="test-password ").status == 401
     assert ui.request("/").status == 200  # any user name, the server's password

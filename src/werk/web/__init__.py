@@ -1,8 +1,9 @@
 """The operator web UI of werk's embedded server (Faktory's pages, on port 7420).
 
-Dashboard, Queues, Busy, Scheduled, Retries and Dead, served by aiohttp on the server's own
-event loop, reading the same state. Needs the ``web`` extra: ``pip install 'werk[web]'``.
-``werk server`` serves it by itself; in your own program:
+Dashboard, Queues, Busy, Scheduled, Retries and Dead, and the Enterprise features' pages
+(Batches, Cron, Throttles; tracked jobs' progress on Busy and job pages), served by aiohttp
+on the server's own event loop, reading the same state. Needs the ``web`` extra:
+``pip install 'werk[web]'``. ``werk server`` serves it by itself; in your own program:
 
 * :func:`start_web`: serve the pages of a running server, on the server's event loop.
 * :func:`create_app`: the pages as an aiohttp application, to mount or run yourself.

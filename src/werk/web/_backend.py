@@ -14,7 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 __all__ = [
+    "BATCH_FILTERS",
     "SET_NAMES",
+    "BatchCallback",
+    "BatchDetail",
+    "BatchFilter",
+    "BatchJob",
+    "BatchSummary",
     "CronInfo",
     "DayCount",
     "EnqueueRefused",
@@ -26,9 +32,11 @@ __all__ = [
     "Signal",
     "Stats",
     "ThrottleInfo",
+    "Track",
     "UniqueLock",
     "WebBackend",
     "WorkerInfo",
+    "batch_status",
 ]
 
 SetName = Literal["scheduled", "retries", "dead"]
@@ -167,6 +175,124 @@ class CronInfo:
     history: tuple[tuple[float, str], ...] = ()
 
 
+BatchFilter = Literal["all", "running", "failed", "succeeded"]
+"""Which batches the Batches page lists: every one; those with members not yet succeeded
+(or not committed); those with a failed member not yet succeeded; those whose every member
+succeeded."""
+
+BATCH_FILTERS: tuple[BatchFilter, ...] = ("all", "running", "failed", "succeeded")
+
+_CALLBACK_STATES = {"": "pending", "1": "enqueued", "2": "succeeded"}
+
+
+def batch_status(committed: bool, pending: int, failed: int) -> str:
+    """``open`` (not committed), ``running``, ``complete`` (every member ran, some failed
+    and wait for a retry or died) or ``succeeded`` (every member succeeded).
+
+    Example::
+
+        >>> batch_status(True, 3, 3)
+        'complete'
+    """
+    if not committed:
+        return "open"
+    if pending == 0:
+        return "succeeded"
+    return "complete" if pending == failed else "running"
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    """A batch as BATCH STATUS tells it, plus what only the server knows (committed, which
+    callbacks it has, how many child batches). ``complete_st``/``success_st`` are the wire
+    states: ``""`` not enqueued, ``"1"`` enqueued, ``"2"`` succeeded."""
+
+    bid: str
+    parent_bid: str
+    description: str
+    created_at: str  # RFC 3339
+    committed: bool
+    total: int
+    pending: int
+    failed: int
+    complete_st: str
+    success_st: str
+    has_complete: bool
+    has_success: bool
+    children: int
+
+    @property
+    def done(self) -> int:
+        """Members that succeeded."""
+        return max(self.total - self.pending, 0)
+
+    @property
+    def percent(self) -> int:
+        """Succeeded members in percent, rounded down (100 only when all succeeded)."""
+        return 100 * self.done // self.total if self.total else (100 if self.committed else 0)
+
+    @property
+    def status(self) -> str:
+        """:func:`batch_status` of this batch."""
+        return batch_status(self.committed, self.pending, self.failed)
+
+    def callback_state(self, kind: str) -> str:
+        """``none`` (no such callback), ``pending``, ``enqueued`` or ``succeeded``; ``kind``
+        is ``complete`` or ``success``."""
+        has, st = (
+            (self.has_complete, self.complete_st)
+            if kind == "complete"
+            else (self.has_success, self.success_st)
+        )
+        return _CALLBACK_STATES.get(st, st) if has else "none"
+
+
+@dataclass(frozen=True)
+class BatchCallback:
+    """A batch's callback job as given at BATCH NEW (``kind``: complete or success)."""
+
+    kind: str
+    jid: str
+    jobtype: str
+    queue: str
+    state: str  # as BatchSummary.callback_state
+
+
+@dataclass(frozen=True)
+class BatchDetail:
+    """One batch's page: the batch, its child batches, its callbacks, and the members known
+    to have failed (``failed_jids``, at most the first few of ``batch.failed``, with where
+    each is now: ``retries``, ``dead``, ``busy`` or ``""`` when not found there)."""
+
+    batch: BatchSummary
+    children: tuple[BatchSummary, ...]
+    callbacks: tuple[BatchCallback, ...]
+    failed_jids: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class BatchJob:
+    """A member job of a batch found in the server: ``where`` is ``busy``, ``queue`` (then
+    ``queue`` names it), ``scheduled``, ``retries`` or ``dead``."""
+
+    where: str
+    queue: str
+    jid: str
+    job: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Track:
+    """A tracked job's progress (TRACK GET): its state, the last percent and description
+    its job reported (0 and "" when none), and when its record last changed."""
+
+    jid: str
+    state: str  # enqueued, working, success, failed, dead, unknown
+    percent: int
+    desc: str
+    updated_at: str  # RFC 3339, "" when never
+
+
 class EnqueueRefused(Exception):
     """The server refused the job "enqueue now" pushed (the message is its reply)."""
 
@@ -255,6 +381,31 @@ class WebBackend(Protocol):
 
     async def cron_entries(self) -> list[CronInfo]:
         """Every cron entry in configuration order (none without cron)."""
+        ...
+
+    def features(self) -> frozenset[str]:
+        """The optional server features present: ``batches``, ``tracking``. A backend
+        without this method has none (the Batches tab is not shown)."""
+        ...
+
+    async def batches(
+        self, offset: int, count: int, which: BatchFilter = "all"
+    ) -> tuple[int, list[BatchSummary]]:
+        """A window of the batches chosen by ``which``, newest first."""
+        ...
+
+    async def batch(self, bid: str, failed_limit: int = 100) -> BatchDetail | None:
+        """One batch with its children, callbacks and (up to ``failed_limit``) failed
+        members; None when there is no such batch."""
+        ...
+
+    async def batch_jobs(self, bid: str, limit: int = 100) -> tuple[int, list[BatchJob]]:
+        """The member jobs of batch ``bid`` still in the server (queues, sets, in
+        progress), found by their ``custom.bid``: how many, and the first ``limit``."""
+        ...
+
+    async def tracks(self, jids: Sequence[str]) -> dict[str, Track]:
+        """The progress records of those ``jids`` that have one."""
         ...
 
     async def cron_enqueue(self, entry_id: str) -> str:

@@ -7,7 +7,7 @@ views together. Nothing here imports a view.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -28,6 +28,7 @@ __all__ = [
     "WebContext",
     "build_env",
     "ctx_of",
+    "features_of",
     "not_found",
     "redirect",
     "render",
@@ -41,15 +42,29 @@ Tabs = tuple[tuple[str, str], ...]
 
 @dataclass
 class WebContext:
-    """What every handler needs: the backend, the template environment, the page title."""
+    """What every handler needs: the backend, the template environment, the page title;
+    ``tab_features`` names the server feature a tab needs (by path), shown only with it."""
 
     backend: WebBackend
     env: jinja2.Environment
     tabs: Tabs
     title: str = "werk"
+    tab_features: dict[str, str] = field(default_factory=dict)
+
+    def visible_tabs(self) -> Tabs:
+        """The tabs of the features this backend has."""
+        have = features_of(self.backend)
+        return tuple(t for t in self.tabs if self.tab_features.get(t[1], "") in have | {""})
 
 
 CTX_KEY = web.AppKey("werk.web", WebContext)
+
+
+def features_of(backend: WebBackend) -> frozenset[str]:
+    """The backend's optional features (none when it predates :meth:`WebBackend.features`,
+    e.g. a backend written for an older werk)."""
+    method = getattr(backend, "features", None)
+    return frozenset(method()) if callable(method) else frozenset()
 
 
 def ctx_of(request: web.Request) -> WebContext:
@@ -114,6 +129,8 @@ async def render(
     token = csrf_token(request)
     body = ctx.env.get_template(template).render(
         request_path=request.path,
+        tabs=ctx.visible_tabs(),
+        features=features_of(ctx.backend),
         active_tab=_active_tab(ctx.tabs, request.path),
         title=ctx.title,
         stats=stats,

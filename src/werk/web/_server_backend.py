@@ -39,7 +39,12 @@ from werk.server._sets import SetEntry as StoredSetEntry
 from werk.server._sweep import Sweep
 from werk.server._throttles import Throttles
 from werk.server._unique import UniqueJobs
+from werk.web import _batch_backend
 from werk.web._backend import (
+    BatchDetail,
+    BatchFilter,
+    BatchJob,
+    BatchSummary,
     CronInfo,
     DayCount,
     EnqueueRefused,
@@ -51,6 +56,7 @@ from werk.web._backend import (
     Signal,
     Stats,
     ThrottleInfo,
+    Track,
     UniqueLock,
     WebBackend,
     WorkerInfo,
@@ -391,3 +397,25 @@ class ServerBackend:
             raise EnqueueRefused(str(exc)) from None
         await self._committed()
         return jid
+
+    def features(self) -> frozenset[str]:
+        """``batches`` and ``tracking`` when the server runs those extensions."""
+        return _batch_backend.features(self.manager)
+
+    async def batches(
+        self, offset: int, count: int, which: BatchFilter = "all"
+    ) -> tuple[int, list[BatchSummary]]:
+        """A window of the batches, newest first."""
+        return await _batch_backend.batch_window(self.manager, offset, count, which)
+
+    async def batch(self, bid: str, failed_limit: int = 100) -> BatchDetail | None:
+        """One batch with its children, callbacks and known failed members."""
+        return await _batch_backend.batch_detail(self.manager, bid, failed_limit)
+
+    async def batch_jobs(self, bid: str, limit: int = 100) -> tuple[int, list[BatchJob]]:
+        """A batch's member jobs still in the server, by their ``custom.bid``."""
+        return await _batch_backend.batch_jobs(self.manager, bid, limit)
+
+    async def tracks(self, jids: Sequence[str]) -> dict[str, Track]:
+        """Tracking records by jid."""
+        return _batch_backend.tracks(self.manager, jids)

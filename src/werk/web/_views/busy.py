@@ -1,4 +1,5 @@
-"""Busy: every worker process and every job in progress; quiet or terminate a worker or all.
+"""Busy: every worker process and every job in progress (with the progress a tracked job
+reports by ``TRACK SET``); quiet or terminate a worker or all.
 
 A signal changes the worker's state on the server only; the worker learns it from the reply to
 its next BEAT (``{"state":"quiet"}`` or ``{"state":"terminate"}``), exactly as with Faktory's
@@ -10,17 +11,22 @@ from __future__ import annotations
 from aiohttp import web
 
 from werk.web._backend import Signal
-from werk.web._render import ctx_of, redirect, render
+from werk.web._render import ctx_of, features_of, redirect, render
 
 __all__ = ["ROUTES", "TABS"]
 
 
 async def busy_page(request: web.Request) -> web.Response:
-    """Workers and the jobs they hold."""
+    """Workers and the jobs they hold, with the progress tracked jobs report."""
     backend = ctx_of(request).backend
     workers = await backend.workers()
     reservations = await backend.reservations()
-    return await render(request, "busy.html", workers=workers, reservations=reservations)
+    tracks = {}
+    if reservations and "tracking" in features_of(backend):
+        tracks = await backend.tracks([str(r.job.get("jid", "")) for r in reservations])
+    return await render(
+        request, "busy.html", workers=workers, reservations=reservations, tracks=tracks
+    )
 
 
 async def busy_signal(request: web.Request) -> web.StreamResponse:

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from werk.web._backend import MutateCmd, SetName
 from werk.web._paging import Pager
-from werk.web._render import ctx_of, redirect, render
+from werk.web._render import ctx_of, features_of, redirect, render
 
 __all__ = ["ROUTES", "SETS", "TABS", "SetPage"]
 
@@ -101,8 +101,14 @@ async def set_job_page(request: web.Request) -> web.StreamResponse:
     entry = await ctx_of(request).backend.set_entry(page.name, request.match_info["jid"])
     if entry is None:
         raise redirect(f"/{page.name}", "gone")
-    lock = await ctx_of(request).backend.unique_lock(entry.job)
-    return await render(request, "job.html", set=page, entry=entry, job=entry.job, lock=lock)
+    backend = ctx_of(request).backend
+    lock = await backend.unique_lock(entry.job)
+    track = None
+    if "tracking" in features_of(backend):
+        track = (await backend.tracks([entry.jid])).get(entry.jid)
+    return await render(
+        request, "job.html", set=page, entry=entry, job=entry.job, lock=lock, track=track
+    )
 
 
 async def set_action(request: web.Request) -> web.StreamResponse:
