@@ -89,7 +89,7 @@ def test_the_list_shows_progress_counts_and_callback_states(web_ui: WebUI) -> No
         c.ack(done.jid)
         row = _cells(web_ui.request("/batches").text, bid)
         assert (row["complete"], row["success"]) == ("succeeded", "pending")
-        assert c.batch_status(bid)["complete_st"] == "2"
+        assert c.batch_status(bid).complete_state is werk.CallbackState.SUCCEEDED
 
 
 def test_a_batch_page_shows_status_callbacks_children_and_failed_members(web_ui: WebUI) -> None:
