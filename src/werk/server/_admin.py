@@ -45,9 +45,7 @@ def remove_queue(m: Manager, name: str) -> None:
     if q is not None:
         m.storage.queue_forget(name)
         if m.follows_removals:
-            for item in q:
-                if item.custom:
-                    m.job_removed(item.jid, item.payload, DELETED, True)
+            m.jobs_removed([(item.jid, item.payload) for item in q if item.custom], DELETED)
         m.release(q)
     m.paused.discard(name)
 
@@ -105,5 +103,5 @@ def delete_queue_item(m: Manager, name: str, item: QueueItem) -> bool:
         return False
     m.storage.entry_remove(item.id)
     if item.custom:
-        m.job_removed(item.jid, item.payload, DELETED, True)
+        m.jobs_removed(((item.jid, item.payload),), DELETED)
     return True

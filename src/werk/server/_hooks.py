@@ -5,7 +5,7 @@ the rules are in :mod:`werk.server._extension`)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from werk._errors import ConfigurationError, FaktoryError
 from werk.server._confd import Config
@@ -188,13 +188,16 @@ class Extensions:
             except Exception:
                 log.exception("%s.released failed on %s", _name(ext), res.jid)
 
-    def removed(self, jid: str, payload: bytes, how: str) -> None:
-        """A job with ``custom`` left its queue or set other than by FETCH, ACK or FAIL."""
+    def removed(self, jobs: Iterable[tuple[str, bytes]], how: str) -> None:
+        """Jobs with ``custom`` (jid, payload) left their queue or set other than by FETCH,
+        ACK or FAIL; a whole queue's at once when it is removed, one extension at a time."""
         for ext in self._removed:
-            try:
-                ext.removed(jid, payload, how)
-            except Exception:
-                log.exception("%s.removed failed on %s", _name(ext), jid)
+            hook = ext.removed
+            for jid, payload in jobs:
+                try:
+                    hook(jid, payload, how)
+                except Exception:
+                    log.exception("%s.removed failed on %s", _name(ext), jid)
 
     def tick(self, now: float) -> bool:
         """Every extension's periodic work; True while some have more to do."""

@@ -67,8 +67,8 @@ def backoff(retry_count: int, rand30: int) -> int:
 
 
 # Only a job with a non-empty ``custom`` object has this in its canonical encoding (a
-# nested object of args may too: such a job is reported and the extensions find nothing).
-_CUSTOM = b'"custom":{"'
+# nested object of args may too: such a job is passed on and the extensions find nothing).
+CUSTOM_MARK = b'"custom":{"'
 
 
 def _drop(container: object) -> None:
@@ -461,24 +461,24 @@ class Manager(JobState):
 
     @property
     def follows_removals(self) -> bool:
-        """Whether some extension hears of removals (:meth:`job_removed`): callers that
+        """Whether some extension hears of removals (:meth:`jobs_removed`): callers that
         drop a whole queue or set look at its jobs only then."""
         hooks = self.hooks
         return hooks is not None and hooks.follows_removals
 
-    def job_removed(self, jid: str, payload: bytes, how: str, custom: bool | None = None) -> None:
-        """Tell the extensions that a job left its queue or set other than by FETCH, ACK or
-        FAIL (``how``: :data:`~werk.server._extension.KILLED`, ``DELETED`` or
-        ``REQUEUED``), in the turn of the removal so that their records share its commit.
-        ``custom``: whether the job has ``custom``, when the caller knows (a queue item
-        does); otherwise the payload is searched. A job without it costs nothing more."""
+    def jobs_removed(self, jobs: Iterable[tuple[str, bytes]], how: str) -> None:
+        """Tell the extensions that these jobs (jid, payload) left their queue or set other
+        than by FETCH, ACK or FAIL (``how``: :data:`~werk.server._extension.KILLED`,
+        ``DELETED`` or ``REQUEUED``), in the turn of the removal so that their records
+        share its commit. Only the jobs with ``custom`` are passed on: give them all, or
+        (for a whole queue, whose items know it) only those."""
         hooks = self.hooks
         if hooks is None or not hooks.follows_removals:
             return
-        if custom is None:
-            custom = _CUSTOM in payload
-        if custom:
-            hooks.removed(jid, payload, how)
+        mark = CUSTOM_MARK
+        hooked = [(jid, payload) for jid, payload in jobs if mark in payload]
+        if hooked:
+            hooks.removed(hooked, how)
 
     # -- for extensions (the Host protocol) -------------------------------------------
 

@@ -52,7 +52,7 @@ from werk.server._arguments import MutateCommand
 from werk.server._extension import DELETED, KILLED, REQUEUED
 from werk.server._glob import MAX_PATTERN, Glob
 from werk.server._gojson import GoJSONError, go_quote
-from werk.server._manager import BAD_QUEUE, DEAD_TTL, Manager
+from werk.server._manager import BAD_QUEUE, CUSTOM_MARK, DEAD_TTL, Manager
 from werk.server._sets import SetScan, SortedSet
 from werk.server._storage import DEAD, RETRIES, SCHEDULED
 
@@ -125,8 +125,9 @@ class Sweep:
             m.storage.clear_kind(kind)
             old = target.clear()
             if m.follows_removals:
-                for entry in old.values():
-                    m.job_removed(entry.jid, entry.payload, DELETED)
+                mark = CUSTOM_MARK  # searched here: most jobs of a big set have no custom
+                hooked = [(e.jid, e.payload) for e in old.values() if mark in e.payload]
+                m.jobs_removed(hooked, DELETED)
             m.release(old)
             return
         self._match = _matcher(op)
@@ -158,7 +159,7 @@ class Sweep:
         storage = m.storage
         # Reported before the job reaches its new place: a requeued job may be handed to
         # a blocked FETCH at once, and the extensions must see the requeue before that.
-        removed = m.job_removed if m.follows_removals else None
+        removed = m.jobs_removed if m.follows_removals else None
         how = KILLED if cmd == "kill" else REQUEUED if cmd == "requeue" else DELETED
         if how == KILLED and self.kind == DEAD:
             removed = None  # dead already: nothing changes for the job
@@ -182,7 +183,7 @@ class Sweep:
             storage.entry_remove(eid)
             self.changed += 1
             if removed is not None:
-                removed(entry.jid, entry.payload, how)
+                removed(((entry.jid, entry.payload),), how)
             if cmd == "kill":
                 m.add_to_set(m.dead, DEAD, m.clock.now() + DEAD_TTL, entry.jid, entry.payload)
             elif cmd == "requeue":

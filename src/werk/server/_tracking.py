@@ -9,8 +9,9 @@ server (MUTATE discard or clear, QUEUE REMOVE, the web UI's deletes, expired at 
 loses its record at once: it reads ``unknown``. TRACK SET stores a percentage and a
 description for any jid (an untracked one's state stays ``unknown``) and may extend the
 job's reservation. Records are stored in space ``track`` (key: the jid), in the same
-commit as the job change that moved them. Records of jobs still in the system never expire; a finished job's, and one made by SET
-alone, expire 30 minutes after their last update (the periodic task).
+commit as the job change that moved them. Records of jobs still in the system never
+expire; a finished job's, and one made by SET alone, expire 30 minutes after their last
+update (the periodic task).
 
 Untracked jobs cost nothing here beyond a dict lookup in the hooks the manager already
 calls for jobs with ``custom``.
