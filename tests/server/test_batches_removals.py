@@ -156,12 +156,17 @@ def test_a_removal_is_durable_once_answered(tmp_path: Path) -> None:
     track records with it: a ``kill -9`` right after it loses neither."""
     with ServerProcess(tmp_path) as proc, Raw("127.0.0.1", proc.port) as c:
         bid = new_batch(c, **both())
+        custom = {"bid": bid, "track": 1}
         jobs = [
-            {"jid": f"member-{i:04d}", "jobtype": "M", "args": [], "queue": "doomed"}
+            {
+                "jid": f"member-{i:04d}",
+                "jobtype": "M",
+                "args": [],
+                "queue": "doomed",
+                "custom": custom,
+            }
             for i in range(3)
         ]
-        for job in jobs:
-            job["custom"] = {"bid": bid, "track": 1}
         assert c.cmd("PUSHB " + dumps(jobs)) == b"{}"
         assert c.cmd(f"BATCH COMMIT {bid}") == "OK"
         assert c.cmd("QUEUE REMOVE doomed") == "OK"

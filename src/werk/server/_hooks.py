@@ -5,7 +5,7 @@ the rules are in :mod:`werk.server._extension`)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 
 from werk._errors import ConfigurationError, FaktoryError
 from werk.server._confd import Config
@@ -188,7 +188,7 @@ class Extensions:
             except Exception:
                 log.exception("%s.released failed on %s", _name(ext), res.jid)
 
-    def removed(self, jobs: Iterable[tuple[str, bytes]], how: str) -> None:
+    def removed(self, jobs: Sequence[tuple[str, bytes]], how: str) -> None:
         """Jobs with ``custom`` (jid, payload) left their queue or set other than by FETCH,
         ACK or FAIL; a whole queue's at once when it is removed, one extension at a time."""
         for ext in self._removed:

@@ -25,8 +25,8 @@ separate Redis command), and what another client may see while a sweep runs is t
 Server extensions hear of every job with ``custom`` a MUTATE kills, discards or requeues
 (:meth:`~werk.server._extension.Extension.removed`), in the turn that moves it: a slice's
 record changes are stored with its job changes. A kill within the dead set moves nothing
-anywhere new and is not reported. For a ``clear`` the set's payloads are searched for
-``custom`` in the same turn (tens of nanoseconds a job) only when some extension listens.
+anywhere new and is not reported. A ``clear`` searches each payload of the set for
+``custom`` in the same turn (one substring search a job), only when some extension listens.
 
 Example::
 
