@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from werk.server._extension import DELETED
 from werk.server._gotime import parse_rfc3339
 from werk.server._manager import Manager
 from werk.server._sets import QueueItem
@@ -38,10 +39,13 @@ def resume(m: Manager, name: str) -> None:
 
 
 def remove_queue(m: Manager, name: str) -> None:
-    """QUEUE REMOVE: drop the queue, its jobs and its name."""
+    """QUEUE REMOVE: drop the queue, its jobs and its name (server extensions hear of
+    each job with ``custom``, in the same turn)."""
     q = m.queues.pop(name, None)
     if q is not None:
         m.storage.queue_forget(name)
+        if m.follows_removals:
+            m.jobs_removed([(item.jid, item.payload) for item in q if item.custom], DELETED)
         m.release(q)
     m.paused.discard(name)
 
@@ -63,7 +67,7 @@ def latency(m: Manager, names: Sequence[str]) -> dict[str, float]:
 def flush(m: Manager) -> None:
     """FLUSH: erase jobs, sets, counters, stored queue names and pauses. Queue names,
     pauses, reservations and workers stay in memory until restart, as on the real server;
-    extensions hear of it (their records are theirs to drop)."""
+    extensions hear of it (their records are theirs to drop), not of each job."""
     for q in m.queues.values():
         if q:
             m.release(q.copy())  # then clear() only unlinks: nothing is freed yet
@@ -98,4 +102,6 @@ def delete_queue_item(m: Manager, name: str, item: QueueItem) -> bool:
     except ValueError:
         return False
     m.storage.entry_remove(item.id)
+    if item.custom:
+        m.jobs_removed(((item.jid, item.payload),), DELETED)
     return True

@@ -35,7 +35,14 @@ from werk.server._batch import (
     new_bid,
     parse_new,
 )
-from werk.server._extension import CommandClient, CommandHandler, Extension, MetricSample, Records
+from werk.server._extension import (
+    REQUEUED,
+    CommandClient,
+    CommandHandler,
+    Extension,
+    MetricSample,
+    Records,
+)
 from werk.server._payload import Payload
 from werk.server._sets import Reservation
 
@@ -323,6 +330,21 @@ class Batches(Extension):
         bid = (job.get("custom") or {}).get("bid")
         if bid:
             self._member_failed(bid, job["jid"])
+
+    def removed(self, jid: str, payload: bytes, how: str) -> None:
+        # Killed or erased by the operator: it will never succeed, so it counts as a
+        # failure, once, like a member that died (docs 3.6). A requeued one is pending
+        # still; a callback keeps its state (as when it dies).
+        if how == REQUEUED:
+            return
+        m = _MEMBER.match(payload)
+        if m is not None:
+            self._member_failed(m.group(1).decode(), jid)
+            return
+        custom = _custom_of(payload)
+        bid = custom.get("bid") if custom else None
+        if bid and isinstance(bid, str):
+            self._member_failed(bid, jid)
 
     def _member_failed(self, bid: str, jid: str) -> None:
         b = self.batches.get(bid)

@@ -44,7 +44,8 @@ reserve_for, ``at``, and the queue name of a job that is not scheduled):
    FETCH (which runs the FETCH steps below).
 
 Jobs that re-enter a queue from the scheduled or retry set, or by MUTATE, skip 1 and 2
-(as in Faktory: a retry is not a new push).
+(as in Faktory: a retry is not a new push; MUTATE requeue is reported to
+:meth:`~Extension.removed`, below).
 
 FETCH, for each queue it names, in order:
 
@@ -70,6 +71,16 @@ decided (:data:`RETRY`, :data:`DEAD` or :data:`DISCARD` for ``retry: 0``);
 
 A job whose FETCH reply never reached its client goes back to its queue:
 :meth:`~Extension.released` with :data:`PUT_BACK` first.
+
+A job taken out of a queue or a set other than by FETCH, ACK or FAIL (the operator's
+MUTATE, QUEUE REMOVE and the web UI's deletes, or the server dropping it: a dead job past
+its 180 days, a scheduled job or retry whose queue name is unusable):
+:meth:`~Extension.removed` with :data:`KILLED` (MUTATE kill: to the dead set),
+:data:`DELETED` (erased) or :data:`REQUEUED` (MUTATE requeue: back to its queue), in the
+same event-loop turn as the removal and before the job reaches its new place. Only jobs
+with ``custom`` are reported, each once per removal; a MUTATE kill of a job already in the
+dead set reports nothing (its state does not change). FLUSH reports no job:
+:meth:`~Extension.flushed` stands for them all.
 
 Steps 3 and 4 of FETCH, ACK, FAIL and expiry reach an extension for the reservations
 that were hooked: their job had ``custom``, or their queue was guarded when fetched (and
@@ -124,10 +135,13 @@ from werk.server._sets import Reservation
 __all__ = [
     "ACK",
     "DEAD",
+    "DELETED",
     "DISCARD",
     "EXPIRED",
     "FAILED",
+    "KILLED",
     "PUT_BACK",
+    "REQUEUED",
     "RETRY",
     "CommandClient",
     "CommandHandler",
@@ -147,6 +161,11 @@ PUT_BACK: Final = "put_back"
 RETRY: Final = "retry"
 DEAD: Final = "dead"
 DISCARD: Final = "discard"
+
+# How a job left its queue or set other than by FETCH (Extension.removed).
+KILLED: Final = "kill"
+DELETED: Final = "delete"
+REQUEUED: Final = "requeue"
 
 Records = Mapping[str, Mapping[str, bytes]]
 """Stored records by space, then key."""
@@ -355,6 +374,16 @@ class Extension:
     def released(self, res: Reservation, reason: str) -> None:
         """The reservation is over: :data:`ACK`, :data:`FAILED`, :data:`EXPIRED` or
         :data:`PUT_BACK`."""
+
+    # -- operator actions and housekeeping ----------------------------------------------
+
+    def removed(self, jid: str, payload: bytes, how: str) -> None:
+        """A job with ``custom`` left its queue or set other than by FETCH, ACK or FAIL:
+        :data:`KILLED` (now in the dead set), :data:`DELETED` (gone from the server) or
+        :data:`REQUEUED` (back at the end of its queue). ``payload`` is the stored job
+        (``host.codec.loads(payload)`` when more than the jid is needed: most removals
+        need no decoding). Runs in the turn of the removal, so record changes made here
+        are stored in its commit."""
 
     # -- metrics ---------------------------------------------------------------------
 

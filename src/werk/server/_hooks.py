@@ -46,6 +46,7 @@ class Extensions:
                 "acked",
                 "failed",
                 "released",
+                "removed",
                 "tick",
                 "flushed",
                 "worker_gone",
@@ -59,6 +60,7 @@ class Extensions:
         self._acked = by_hook["acked"]
         self._failed = by_hook["failed"]
         self._released = by_hook["released"]
+        self._removed = by_hook["removed"]
         self._tick = by_hook["tick"]
         self._flushed = by_hook["flushed"]
         self._worker_gone = by_hook["worker_gone"]
@@ -66,6 +68,8 @@ class Extensions:
         self.inspect_fetch = bool(self._fetch)
         self.job_at_reserve = any(e.needs_job for e in self._reserved)
         self.job_at_ack = any(e.needs_job for e in self._acked)
+        # Whether removals are worth looking at (a cleared set is then scanned for custom).
+        self.follows_removals = bool(self._removed)
         self.guards: dict[str, list[Extension]] = {}  # queue -> extensions asked first
         self._ticking: list[Extension] = []  # said they had more to do
         for ext in self.all:
@@ -183,6 +187,17 @@ class Extensions:
                 ext.released(res, reason)
             except Exception:
                 log.exception("%s.released failed on %s", _name(ext), res.jid)
+
+    def removed(self, jobs: Sequence[tuple[str, bytes]], how: str) -> None:
+        """Jobs with ``custom`` (jid, payload) left their queue or set other than by FETCH,
+        ACK or FAIL; a whole queue's at once when it is removed, one extension at a time."""
+        for ext in self._removed:
+            hook = ext.removed
+            for jid, payload in jobs:
+                try:
+                    hook(jid, payload, how)
+                except Exception:
+                    log.exception("%s.removed failed on %s", _name(ext), jid)
 
     def tick(self, now: float) -> bool:
         """Every extension's periodic work; True while some have more to do."""

@@ -66,6 +66,11 @@ def backoff(retry_count: int, rand30: int) -> int:
     return retry_count**4 + 15 + rand30 * (retry_count + 1)
 
 
+# Only a job with a non-empty ``custom`` object has this in its canonical encoding (a
+# nested object of args may too: such a job is passed on and the extensions find nothing).
+CUSTOM_MARK = b'"custom":{"'
+
+
 def _drop(container: object) -> None:
     """Free a big container at once (a manager without a server to spread the work)."""
 
@@ -451,6 +456,29 @@ class Manager(JobState):
         if res.hooked:
             assert self.hooks is not None
             self.hooks.released(res, reason)
+
+    # -- removals other than FETCH, ACK and FAIL --------------------------------------
+
+    @property
+    def follows_removals(self) -> bool:
+        """Whether some extension hears of removals (:meth:`jobs_removed`): callers that
+        drop a whole queue or set look at its jobs only then."""
+        hooks = self.hooks
+        return hooks is not None and hooks.follows_removals
+
+    def jobs_removed(self, jobs: Iterable[tuple[str, bytes]], how: str) -> None:
+        """Tell the extensions that these jobs (jid, payload) left their queue or set other
+        than by FETCH, ACK or FAIL (``how``: :data:`~werk.server._extension.KILLED`,
+        ``DELETED`` or ``REQUEUED``), in the turn of the removal so that their records
+        share its commit. Only the jobs with ``custom`` are passed on: give them all, or
+        (for a whole queue, whose items know it) only those."""
+        hooks = self.hooks
+        if hooks is None or not hooks.follows_removals:
+            return
+        mark = CUSTOM_MARK
+        hooked = [(jid, payload) for jid, payload in jobs if mark in payload]
+        if hooked:
+            hooks.removed(hooked, how)
 
     # -- for extensions (the Host protocol) -------------------------------------------
 

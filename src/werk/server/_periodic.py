@@ -44,7 +44,7 @@ import math
 import time
 from typing import Any
 
-from werk.server._extension import EXPIRED
+from werk.server._extension import DELETED, EXPIRED
 from werk.server._gojson import GoJSONError
 from werk.server._manager import Manager
 from werk.server._sets import Reservation, SortedSet
@@ -172,6 +172,7 @@ def enqueue_due(m: Manager, s: SortedSet, now: float, limit: int = 1 << 62) -> i
                 error = str(exc)
             if error is not None:
                 log.warning("dropping job %s: %s", entry.jid, error)
+                m.jobs_removed(((entry.jid, entry.payload),), DELETED)
         total += len(batch)
         if len(batch) < want:
             break
@@ -183,6 +184,7 @@ def purge_dead(m: Manager, now: float) -> int:
     batch = m.dead.pop_due(now, 100)
     for entry in batch:
         m.storage.entry_remove(entry.id)
+    m.jobs_removed(((e.jid, e.payload) for e in batch), DELETED)
     return len(batch)
 
 

@@ -22,6 +22,12 @@ separate Redis command), and what another client may see while a sweep runs is t
 
 ``clear`` (and ``discard`` with no filter) empties the set at once, as one stored change.
 
+Server extensions hear of every job with ``custom`` a MUTATE kills, discards or requeues
+(:meth:`~werk.server._extension.Extension.removed`), in the turn that moves it: a slice's
+record changes are stored with its job changes. A kill within the dead set moves nothing
+anywhere new and is not reported. A ``clear`` searches each payload of the set for
+``custom`` in the same turn (one substring search a job), only when some extension listens.
+
 Example::
 
     >>> from werk.server._clock import ManualClock
@@ -43,9 +49,10 @@ from collections.abc import Callable
 
 from werk._job import QUEUE_NAME_RE
 from werk.server._arguments import MutateCommand
+from werk.server._extension import DELETED, KILLED, REQUEUED
 from werk.server._glob import MAX_PATTERN, Glob
 from werk.server._gojson import GoJSONError, go_quote
-from werk.server._manager import BAD_QUEUE, DEAD_TTL, Manager
+from werk.server._manager import BAD_QUEUE, CUSTOM_MARK, DEAD_TTL, Manager
 from werk.server._sets import SetScan, SortedSet
 from werk.server._storage import DEAD, RETRIES, SCHEDULED
 
@@ -116,7 +123,12 @@ class Sweep:
             # One stored change for the whole set, not one per job.
             self.changed = len(target)
             m.storage.clear_kind(kind)
-            m.release(target.clear())
+            old = target.clear()
+            if m.follows_removals:
+                mark = CUSTOM_MARK  # searched here: most jobs of a big set have no custom
+                hooked = [(e.jid, e.payload) for e in old.values() if mark in e.payload]
+                m.jobs_removed(hooked, DELETED)
+            m.release(old)
             return
         self._match = _matcher(op)
         self._scan = target.scan()
@@ -145,6 +157,12 @@ class Sweep:
         entries = target.entries
         match, cmd, m = self._match, self.cmd, self.m
         storage = m.storage
+        # Reported before the job reaches its new place: a requeued job may be handed to
+        # a blocked FETCH at once, and the extensions must see the requeue before that.
+        removed = m.jobs_removed if m.follows_removals else None
+        how = KILLED if cmd == "kill" else REQUEUED if cmd == "requeue" else DELETED
+        if how == KILLED and self.kind == DEAD:
+            removed = None  # dead already: nothing changes for the job
         spent = 0
         next_id = scan.next_id
         while spent < work:
@@ -164,6 +182,8 @@ class Sweep:
             target.remove(eid)
             storage.entry_remove(eid)
             self.changed += 1
+            if removed is not None:
+                removed(((entry.jid, entry.payload),), how)
             if cmd == "kill":
                 m.add_to_set(m.dead, DEAD, m.clock.now() + DEAD_TTL, entry.jid, entry.payload)
             elif cmd == "requeue":

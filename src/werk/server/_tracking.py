@@ -2,13 +2,16 @@
 (docs/enterprise.md section 4, werk's choices in section 13).
 
 A job pushed with ``custom.track`` set (any number but 0, or true) gets a record whose
-state follows the job: enqueued at push, working at each FETCH, success at ACK, failed
-at a FAIL (or reservation expiry) that retries or discards it, dead when it goes to the
-dead set. TRACK SET stores a percentage and a description for any jid (an untracked
-one's state stays ``unknown``) and may extend the job's reservation. Records are stored
-in space ``track`` (key: the jid), in the same commit as the job change that moved them.
-Records of jobs still in the system never expire; a finished job's, and one made by SET
-alone, expire 30 minutes after their last update (the periodic task).
+state follows the job: enqueued at push (and when MUTATE requeues it), working at each
+FETCH, success at ACK, failed at a FAIL (or reservation expiry) that retries or discards
+it, dead when it goes to the dead set (by FAIL or MUTATE kill). A job erased from the
+server (MUTATE discard or clear, QUEUE REMOVE, the web UI's deletes, expired at FETCH)
+loses its record at once: it reads ``unknown``. TRACK SET stores a percentage and a
+description for any jid (an untracked one's state stays ``unknown``) and may extend the
+job's reservation. Records are stored in space ``track`` (key: the jid), in the same
+commit as the job change that moved them. Records of jobs still in the system never
+expire; a finished job's, and one made by SET alone, expire 30 minutes after their last
+update (the periodic task).
 
 Untracked jobs cost nothing here beyond a dict lookup in the hooks the manager already
 calls for jobs with ``custom``.
@@ -26,8 +29,11 @@ from werk._protocol.resp import OK, encode_bulk, encode_error
 from werk.server._batch import struct_json
 from werk.server._extension import (
     DEAD,
+    DELETED,
     DISCARD,
+    KILLED,
     PUT_BACK,
+    REQUEUED,
     CommandClient,
     CommandHandler,
     Extension,
@@ -228,6 +234,18 @@ class Tracking(Extension):
         jid = job.get("jid") or ""
         if self.tracks.pop(jid, None) is not None:
             self.host.delete_record(SPACE, jid)
+
+    def removed(self, jid: str, payload: bytes, how: str) -> None:
+        t = self.tracks.get(jid)
+        if t is None:
+            return
+        if how == DELETED:  # gone from the server: nothing left to report (docs 4.4)
+            del self.tracks[jid]
+            self.host.delete_record(SPACE, jid)
+        elif t.tracked and how == KILLED:
+            self._set(jid, t, DEAD_STATE, True)
+        elif t.tracked and how == REQUEUED:
+            self._set(jid, t, ENQUEUED, False)
 
     # -- TRACK -----------------------------------------------------------------------
 

@@ -2,8 +2,11 @@
 # (jobtype, args, queue) for jobs pushed with custom.unique_for.
 #
 # The lock is taken at PUSH, released at ACK (unique_until "success") or at FETCH
-# ("start") only by its holder, kept through FAIL, retries, death, MUTATE and the
-# scheduled delay, and always ends unique_for seconds after max(push, at). Locks are
+# ("start") only by its holder, kept through FAIL, retries, death and the scheduled delay,
+# and always ends unique_for seconds after max(push, at). No removal by the operator
+# (MUTATE, QUEUE REMOVE, the web UI) releases it, so removed() is not overridden: Enterprise
+# keeps the lock of a job deleted from the retry set, and werk does so wherever the job
+# was deleted from (docs/enterprise.md 5.3). Locks are
 # records (space "unique"), written in the same commit as the push or ACK that changed
 # them, so they survive kill -9 with the jobs; expired ones are dropped by tick(), a slice
 # at a time, in deadline order.
