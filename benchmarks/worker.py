@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -164,12 +165,13 @@ def run_child(spec: dict[str, Any]) -> dict[str, float]:
     )
     worker.start()
     warm = n // 5
+    poll = spec.get("poll", 0.002)
     while worker.processed + worker.failed < warm:
-        time.sleep(0.002)
+        time.sleep(poll)
     done0, t0, cpu0 = worker.processed + worker.failed, time.perf_counter(), _tree_cpu()
     srv0 = _cpu_of(server_pid) if server_pid else float("nan")
     while worker.processed + worker.failed < n:
-        time.sleep(0.002)
+        time.sleep(poll)
     end = time.perf_counter()
     cpu = _tree_cpu() - cpu0
     srv = (_cpu_of(server_pid) - srv0) if server_pid else float("nan")
@@ -246,13 +248,16 @@ def pipelined_loop(url: str, n: int) -> float:
         return time.perf_counter() - start
 
 
-def worker_row(spec: dict[str, Any], source: str | None) -> dict[str, float]:
+def worker_row(
+    spec: dict[str, Any], source: str | None, callgrind: bool = False
+) -> dict[str, float]:
     """Run :func:`run_child` in a new interpreter importing werk from ``source`` (a src/
-    directory; None: this tree)."""
+    directory; None: this tree); under callgrind, the row has its ``instructions``."""
     prefill(spec["url"], spec["n"])
     env = {**os.environ, "PYTHONPATH": source or str(ROOT / "src")}
+    valgrind = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
     out = subprocess.run(
-        [sys.executable, __file__, "--child", json.dumps(spec)],
+        [*(valgrind if callgrind else ()), sys.executable, __file__, "--child", json.dumps(spec)],
         env=env,
         capture_output=True,
         text=True,
@@ -263,17 +268,40 @@ def worker_row(spec: dict[str, Any], source: str | None) -> dict[str, float]:
         raise RuntimeError(f"worker run {spec} failed:\n{out.stderr}")
     _drained(spec["url"])
     row: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    if callgrind:
+        found = re.search(r"Collected : (\d+)", out.stderr)
+        assert found, out.stderr[-2000:]
+        row["instructions"] = float(found[1])
     return row
 
 
+def instructions_per_job(spec: dict[str, Any], source: str | None) -> dict[str, float]:
+    """Instructions per job of a worker process: runs of N and 2N jobs under callgrind, the
+    difference over N (start-up and shutdown cancel out). Instruction counts do not depend
+    on the machine's load, unlike wall-clock and CPU time."""
+    # Poll slowly: the main thread's waiting must not add instructions as time goes by.
+    spec = {**spec, "poll": 0.2}
+    short = worker_row(spec, source, callgrind=True)
+    long = worker_row({**spec, "n": spec["n"] * 2}, source, callgrind=True)
+    return {"instructions": (long["instructions"] - short["instructions"]) / spec["n"]}
+
+
+def _observe(value: str) -> str:
+    what, colon, variant = value.partition(":")
+    if what in ("none", "metrics") and not colon:
+        return value
+    if what in ("tracing", "both") and (not colon or variant in TRACINGS):
+        return value
+    raise argparse.ArgumentTypeError(f"not a mode: {value!r}")
+
+
 def modes(observe: list[str], tracings: list[str]) -> list[str]:
-    """``none`` first, then each of ``observe``, tracing ones once per tracing variant."""
+    """``none`` first, then each of ``observe``, tracing ones once per tracing variant
+    unless they name theirs."""
     out = ["none"]
     for what in observe:
-        if what in ("tracing", "both"):
-            out += [f"{what}:{variant}" for variant in tracings]
-        elif what not in out:
-            out.append(what)
+        wanted = [f"{what}:{v}" for v in tracings] if what in ("tracing", "both") else [what]
+        out += [mode for mode in wanted if mode not in out]
     return out
 
 
@@ -346,6 +374,33 @@ def report(
     )
 
 
+def report_instructions(
+    counts: dict[tuple[str, str, str], float],
+    executors: list[str],
+    mode_list: list[str],
+    sources: list[str],
+    n: int,
+) -> None:
+    print(f"\ninstructions per job of the worker process (callgrind; runs of {n} and {2 * n})")
+    print(f"{'':24}" + "".join(f" {name:-^19}" for name in sources))
+    print(
+        f"{'':24}"
+        + f" {'Ir/job':>9} {'+Ir':>9}" * len(sources)
+        + ("  now-before" if len(sources) == 2 else "")
+    )
+    for ex in executors:
+        for mode in mode_list:
+            label = f"{ex} {mode}" if mode == "none" else f"  +{mode}"
+            line = f"{label:24}"
+            for source in sources:
+                count, plain = counts[(ex, mode, source)], counts[(ex, "none", source)]
+                line += f" {count / 1e3:8.1f}k {(count - plain) / 1e3:+8.1f}k"
+            if len(sources) == 2:
+                now, before = (counts[(ex, mode, source)] for source in sources)
+                line += f"  {(now - before) / 1e3:+9.1f}k"
+            print(line)
+
+
 def main() -> int:
     if sys.argv[1:2] == ["--child"]:
         print(json.dumps(run_child(json.loads(sys.argv[2]))))
@@ -363,8 +418,10 @@ def main() -> int:
         "--observe",
         nargs="*",
         default=[],
-        choices=["none", "metrics", "tracing", "both"],
-        help="also run each executor with the metrics and/or tracing middleware",
+        type=_observe,
+        help="also run each executor with the metrics and/or tracing middleware: none,"
+        " metrics, tracing, both (once per --tracing variant), or tracing:VARIANT,"
+        " both:VARIANT",
     )
     parser.add_argument(
         "--tracing",
@@ -375,6 +432,11 @@ def main() -> int:
     )
     parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds (medians)")
     parser.add_argument("--baseline", help="src/ of another werk tree, measured side by side")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="count instructions per job under valgrind's callgrind instead (use a small -n)",
+    )
     args = parser.parse_args()
     url = os.environ.get("FAKTORY_URL")
     server: subprocess.Popen[bytes] | None = None
@@ -389,6 +451,17 @@ def main() -> int:
     results: dict[tuple[str, str, str], list[dict[str, float]]] = {}
     loops: dict[str, list[dict[str, float]]] = {LOOP: [], PIPELINED: []}
     try:
+        if args.instructions:
+            counts = {}
+            for ex in args.executor:
+                for mode in mode_list:
+                    for name, source in sources.items():
+                        spec = {"url": url, "n": n, "c": c, "executor": ex, "observe": mode}
+                        found = instructions_per_job({**spec, "server_pid": pid}, source)
+                        counts[(ex, mode, name)] = found["instructions"]
+                        print(f"{ex} {mode} {name}: {found}", file=sys.stderr, flush=True)
+            report_instructions(counts, args.executor, mode_list, list(sources), n)
+            return 0
         for r in range(args.rounds):
             loops[LOOP].append(loop_row(url, n, pid, lambda: bare_loop(url, n)))
             loops[PIPELINED].append(loop_row(url, n, pid, lambda: pipelined_loop(url, n)))
