@@ -24,9 +24,9 @@ number of series (``jobtype="unknown"`` guards the job counters the same way, sh
 unregistered type reach them). The hooks run in the worker process whatever the
 executor, so with ``--executor process`` the figures cover the jobs of every child.
 
-A job's hooks only append a tuple to a queue (no lock, no metric object): the queue is
-folded into the figures when the registry is collected (a scrape), or by the job that
-finds it long, so counting costs each job about a microsecond.
+A job's hooks only append to queues (no lock, no metric object); the queues are folded
+into the figures when the registry is collected (a scrape), or by the job that finds
+them long, a few thousand jobs at a time.
 
 Example::
 
@@ -41,12 +41,14 @@ from __future__ import annotations
 
 import bisect
 import functools
+import itertools
 import math
+import operator
 import threading
 import time
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 try:
     import prometheus_client.metrics as _prometheus_metrics
@@ -75,11 +77,12 @@ FETCH_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 _RUN_LABELS = ("jobtype", "queue")
 
 FOLD_AT = 4096
-"""Events a worker keeps unfolded at most (a worker nobody scrapes must not grow)."""
+"""Jobs a worker keeps unfolded at most (a worker nobody scrapes must not grow)."""
 
-# An event: a run began (None), a run ended (jobtype, queue, succeeded, seconds) or a
-# FETCH came back (seconds, found).
-_Event = tuple[str, str, bool, float] | tuple[float, bool] | None
+_T = TypeVar("_T")
+_NEVER: Any = object()  # what popleft never returns
+_key = operator.itemgetter(0, 1, 2)
+_seconds = operator.itemgetter(3)
 
 
 class PrometheusMiddleware(Middleware):
@@ -116,11 +119,18 @@ class PrometheusMiddleware(Middleware):
         """The worker's fetch slots."""
         self._bounds = _bounds(buckets)
         self._worker: Worker | None = None
-        # Appending to a deque is atomic: the hooks of every slot share it without a lock.
-        self._events: deque[_Event] = deque()
-        self._append = self._events.append
+        # What the hooks record, each with one call into C that needs no lock (next() of
+        # a count, append to a deque): runs begun, runs ended as (jobtype, queue,
+        # succeeded, seconds), FETCH round trips.
+        self._begun = itertools.count()
+        self._ended: deque[tuple[str, str, bool, float]] = deque()
+        self._fetched: deque[float] = deque()
+        self._fetched_empty: deque[float] = deque()
+        # What the folds made of them, under the lock.
         self._fold_lock = threading.Lock()
-        # (jobtype, queue) -> [successes, failures, duration histogram]
+        self._folds = 0  # each fold reads _begun by taking a number of it
+        self._ended_total = 0
+        # (jobtype, queue) -> ([successes, failures], duration histogram)
         self._runs: dict[tuple[str, str], tuple[list[int], _Histogram]] = {}
         self._fetches = {
             "job": _Histogram(_bounds(FETCH_BUCKETS)),
@@ -136,59 +146,66 @@ class PrometheusMiddleware(Middleware):
 
     def after_fetch(self, duration: float, found: bool) -> None:
         """Time a FETCH."""
-        self._append((duration, found))
+        times = self._fetched if found else self._fetched_empty
+        times.append(duration)
+        if len(times) > FOLD_AT:
+            self.flush()
 
     def before_process(self, ctx: JobContext) -> None:
         """One more handler running."""
-        self._append(None)
+        next(self._begun)
 
     def after_process(self, ctx: JobContext, duration: float) -> None:
         """Count a success and its duration."""
         job = ctx.job
-        self._append((job.jobtype, job.queue, True, duration))
-        if len(self._events) > FOLD_AT:
+        self._ended.append((job.jobtype, job.queue, True, duration))
+        if len(self._ended) > FOLD_AT:
             self.flush()
 
     def on_failure(self, ctx: JobContext, error: BaseException, duration: float) -> None:
         """Count a failure and its duration."""
         job = ctx.job
-        self._append((job.jobtype, job.queue, False, duration))
-        if len(self._events) > FOLD_AT:
+        self._ended.append((job.jobtype, job.queue, False, duration))
+        if len(self._ended) > FOLD_AT:
             self.flush()
 
     def flush(self) -> None:
-        """Fold the events counted since the last fold into the figures a scrape reads.
+        """Fold the jobs counted since the last fold into the figures a scrape reads.
 
         Example::
 
             metrics.flush()
         """
         with self._fold_lock:
-            pop = self._events.popleft
-            runs, known, fetches = self._runs, self._known, self._fetches
-            running = 0
-            while True:
-                try:
-                    event = pop()
-                except IndexError:
-                    break
-                if event is None:
-                    running += 1
-                elif len(event) == 2:
-                    seconds, found = event
-                    fetches["job" if found else "empty"].observe(seconds)
-                else:
-                    jobtype, queue, succeeded, seconds = event
-                    if jobtype not in known:
-                        jobtype = UNKNOWN_JOBTYPE
-                    series = runs.get((jobtype, queue))
-                    if series is None:
-                        series = runs[(jobtype, queue)] = ([0, 0], _Histogram(self._bounds))
-                    series[0][0 if succeeded else 1] += 1
-                    series[1].observe(seconds)
-                    running -= 1
-            if running:
-                self.in_progress.inc(running)
+            ended = _drain(self._ended)
+            if ended:
+                self._fold_runs(ended)
+            self._fetches["job"].observe_many(_drain(self._fetched))
+            self._fetches["empty"].observe_many(_drain(self._fetched_empty))
+            # Read after the ends: every run counted as ended was counted as begun.
+            begun = next(self._begun) - self._folds
+            self._folds += 1
+            self._ended_total += len(ended)
+            self.in_progress.set(begun - self._ended_total)
+
+    def _fold_runs(self, batch: list[tuple[str, str, bool, float]]) -> None:
+        # Grouped in C when the batch has one kind of job (the usual case); the series
+        # are made in the order their first jobs ended.
+        keys = dict.fromkeys(map(_key, batch))
+        if len(keys) == 1:
+            groups = {next(iter(keys)): list(map(_seconds, batch))}
+        else:
+            groups = {key: [] for key in keys}
+            for jobtype, queue, succeeded, seconds in batch:
+                groups[(jobtype, queue, succeeded)].append(seconds)
+        for (jobtype, queue, succeeded), values in groups.items():
+            if jobtype not in self._known:
+                jobtype = UNKNOWN_JOBTYPE
+            series = self._runs.get((jobtype, queue))
+            if series is None:
+                series = self._runs[(jobtype, queue)] = ([0, 0], _Histogram(self._bounds))
+            series[0][0 if succeeded else 1] += len(values)
+            series[1].observe_many(values)
 
     def _families(self) -> Iterator[Metric]:
         created = getattr(_prometheus_metrics, "_use_created", True)
@@ -222,6 +239,11 @@ class PrometheusMiddleware(Middleware):
         yield fetch
 
 
+def _drain(events: deque[_T]) -> list[_T]:
+    # The events there now, each popped (atomic) in C: appends meanwhile wait for the next.
+    return list(itertools.islice(iter(events.popleft, _NEVER), len(events)))
+
+
 def _bounds(buckets: Sequence[float]) -> tuple[float, ...]:
     # The upper bounds as prometheus_client's Histogram takes them: sorted, +Inf last.
     bounds = [float(b) for b in buckets]
@@ -252,10 +274,18 @@ class _Histogram:
         self.total = 0.0
         self.created = time.time()
 
-    def observe(self, value: float) -> None:
-        # A value equal to a bound belongs to that bound's bucket (le: less or equal).
-        self.counts[bisect.bisect_left(self.bounds, value)] += 1
-        self.total += value
+    def observe_many(self, values: list[float]) -> None:
+        """Count ``values`` (sorted here) into the buckets."""
+        if not values:
+            return
+        self.total += sum(values)  # in the order observed, as one observe() at a time adds
+        values.sort()
+        counts, below = self.counts, 0
+        for i, bound in enumerate(self.bounds):
+            # A value equal to a bound belongs to that bound's bucket (le: less or equal).
+            upto = bisect.bisect_right(values, bound)
+            counts[i] += upto - below
+            below = upto
 
     def add_to(
         self,
