@@ -310,7 +310,7 @@ def _start_server() -> tuple[str, subprocess.Popen[bytes]]:
     server = subprocess.Popen(
         [
             *(sys.executable, "-m", "werk", "server", "--storage", "memory"),
-            *("--bind", f"127.0.0.1:{port}", "--log-level", "WARNING"),
+            *("--bind", f"127.0.0.1:{port}", "--no-web", "--log-level", "WARNING"),
         ],
         env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
     )
