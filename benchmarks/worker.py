@@ -1,15 +1,27 @@
-"""How fast does a werk worker drain a queue of no-op jobs?
+"""How fast does a werk worker drain a queue of no-op jobs, and what do metrics and tracing cost?
 
 For each executor, the queue is prefilled with N no-op jobs (nothing is pushed while timing),
 a worker with concurrency C drains it, and the rate is compared with two single-connection
 baselines: a bare ``fetch`` + ``ack`` loop (werk.Client), and the same loop sending each ACK
-in the same write as the next FETCH. CPU time per job of the server and of the worker
-process shows where the time goes.
+in the same write as the next FETCH. Each worker runs in a process of its own, started for
+the run; the figures are taken in its steady state, after the first 20% of the jobs, while
+every child is up: the rate, and the CPU per job of the worker process plus its live
+children (the per-job overhead) and of the server.
 
-The worker's "all" CPU column covers the whole run, start-up and shutdown included (for the
-process executor that is mostly starting the child interpreters). The "steady" columns are
-measured only after the first 20% of the jobs, while every child is up: the rate, and the
-CPU per job of the worker process plus its live children - the per-job overhead.
+``--observe`` runs each executor with no middleware (``none``, always run: the reference),
+with ``werk.metrics.PrometheusMiddleware`` (``metrics``), ``werk.tracing.TracingMiddleware``
+(``tracing``) or both (``both``). Tracing runs once per ``--tracing`` variant:
+
+``noop``       the API alone (no SDK configured): what an app pays that never set up tracing
+``unsampled``  the SDK, sampling nothing (spans are created, none recorded)
+``sampled``    the SDK, 1% of the traces recorded, exported to nowhere by a batch processor
+``all``        the SDK, every span recorded and exported to nowhere
+
+``--baseline SRC`` runs every measurement a second time with the werk of another source
+tree (e.g. ``git worktree add ../main main`` then ``--baseline ../main/src``), the server
+staying the same, and prints both side by side. ``--rounds R`` repeats everything R times,
+interleaved (each round runs every variant once, in alternating order), and reports the
+medians: on a busy machine a single wall-clock run can be off by 10% or more.
 
 The server is ``FAKTORY_URL`` when set (e.g. a real Faktory), else ``werk server`` started
 in a separate process (memory storage) so that it gets a core of its own.
@@ -18,20 +30,18 @@ Usage::
 
     python benchmarks/worker.py                  # N=20000, C=20, every executor
     python benchmarks/worker.py -n 5000 -c 50 --executor thread asyncio
-    python benchmarks/worker.py --observe metrics tracing both --executor thread
-
-``--observe`` adds, after each executor's row, the same run with
-``werk.metrics.PrometheusMiddleware`` (``metrics``), ``werk.tracing.TracingMiddleware``
-(``tracing``: an SDK tracer provider whose batch processor exports to nowhere, so every
-span is recorded), both, or both with 1% of the traces sampled (``sampled``), and prints
-what they cost.
+    python benchmarks/worker.py --executor thread --observe metrics tracing both \\
+        --tracing noop sampled all --rounds 5 --baseline ../main/src
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import re
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -40,14 +50,16 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+if "--child" not in sys.argv:  # a measured worker imports the werk its PYTHONPATH names
+    sys.path.insert(0, str(ROOT / "src"))
 
 import werk  # noqa: E402
 from werk._protocol import command_lines as commands  # noqa: E402
 from werk._protocol.replies import fetched_payload  # noqa: E402
 
 QUEUE = "bench"
+TRACINGS = ("noop", "unsampled", "sampled", "all")
+LOOP, PIPELINED = "fetch+ack loop, 1 conn", "ACK+FETCH one write, 1 conn"
 
 app = werk.App()
 
@@ -55,17 +67,6 @@ app = werk.App()
 @app.job
 def noop() -> None:
     """The job being measured: nothing at all."""
-
-
-class FirstJob(werk.Middleware):
-    """Records when the first job started (excludes worker start-up from the timing)."""
-
-    def __init__(self) -> None:
-        self.first: float | None = None
-
-    def before_process(self, ctx: werk.JobContext) -> None:
-        if self.first is None:
-            self.first = time.perf_counter()
 
 
 def _free_port() -> int:
@@ -84,12 +85,7 @@ def _cpu_of(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _self_cpu() -> float:
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
-
-
-def _children(exclude: int | None) -> list[int]:
+def _children() -> list[int]:
     """Pids of this process's live children (Linux /proc), [] elsewhere."""
     pids: list[int] = []
     for task in Path("/proc/self/task").glob("*/children"):
@@ -97,23 +93,101 @@ def _children(exclude: int | None) -> list[int]:
             pids.extend(int(p) for p in task.read_text().split())
         except OSError:
             continue
-    return [pid for pid in pids if pid != exclude]
+    return pids
 
 
-def _tree_cpu(server_pid: int | None) -> float:
-    """CPU seconds of this process (all threads) plus its live children (but the server)."""
+def _tree_cpu() -> float:
+    """CPU seconds of this process (all threads) plus its live children."""
     t = os.times()
-    return t.user + t.system + sum(_cpu_of(pid) for pid in _children(server_pid))
+    return t.user + t.system + sum(_cpu_of(pid) for pid in _children())
 
 
-class Steady:
-    """Wall and CPU time (this process + live children) from a warm-up point to the end."""
+# -- the measured worker (a process of its own) -------------------------------------------
+
+
+def observers(observe: str) -> list[werk.Middleware]:
+    """The middleware of ``observe`` (``none``, ``metrics``, ``tracing:VARIANT``,
+    ``both:VARIANT``), recording into a registry and spans of their own."""
+    out: list[werk.Middleware] = []
+    what, _, variant = observe.partition(":")
+    if what in ("metrics", "both"):
+        from prometheus_client import CollectorRegistry
+
+        from werk.metrics import PrometheusMiddleware
+
+        out.append(PrometheusMiddleware(app, registry=CollectorRegistry()))
+    if what in ("tracing", "both"):
+        from werk.tracing import TracingMiddleware
+
+        out.append(TracingMiddleware(_tracer_provider(variant)))
+    return out
+
+
+def _tracer_provider(variant: str) -> Any:
+    from opentelemetry.trace import NoOpTracerProvider
+
+    if variant == "noop":
+        return NoOpTracerProvider()
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, TraceIdRatioBased
+
+    class Nowhere(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    ratio = {"sampled": 0.01, "all": 1.0}.get(variant)
+    sampler = ALWAYS_OFF if ratio is None else ParentBased(TraceIdRatioBased(ratio))
+    provider = TracerProvider(sampler=sampler)
+    provider.add_span_processor(BatchSpanProcessor(Nowhere()))
+    return provider
+
+
+class FirstJob(werk.Middleware):
+    """Records when the first job started (excludes worker start-up from the timing)."""
 
     def __init__(self) -> None:
-        self.jobs = 0
-        self.seconds = float("nan")
-        self.cpu = float("nan")
-        self.server_cpu = float("nan")
+        self.first: float | None = None
+
+    def before_process(self, ctx: werk.JobContext) -> None:
+        if self.first is None:
+            self.first = time.perf_counter()
+
+
+def run_child(spec: dict[str, Any]) -> dict[str, float]:
+    """Drain the queue with one worker; what it took, as :func:`measure` reports it."""
+    n, server_pid = spec["n"], spec["server_pid"]
+    marker = FirstJob()
+    for middleware in [marker, *observers(spec["observe"])]:
+        app.add_middleware(middleware)
+    worker = werk.Worker(
+        app, spec["url"], concurrency=spec["c"], queues=[QUEUE], executor=spec["executor"]
+    )
+    worker.start()
+    warm = n // 5
+    poll = spec.get("poll", 0.002)
+    while worker.processed + worker.failed < warm:
+        time.sleep(poll)
+    done0, t0, cpu0 = worker.processed + worker.failed, time.perf_counter(), _tree_cpu()
+    srv0 = _cpu_of(server_pid) if server_pid else float("nan")
+    while worker.processed + worker.failed < n:
+        time.sleep(poll)
+    end = time.perf_counter()
+    cpu = _tree_cpu() - cpu0
+    srv = (_cpu_of(server_pid) - srv0) if server_pid else float("nan")
+    worker.stop(30)
+    assert worker.failed == 0, f"{worker.failed} jobs failed"
+    assert marker.first is not None
+    steady = n - done0
+    return {
+        "rate": n / (end - marker.first),
+        "steady_rate": steady / (end - t0),
+        "steady_us": cpu / steady * 1e6,
+        "steady_srv_us": srv / steady * 1e6,
+    }
+
+
+# -- the runs ----------------------------------------------------------------------------
 
 
 def prefill(url: str, n: int) -> None:
@@ -123,6 +197,28 @@ def prefill(url: str, n: int) -> None:
             batch = [{"jobtype": "noop", "args": [], "queue": QUEUE}] * min(1000, n - start)
             errors = client.push_bulk([dict(b) for b in batch])
             assert not errors, errors
+
+
+def _drained(url: str) -> None:
+    with werk.Client(url) as client:
+        info = client.info()["faktory"]
+    left = info["queues"].get(QUEUE, 0) + info["sets"]["working"]
+    assert left == 0, f"{left} jobs not acknowledged"
+
+
+def loop_row(url: str, n: int, server_pid: int | None, fn: Callable[[], float]) -> dict[str, float]:
+    """A single-connection loop in this process: its rate and CPU per job."""
+    prefill(url, n)
+    srv0 = _cpu_of(server_pid) if server_pid else float("nan")
+    t = os.times()
+    own0 = t.user + t.system
+    seconds = fn()
+    t = os.times()
+    _drained(url)
+    srv = (_cpu_of(server_pid) - srv0) if server_pid else float("nan")
+    us = (t.user + t.system - own0) / n * 1e6
+    return {"rate": n / seconds, "steady_rate": n / seconds, "steady_us": us,
+            "steady_srv_us": srv / n * 1e6}  # fmt: skip
 
 
 def bare_loop(url: str, n: int) -> float:
@@ -152,109 +248,163 @@ def pipelined_loop(url: str, n: int) -> float:
         return time.perf_counter() - start
 
 
-def observers(which: str) -> list[werk.Middleware]:
-    """The metrics and/or tracing middleware, recording into a registry and spans of their own."""
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
-    from prometheus_client import CollectorRegistry
-
-    from werk.metrics import PrometheusMiddleware
-    from werk.tracing import TracingMiddleware
-
-    class Nowhere(SpanExporter):
-        def export(self, spans: Any) -> SpanExportResult:
-            return SpanExportResult.SUCCESS
-
-    out: list[werk.Middleware] = []
-    if which in ("metrics", "both", "sampled"):
-        out.append(PrometheusMiddleware(app, registry=CollectorRegistry()))
-    if which in ("tracing", "both", "sampled"):
-        sampler = ParentBased(TraceIdRatioBased(0.01 if which == "sampled" else 1.0))
-        provider = TracerProvider(sampler=sampler)
-        provider.add_span_processor(BatchSpanProcessor(Nowhere()))
-        out.append(TracingMiddleware(provider))
-    return out
-
-
-def run_worker(
-    url: str,
-    n: int,
-    concurrency: int,
-    executor: str,
-    steady: Steady,
-    server_pid: int | None,
-    extra: list[werk.Middleware] | None = None,
-) -> float:
-    marker = FirstJob()
-    bench_app = app
-    bench_app.hooks.middleware.clear()
-    bench_app.add_middleware(marker)
-    for middleware in extra or ():
-        bench_app.add_middleware(middleware)
-    worker = werk.Worker(
-        bench_app,
-        url,
-        concurrency=concurrency,
-        queues=[QUEUE],
-        executor=executor,  # type: ignore[arg-type]
+def worker_row(
+    spec: dict[str, Any], source: str | None, callgrind: bool = False
+) -> dict[str, float]:
+    """Run :func:`run_child` in a new interpreter importing werk from ``source`` (a src/
+    directory; None: this tree); under callgrind, the row has its ``instructions``."""
+    prefill(spec["url"], spec["n"])
+    env = {**os.environ, "PYTHONPATH": source or str(ROOT / "src")}
+    valgrind = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+    out = subprocess.run(
+        [*(valgrind if callgrind else ()), sys.executable, __file__, "--child", json.dumps(spec)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
     )
-    worker.start()
-    warm = n // 5
-    while worker.processed + worker.failed < warm:
-        time.sleep(0.002)
-    done0, t0, cpu0 = worker.processed + worker.failed, time.perf_counter(), _tree_cpu(server_pid)
-    srv0 = _cpu_of(server_pid) if server_pid else float("nan")
-    while worker.processed + worker.failed < n:
-        time.sleep(0.002)
-    end = time.perf_counter()
-    steady.cpu = _tree_cpu(server_pid) - cpu0
-    steady.server_cpu = (_cpu_of(server_pid) - srv0) if server_pid else float("nan")
-    steady.seconds = end - t0
-    steady.jobs = n - done0
-    worker.stop(30)
-    assert worker.failed == 0, f"{worker.failed} jobs failed"
-    assert marker.first is not None
-    return end - marker.first
-
-
-def measure(
-    label: str,
-    url: str,
-    n: int,
-    server_pid: int | None,
-    fn: Callable[[], float],
-    steady: Steady | None = None,
-) -> dict[str, Any]:
-    prefill(url, n)
-    server_cpu = _cpu_of(server_pid) if server_pid else 0.0
-    own_cpu = _self_cpu()
-    seconds = fn()
-    server_cpu = (_cpu_of(server_pid) - server_cpu) if server_pid else float("nan")
-    own_cpu = _self_cpu() - own_cpu
-    with werk.Client(url) as client:
-        info = client.info()["faktory"]
-    left = info["queues"].get(QUEUE, 0) + info["sets"]["working"]
-    assert left == 0, f"{label}: {left} jobs not acknowledged"
-    row = {
-        "label": label,
-        "seconds": seconds,
-        "rate": n / seconds,
-        "server_us": server_cpu / n * 1e6,
-        "worker_us": own_cpu / n * 1e6,
-        # A single-connection loop has no start-up worth the name: steady = whole run.
-        "steady_rate": n / seconds,
-        "steady_us": own_cpu / n * 1e6,
-        "steady_srv_us": server_cpu / n * 1e6,
-    }
-    if steady is not None and steady.jobs:
-        row["steady_rate"] = steady.jobs / steady.seconds
-        row["steady_us"] = steady.cpu / steady.jobs * 1e6
-        row["steady_srv_us"] = steady.server_cpu / steady.jobs * 1e6
+    if out.returncode != 0:
+        raise RuntimeError(f"worker run {spec} failed:\n{out.stderr}")
+    _drained(spec["url"])
+    row: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    if callgrind:
+        found = re.search(r"Collected : (\d+)", out.stderr)
+        assert found, out.stderr[-2000:]
+        row["instructions"] = float(found[1])
     return row
 
 
+def instructions_per_job(spec: dict[str, Any], source: str | None) -> dict[str, float]:
+    """Instructions per job of a worker process: runs of N and 2N jobs under callgrind, the
+    difference over N (start-up and shutdown cancel out). Instruction counts do not depend
+    on the machine's load, unlike wall-clock and CPU time."""
+    # Poll slowly: the main thread's waiting must not add instructions as time goes by.
+    spec = {**spec, "poll": 0.2}
+    short = worker_row(spec, source, callgrind=True)
+    long = worker_row({**spec, "n": spec["n"] * 2}, source, callgrind=True)
+    return {"instructions": (long["instructions"] - short["instructions"]) / spec["n"]}
+
+
+def _observe(value: str) -> str:
+    what, colon, variant = value.partition(":")
+    if what in ("none", "metrics") and not colon:
+        return value
+    if what in ("tracing", "both") and (not colon or variant in TRACINGS):
+        return value
+    raise argparse.ArgumentTypeError(f"not a mode: {value!r}")
+
+
+def modes(observe: list[str], tracings: list[str]) -> list[str]:
+    """``none`` first, then each of ``observe``, tracing ones once per tracing variant
+    unless they name theirs."""
+    out = ["none"]
+    for what in observe:
+        wanted = [f"{what}:{v}" for v in tracings] if what in ("tracing", "both") else [what]
+        out += [mode for mode in wanted if mode not in out]
+    return out
+
+
+def _start_server() -> tuple[str, subprocess.Popen[bytes]]:
+    port = _free_port()
+    server = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "werk", "server", "--storage", "memory"),
+            *("--bind", f"127.0.0.1:{port}", "--no-web", "--log-level", "WARNING"),
+        ],
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+    )
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.1).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    return f"tcp://127.0.0.1:{port}", server
+
+
+def _median(rows: list[dict[str, float]]) -> dict[str, float]:
+    return {key: statistics.median(r[key] for r in rows) for key in rows[0]}
+
+
+def report(
+    results: dict[tuple[str, str, str], list[dict[str, float]]],
+    loops: dict[str, list[dict[str, float]]],
+    executors: list[str],
+    mode_list: list[str],
+    sources: list[str],
+    header: str,
+) -> None:
+    print(header)
+    for name, rows in loops.items():
+        row = _median(rows)
+        print(
+            f"{name}: {row['rate']:.0f} jobs/s, client {row['steady_us']:.0f}us CPU per job,"
+            f" server {row['steady_srv_us']:.0f}us"
+        )
+    loop = _median(loops[LOOP])
+    width = 41
+    print(f"{'':24}" + "".join(f" {name:-^{width}}" for name in sources))
+    print(
+        f"{'':24}"
+        + f" {'jobs/s':>7} {'vs loop':>7} {'vs none':>7} {'wkr CPU':>8} {'+CPU':>7}" * len(sources)
+        + ("  now/before" if len(sources) == 2 else "")
+    )
+    for ex in executors:
+        for mode in mode_list:
+            label = f"{ex} {mode}" if mode == "none" else f"  +{mode}"
+            line = f"{label:24}"
+            rates = []
+            for source in sources:
+                row = _median(results[(ex, mode, source)])
+                plain = _median(results[(ex, "none", source)])
+                rates.append(row["steady_rate"])
+                line += (
+                    f" {row['steady_rate']:7.0f} {row['steady_rate'] / loop['rate']:6.2f}x"
+                    f" {row['steady_rate'] / plain['steady_rate'] - 1:+7.1%}"
+                    f" {row['steady_us']:6.0f}us {row['steady_us'] - plain['steady_us']:+5.0f}us"
+                )
+            if len(rates) == 2:
+                line += f"  {rates[0] / rates[1] - 1:+10.1%}"
+            print(line)
+    print(
+        "(steady state, after the first 20% of the jobs; jobs/s and CPU are medians of the"
+        " rounds;\n wkr CPU = CPU time per job of the worker process and its live children;"
+        " vs none / +CPU:\n against the same executor without middleware, same source tree)"
+    )
+
+
+def report_instructions(
+    counts: dict[tuple[str, str, str], float],
+    executors: list[str],
+    mode_list: list[str],
+    sources: list[str],
+    n: int,
+) -> None:
+    print(f"\ninstructions per job of the worker process (callgrind; runs of {n} and {2 * n})")
+    print(f"{'':24}" + "".join(f" {name:-^19}" for name in sources))
+    print(
+        f"{'':24}"
+        + f" {'Ir/job':>9} {'+Ir':>9}" * len(sources)
+        + ("  now-before" if len(sources) == 2 else "")
+    )
+    for ex in executors:
+        for mode in mode_list:
+            label = f"{ex} {mode}" if mode == "none" else f"  +{mode}"
+            line = f"{label:24}"
+            for source in sources:
+                count, plain = counts[(ex, mode, source)], counts[(ex, "none", source)]
+                line += f" {count / 1e3:8.1f}k {(count - plain) / 1e3:+8.1f}k"
+            if len(sources) == 2:
+                now, before = (counts[(ex, mode, source)] for source in sources)
+                line += f"  {(now - before) / 1e3:+9.1f}k"
+            print(line)
+
+
 def main() -> int:
+    if sys.argv[1:2] == ["--child"]:
+        print(json.dumps(run_child(json.loads(sys.argv[2]))))
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-n", "--jobs", type=int, default=20000, help="jobs per run")
     parser.add_argument("-c", "--concurrency", type=int, default=20)
@@ -268,95 +418,80 @@ def main() -> int:
         "--observe",
         nargs="*",
         default=[],
-        choices=["metrics", "tracing", "both", "sampled"],
-        help="also run each executor with the metrics and/or tracing middleware",
+        type=_observe,
+        help="also run each executor with the metrics and/or tracing middleware: none,"
+        " metrics, tracing, both (once per --tracing variant), or tracing:VARIANT,"
+        " both:VARIANT",
+    )
+    parser.add_argument(
+        "--tracing",
+        nargs="+",
+        default=["sampled"],
+        choices=TRACINGS,
+        help="the tracer providers of the tracing runs (default: sampled, 1%%)",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds (medians)")
+    parser.add_argument("--baseline", help="src/ of another werk tree, measured side by side")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="count instructions per job under valgrind's callgrind instead (use a small -n)",
     )
     args = parser.parse_args()
     url = os.environ.get("FAKTORY_URL")
     server: subprocess.Popen[bytes] | None = None
     if not url:
-        port = _free_port()
-        server = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "werk", "server", "--storage", "memory"),
-                *("--bind", f"127.0.0.1:{port}", "--log-level", "WARNING"),
-            ],
-            env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
-        )
-        url = f"tcp://127.0.0.1:{port}"
-        for _ in range(200):
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+        url, server = _start_server()
     pid = server.pid if server else None
     n, c = args.jobs, args.concurrency
-    rows = []
+    sources: dict[str, str | None] = {"now": None}
+    if args.baseline:
+        sources["before"] = os.path.abspath(args.baseline)
+    mode_list = modes(args.observe, args.tracing)
+    results: dict[tuple[str, str, str], list[dict[str, float]]] = {}
+    loops: dict[str, list[dict[str, float]]] = {LOOP: [], PIPELINED: []}
     try:
-        rows.append(measure("fetch+ack loop, 1 conn", url, n, pid, lambda: bare_loop(url, n)))
-        rows.append(
-            measure("ACK+FETCH one write, 1 conn", url, n, pid, lambda: pipelined_loop(url, n))
-        )
-        for ex in args.executor:
-            steady = Steady()
-            rows.append(
-                measure(
-                    f"werk worker {ex}, c={c}",
-                    url,
-                    n,
-                    pid,
-                    lambda ex=ex, st=steady: run_worker(url, n, c, ex, st, pid),  # type: ignore[misc]
-                    steady,
-                )
-            )
-            plain = rows[-1]
-            for which in args.observe:
-                steady = Steady()
-                observed = measure(
-                    f"  {ex} +{which}",
-                    url,
-                    n,
-                    pid,
-                    lambda ex=ex, st=steady, w=which: run_worker(  # type: ignore[misc]
-                        url, n, c, ex, st, pid, observers(w)
-                    ),
-                    steady,
-                )
-                observed["cost"] = 1 - observed["steady_rate"] / plain["steady_rate"]
-                observed["cpu_cost"] = observed["steady_us"] - plain["steady_us"]
-                rows.append(observed)
+        if args.instructions:
+            counts = {}
+            for ex in args.executor:
+                for mode in mode_list:
+                    for name, source in sources.items():
+                        spec = {"url": url, "n": n, "c": c, "executor": ex, "observe": mode}
+                        found = instructions_per_job({**spec, "server_pid": pid}, source)
+                        counts[(ex, mode, name)] = found["instructions"]
+                        print(f"{ex} {mode} {name}: {found}", file=sys.stderr, flush=True)
+            report_instructions(counts, args.executor, mode_list, list(sources), n)
+            return 0
+        for r in range(args.rounds):
+            loops[LOOP].append(loop_row(url, n, pid, lambda: bare_loop(url, n)))
+            loops[PIPELINED].append(loop_row(url, n, pid, lambda: pipelined_loop(url, n)))
+            order = list(sources.items())
+            for ex in args.executor:
+                for mode in mode_list:
+                    # Alternate which tree goes first: a machine warming up or cooling
+                    # down must not favour one.
+                    order.reverse()
+                    for name, source in order:
+                        spec = {"url": url, "n": n, "c": c, "executor": ex, "observe": mode}
+                        row = worker_row({**spec, "server_pid": pid}, source)
+                        results.setdefault((ex, mode, name), []).append(row)
+                        print(
+                            f"round {r + 1}/{args.rounds} {ex} {mode} {name}:"
+                            f" {row['steady_rate']:.0f} jobs/s, {row['steady_us']:.0f}us CPU",
+                            file=sys.stderr,
+                        )
     finally:
         if server is not None:
             server.terminate()
             server.wait(10)
-    base = rows[0]["rate"]
     where = "werk server (separate process)" if server else url
-    print(f"\n{n} no-op jobs, server: {where}, python {sys.version.split()[0]}")
-    print(f"{'':30} {'':-^44} {'':-^35}")
-    print(f"{'':30} {'whole run':^44} {'steady state (after 20%)':^35}")
-    print(
-        f"{'':30} {'seconds':>8} {'jobs/s':>8} {'vs loop':>8} {'srv CPU':>9} {'wkr CPU':>9}"
-        f" {'jobs/s':>8} {'vs loop':>8} {'srv CPU':>9} {'wkr CPU':>9}"
+    header = (
+        f"\n{n} no-op jobs, c={c}, server: {where}, python {sys.version.split()[0]},"
+        f" {args.rounds} round(s)"
     )
-    for r in rows:
-        print(
-            f"{r['label']:30} {r['seconds']:8.2f} {r['rate']:8.0f} {r['rate'] / base:7.2f}x"
-            f" {r['server_us']:7.0f}us {r['worker_us']:7.0f}us"
-            f" {r['steady_rate']:8.0f} {r['steady_rate'] / rows[0]['steady_rate']:7.2f}x"
-            f" {r['steady_srv_us']:7.0f}us {r['steady_us']:7.0f}us"
-        )
-    for r in rows:
-        if "cost" in r:
-            print(
-                f"{r['label'].strip()}: steady throughput {-r['cost']:+.1%}, worker CPU"
-                f" {r['cpu_cost']:+.0f}us per job"
-            )
-    print(
-        "(CPU = CPU time per job of the server process and of the benchmark/worker process;"
-        "\n whole run: incl. worker start-up/shutdown and reaped children (the process"
-        " executor's\n child interpreters); steady: worker process + live children, per-job only)"
-    )
+    if args.baseline:
+        header += f"; before = {args.baseline}"
+    report(results, loops, args.executor, mode_list, list(sources), header)
     return 0
 
 

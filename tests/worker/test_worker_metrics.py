@@ -15,7 +15,7 @@ from tests.servers import ServerFactory
 from tests.worker.helpers import ROOT, WERK, running, subprocess_env, wait_until
 
 import werk
-from werk.metrics import PrometheusMiddleware
+from werk.metrics import FOLD_AT, PrometheusMiddleware
 from werk.server import EmbeddedServer
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -178,8 +178,9 @@ def test_the_grafana_dashboard_queries_only_metrics_the_worker_exports() -> None
     used = {name for e in exprs for name in re.findall(r"\bwerk_[a-z_]+", e)}
     registry = CollectorRegistry()
     metrics = PrometheusMiddleware(werk.App(), registry=registry)
-    metrics.jobs.labels("a", "default", "success").inc()
-    metrics.duration.labels("a", "default").observe(0.1)
+    ctx = werk.JobContext(werk.Job("a"))
+    metrics.before_process(ctx)
+    metrics.after_process(ctx, 0.1)
     families = list(registry.collect())
     exported = {s.name for family in families for s in family.samples}
     exported |= {f"{f.name}_total" for f in families if f.type == "counter"}  # none counted yet
@@ -214,3 +215,45 @@ def test_fetches_are_timed_by_the_hook_and_only_when_some_middleware_listens(
             lambda: registry.get_sample_value("werk_fetch_duration_seconds_count", found) == 5,
             what="5 timed FETCHes",
         )
+
+
+def test_jobs_are_folded_in_when_scraped_and_an_unscraped_worker_stays_bounded() -> None:
+    app = werk.App()
+
+    @app.job(jobtype="A")
+    def a() -> None: ...
+
+    registry = CollectorRegistry()
+    metrics = PrometheusMiddleware(app, registry=registry)
+    ok, bad = werk.JobContext(werk.Job("A")), werk.JobContext(werk.Job("A", queue="q"))
+    runs = FOLD_AT * 3 + 5
+    for i in range(runs):
+        metrics.before_process(ok)
+        metrics.after_fetch(0.001, True)
+        if i % 5:
+            metrics.after_process(ok, 0.02)
+        else:
+            metrics.on_failure(bad, ValueError("no"), 7.0)
+        queues = (metrics._ended, metrics._fetched)
+        assert max(map(len, queues)) <= FOLD_AT  # nobody scrapes: the jobs fold them
+    metrics.before_process(ok)  # still running
+
+    def value(name: str, **labels: str) -> float | None:
+        return registry.get_sample_value(name, labels)
+
+    failed = (runs + 4) // 5
+    succeeded = runs - failed
+    assert value("werk_jobs_total", jobtype="A", queue="default", outcome="success") == succeeded
+    assert value("werk_jobs_total", jobtype="A", queue="q", outcome="failure") == failed
+    assert value("werk_jobs_total", jobtype="A", queue="q", outcome="success") == 0
+    bucket = "werk_job_duration_seconds_bucket"
+    assert value(bucket, jobtype="A", queue="default", le="0.025") == succeeded
+    assert value(bucket, jobtype="A", queue="default", le="0.01") == 0
+    assert value(bucket, jobtype="A", queue="q", le="5.0") == 0
+    assert value(bucket, jobtype="A", queue="q", le="10.0") == failed
+    assert value(bucket, jobtype="A", queue="q", le="+Inf") == failed
+    assert value("werk_job_duration_seconds_sum", jobtype="A", queue="q") == 7.0 * failed
+    assert value("werk_fetch_duration_seconds_count", outcome="job") == runs
+    assert value("werk_fetch_duration_seconds_count", outcome="empty") == 0
+    assert value("werk_jobs_in_progress") == 1
+    assert not any(queues)  # the scrape folded the rest

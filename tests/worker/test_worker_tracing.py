@@ -126,3 +126,70 @@ def test_a_job_pushed_from_a_child_process_stays_in_the_trace(
         wait_until(lambda: server.info()["processed"] == 2, timeout=60, what="both jobs")
     # The child has no span of the run: the pushed job is parented to the relay's push.
     assert (tmp_path / "traceparent").read_text() == traceparent
+
+
+TRACE, SPAN = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+
+
+@pytest.mark.parametrize(
+    ("custom", "parented", "state"),
+    [
+        ({"traceparent": f"00-{TRACE}-{SPAN}-01"}, True, ""),
+        ({"traceparent": f"00-{TRACE}-{SPAN}-01", "tracestate": "k=v,o=1"}, True, "k=v,o=1"),
+        ({"traceparent": f"  00-{TRACE}-{SPAN}-01"}, True, ""),  # the propagator's leniency
+        ({"traceparent": f"00-{TRACE.upper()}-{SPAN}-01"}, False, ""),
+        ({"traceparent": f"00-{'0' * 32}-{SPAN}-01"}, False, ""),
+        ({"traceparent": f"ff-{TRACE}-{SPAN}-01"}, False, ""),
+        ({"traceparent": 42}, False, ""),
+    ],
+)
+def test_a_run_continues_the_trace_context_its_job_carries_as_the_w3c_propagator_reads_it(
+    server: EmbeddedServer,
+    exporter: InMemorySpanExporter,
+    custom: dict[str, object],
+    parented: bool,
+    state: str,
+) -> None:
+    app = werk.App(url=server.url)
+    app.add_middleware(TracingMiddleware(_provider(exporter)))
+
+    @app.job(retry=0)
+    def carried() -> None:
+        pass
+
+    with werk.Client(server.url) as client:
+        client.push("carried", custom=custom)
+    with running(werk.Worker(app, server.url, concurrency=1), server):
+        wait_until(lambda: len(exporter.get_finished_spans()) == 1, what="the run's span")
+    [run] = exporter.get_finished_spans()
+    if parented:
+        assert run.parent is not None and run.parent.is_remote
+        assert (run.context.trace_id, run.parent.span_id) == (int(TRACE, 16), int(SPAN, 16))
+        assert run.context.trace_state.to_header() == state
+    else:
+        assert run.parent is None and run.context.trace_id != int(TRACE, 16)
+
+
+def test_without_an_sdk_runs_pass_the_context_on_and_cost_no_bookkeeping(
+    server: EmbeddedServer, tmp_path: Path
+) -> None:
+    app = werk.App(url=server.url)
+    tracing = TracingMiddleware()  # the API's no-op tracer provider
+    app.add_middleware(tracing)
+    seen: list[object] = []
+
+    @app.job(retry=0)
+    def inner() -> None:
+        seen.append(werk.current_job().custom.get("traceparent"))
+
+    @app.job(retry=0)
+    def outer() -> None:
+        inner.push()
+
+    with werk.Client(server.url) as client:
+        client.push("outer")  # no context: nothing to pass on
+        client.push("outer", custom={"traceparent": f"00-{TRACE}-{SPAN}-01"})
+    with running(werk.Worker(app, server.url, concurrency=1), server):
+        wait_until(lambda: len(seen) == 2, what="both inner jobs")
+    assert sorted(seen, key=str) == [f"00-{TRACE}-{SPAN}-01", None]
+    assert not tracing._runs

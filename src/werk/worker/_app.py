@@ -25,7 +25,7 @@ from werk.client._batch import current_bid, joined
 from werk.client._failure import MAX_BACKTRACE
 from werk.worker._clients import ThreadClients
 from werk.worker._context import TIMEOUT_FIELD, job_timeout
-from werk.worker._middleware import Hooks, Middleware
+from werk.worker._middleware import Hooks, Middleware, call_each
 from werk.worker._run import JobRun
 
 __all__ = ["App", "JobFunction", "JobOptions"]
@@ -429,12 +429,15 @@ class App:
         bid = current_bid()
         if bid is not None and not (job.custom and "bid" in job.custom):
             job = joined(job, bid)
-        self.hooks.call("before_push", job)
+        hooks = self.hooks
+        if hooks.before_push:
+            call_each(hooks.before_push, job)
         if self.eager:
             self.run_eagerly(job)
         else:
             self.client().push(job)
-        self.hooks.call("after_push", job)
+        if hooks.after_push:
+            call_each(hooks.after_push, job)
         return job.jid
 
     def run_eagerly(self, job: Job) -> Any:

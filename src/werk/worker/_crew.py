@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from werk.client import AsyncClient, Client, ClientSettings
 from werk.worker._backoff import Outage
 from werk.worker._ledger import Ledger
+from werk.worker._middleware import call_each
 from werk.worker._queues import QueueSelector
 
 if TYPE_CHECKING:
@@ -76,8 +77,8 @@ class Crew:
         self.connection_failed: Callable[[BaseException], None] = self.outage.failed
         self.connection_ok: Callable[[], None] = self.outage.recovered
         self.fetched: Callable[[float, bool], None] | None = None
-        if app.hooks.has("after_fetch"):
-            self.fetched = functools.partial(app.hooks.call, "after_fetch")
+        if app.hooks.after_fetch:
+            self.fetched = functools.partial(call_each, app.hooks.after_fetch)
 
     def new_client(self) -> Client:
         """A new connection that says HELLO as this worker."""

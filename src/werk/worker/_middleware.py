@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     # itself, and a worker's app holds its middleware.
     from werk.worker._worker import Worker
 
-__all__ = ["Hooks", "Middleware"]
+__all__ = ["HookTuple", "Hooks", "Middleware", "call_each"]
 
 log = logging.getLogger("werk.worker.middleware")
 
@@ -89,18 +89,32 @@ _HOOKS = (
 )
 
 
+HookTuple = tuple[Callable[..., Any], ...]
+"""The bound methods of one hook, in middleware order."""
+
+
 class Hooks:
     """The overridden hooks of a list of middleware, called in order, errors logged.
 
-    Only hooks that a middleware actually overrides are kept, so an app without
-    middleware pays nothing per job.
+    Each per-job hook is an attribute holding a tuple of the bound methods of only the
+    middleware that override it (``hooks.before_process`` ...), rebuilt when middleware
+    is added: a caller tests the tuple and, when it is not empty, hands it to
+    :func:`call_each`. An app without middleware pays one attribute load per hook per job.
     """
 
     def __init__(self, middleware: Iterable[Middleware] = ()) -> None:
         self.middleware: list[Middleware] = list(middleware)
-        self._by_hook: dict[str, list[Callable[..., Any]]] = {}
+        self.before_push: HookTuple = ()
+        self.after_push: HookTuple = ()
+        self.before_process: HookTuple = ()
+        self.after_process: HookTuple = ()
+        self.on_failure: HookTuple = ()
+        self.after_fetch: HookTuple = ()
+        self.on_startup: HookTuple = ()
+        self.on_quiet: HookTuple = ()
+        self.on_shutdown: HookTuple = ()
         self.wanted: frozenset[str] = frozenset()
-        """The hooks some middleware overrides (a set lookup on every job's path)."""
+        """The hooks some middleware overrides."""
         self._rebuild()
 
     def add(self, middleware: Middleware) -> None:
@@ -111,12 +125,13 @@ class Hooks:
     def _rebuild(self) -> None:
         for name in _HOOKS:
             base = getattr(Middleware, name)
-            self._by_hook[name] = [
+            bound = tuple(
                 getattr(m, name)
                 for m in self.middleware
                 if getattr(type(m), name, base) is not base
-            ]
-        self.wanted = frozenset(name for name, hooks in self._by_hook.items() if hooks)
+            )
+            setattr(self, name, bound)
+        self.wanted = frozenset(name for name in _HOOKS if getattr(self, name))
 
     def has(self, name: str) -> bool:
         """True when some middleware overrides hook ``name``."""
@@ -124,9 +139,17 @@ class Hooks:
 
     def call(self, name: str, *args: Any) -> None:
         """Call hook ``name`` on every middleware; log (never raise) what they raise."""
-        for hook in self._by_hook[name]:
-            try:
-                hook(*args)
-            except Exception:
-                owner = getattr(hook, "__self__", hook)
-                log.exception("middleware %s.%s raised; ignored", type(owner).__name__, name)
+        hooks: HookTuple = getattr(self, name)
+        if hooks:
+            call_each(hooks, *args)
+
+
+def call_each(hooks: HookTuple, *args: Any) -> None:
+    """Call each of ``hooks`` with ``args``; log (never raise) what they raise."""
+    for hook in hooks:
+        try:
+            hook(*args)
+        except Exception:
+            owner = getattr(hook, "__self__", hook)
+            name = getattr(hook, "__name__", "hook")
+            log.exception("middleware %s.%s raised; ignored", type(owner).__name__, name)

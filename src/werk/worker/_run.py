@@ -26,7 +26,7 @@ from werk._errors import FaktoryError, JobTimeout, UnknownJobTypeError
 from werk._job import Job
 from werk.client._failure import MAX_BACKTRACE, format_backtrace
 from werk.worker._context import CURRENT, JobContext, timeout_message
-from werk.worker._middleware import Hooks
+from werk.worker._middleware import Hooks, call_each
 
 __all__ = ["Handler", "JobRun", "RemoteJobError", "backtrace_limit", "unknown_job_type"]
 
@@ -134,9 +134,9 @@ class JobRun:
 
     def __enter__(self) -> JobRun:
         self._token = CURRENT.set(self.ctx)
-        hooks = self._hooks
-        if "before_process" in hooks.wanted:
-            hooks.call("before_process", self.ctx)
+        hooks = self._hooks.before_process
+        if hooks:
+            call_each(hooks, self.ctx)
         return self
 
     def __exit__(
@@ -153,16 +153,17 @@ class JobRun:
                 CURRENT.reset(token)
             except ValueError:
                 pass  # entered in another context (an asyncio task cancelled in between)
-        hooks = self._hooks
         if error is None:
-            if "after_process" in hooks.wanted:
-                hooks.call("after_process", self.ctx, duration)
+            hooks = self._hooks.after_process
+            if hooks:
+                call_each(hooks, self.ctx, duration)
             return False
         if self.timed_out:  # cancelled, or its child killed, at the deadline
             error = JobTimeout(timeout_message(self.ctx.timeout))
         self.error = error
-        if "on_failure" in hooks.wanted:
-            hooks.call("on_failure", self.ctx, error, duration)
+        hooks = self._hooks.on_failure
+        if hooks:
+            call_each(hooks, self.ctx, error, duration)
         return not self._propagate
 
     def failure(self, limit: int) -> tuple[str, str, list[str]]:
