@@ -74,24 +74,31 @@ PICKLE = pickle.HIGHEST_PROTOCOL
 
 
 class Channel:
-    """Sends and reads whole frames on a connection, in one system call each when small.
+    """Sends and reads whole frames, in one system call each when small: reads on ``conn``,
+    writes on ``out`` (default: ``conn`` too, a duplex connection).
 
-    The protocol is strictly one request, one reply, so nothing is ever left over after a
-    frame; the loop still handles frames split across reads (large payloads).
+    The executor gives each direction a plain pipe of its own: waking the other side is
+    cheaper through a pipe than through a duplex (Unix socket) connection, which also wakes
+    the writer each time the reader drains it. The protocol is strictly one request, one
+    reply, so nothing is ever left over after a frame; the loop still handles frames split
+    across reads (large payloads).
     """
 
-    def __init__(self, conn: Pipe) -> None:
+    def __init__(self, conn: Pipe, out: Pipe | None = None) -> None:
         self._conn = conn
-        self._fd = conn.fileno() if os.name == "posix" else -1
+        self._out = conn if out is None else out
+        posix = os.name == "posix"
+        self._fd = conn.fileno() if posix else -1
+        self._out_fd = self._out.fileno() if posix else -1
 
     def send(self, data: bytes) -> None:
         """Send one frame (OSError, e.g. BrokenPipeError, when the other end is gone)."""
-        if self._fd < 0:
-            self._conn.send_bytes(data)
+        if self._out_fd < 0:
+            self._out.send_bytes(data)
             return
         frame = memoryview(_HEADER.pack(len(data)) + data)
         while frame:
-            frame = frame[os.write(self._fd, frame) :]
+            frame = frame[os.write(self._out_fd, frame) :]
 
     def recv(self) -> bytes:
         """The next frame's bytes; EOFError when the other end is gone."""
@@ -162,8 +169,10 @@ def child_main(
     wid: str,
     lifeline: Pipe,
     client_args: dict[str, Any] | None = None,
+    out: Pipe | None = None,
 ) -> None:
-    """The child process: run the jobs that arrive on ``conn`` until it closes.
+    """The child process: run the jobs that arrive on ``conn`` until it closes, and reply
+    on ``out`` (default: ``conn``).
 
     ``client_args`` (the worker's URL, password, timeouts) let its jobs reach the server
     (:meth:`werk.JobContext.client`)."""
@@ -178,7 +187,7 @@ def child_main(
     ).start()
     jobs = load_app(ref).jobs  # resolved once; each job is one dict lookup
     no_hooks = Hooks()  # the parent calls the middleware around each job
-    channel = Channel(conn)
+    channel = Channel(conn, out)
     clients = job_clients(client_args)
     channel.send(READY)  # the parent waits for this: no job waits on a cold child
     try:

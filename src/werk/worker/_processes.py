@@ -1,14 +1,17 @@
-"""The process executor: each fetch slot owns one child process, replaced if it dies.
+"""The process executor: slot threads fetch, child processes run the handlers.
 
-A slot thread fetches as in the thread executor and hands the job to its own child over a
+A slot thread fetches as in the thread executor and hands the job to an idle child over a
 pipe: one write and one read each way per job, no pool scheduler or extra thread in between.
-If the child dies while running the job (``os._exit``, a segfault, SIGKILL, the OOM killer),
-the pipe reports EOF: that job is FAILed with errtype ``ChildProcessDied``, a fresh child is
-started for the next job, and the other slots never notice. A child found dead before it got
-its job is replaced and the job handed to the new one. A plain ``ProcessPoolExecutor`` would
-instead break for good. The other way round, a child dies with the worker: if the worker is
-killed (``kill -9``), a lifeline pipe tells its children, which exit at once rather than run
-on a job that nobody can report and the server will hand out again.
+There are as many children as slots, so a slot always finds one idle; it takes the one that
+finished a job last (a stack), whose memory is still in the CPU's caches, while the children
+nobody needs stay asleep. If the child dies while running the job (``os._exit``, a segfault,
+SIGKILL, the OOM killer), the pipe reports EOF: that job is FAILed with errtype
+``ChildProcessDied``, and a fresh child takes the dead one's place when a slot next needs
+it; the other slots never notice. A child found dead before it got its job is replaced and
+the job handed to the new one. A plain ``ProcessPoolExecutor`` would instead break for
+good. The other way round, a child dies with the worker: if the worker is killed (``kill
+-9``), a lifeline pipe tells its children, which exit at once rather than run on a job that
+nobody can report and the server will hand out again.
 
 Children are started with the ``spawn`` method (safe with the parent's threads) and import
 the app by reference (``module:attribute``), found among the loaded modules. What runs in
@@ -23,6 +26,7 @@ import multiprocessing
 import pickle
 import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from multiprocessing.connection import Connection as Pipe
@@ -78,21 +82,27 @@ class _Child:
         slot: int,
         client_args: dict[str, Any] | None = None,
     ) -> None:
-        parent, child = ctx.Pipe(duplex=True)
-        self.conn: Pipe = parent
-        self.channel = Channel(parent)
+        # A pipe each way (cheaper wake-ups than one duplex Unix socket, see Channel).
+        jobs_in, jobs_out = ctx.Pipe(duplex=False)
+        replies_in, replies_out = ctx.Pipe(duplex=False)
+        self.conn: Pipe = replies_in
+        self._jobs: Pipe = jobs_out
+        self.channel = Channel(replies_in, jobs_out)
         # The child's lifeline: this process keeps the writing end open until the child is
         # stopped, so the child sees EOF on it when this process dies.
         lifeline, self._lifeline = ctx.Pipe(duplex=False)
         self.proc: SpawnProcess = ctx.Process(
             target=child_main,
-            args=(ref, child, wid, lifeline, client_args),
+            args=(ref, jobs_in, wid, lifeline, client_args, replies_out),
             name=f"werk-child-{slot}",
             daemon=True,
         )
         self.proc.start()
-        child.close()  # so that the child's death shows as EOF here
+        # So that the child's death shows here: EOF on its replies, EPIPE on a job sent.
+        jobs_in.close()
+        replies_out.close()
         lifeline.close()
+        self.index = slot  # its place among the executor's children
         self.run: JobRun | None = None  # the run it was handed (until its reply)
 
     def wait_ready(self, timeout: float = 60.0) -> None:
@@ -146,7 +156,9 @@ class _Child:
 
     def stop(self) -> None:
         with contextlib.suppress(OSError):
-            self.conn.close()  # an idle child reads EOF and exits
+            self._jobs.close()  # an idle child reads EOF and exits
+        with contextlib.suppress(OSError):
+            self.conn.close()
         with contextlib.suppress(OSError):
             self._lifeline.close()
         self.proc.join(1.0)
@@ -154,7 +166,7 @@ class _Child:
 
 
 class ProcessSlots(ThreadSlots):
-    """Thread slots whose handlers run in per-slot child processes.
+    """Thread slots whose handlers run in child processes, as many as slots.
 
     ``ref`` is where the children import the app from (see :func:`app_reference`),
     ``wid`` goes into each job's context there, ``default_backtrace`` is the app's, and
@@ -176,7 +188,10 @@ class ProcessSlots(ThreadSlots):
         self._client_args = client_args
         self._default_backtrace = default_backtrace
         self._ctx = multiprocessing.get_context("spawn")
+        # Every child, in a fixed place each (None: died, replaced when needed).
         self._children: list[_Child | None] = [None] * host.concurrency
+        self._idle: list[_Child] = []  # a stack: the last one to finish a job on top
+        self._places = threading.Lock()  # for a new child taking a dead one's place
 
     def start(self) -> None:
         """Start every child (in parallel), then the slots."""
@@ -187,31 +202,62 @@ class ProcessSlots(ThreadSlots):
         for i, child in enumerate(children):  # they start in parallel
             child.wait_ready()
             self._children[i] = child
+        # Child 0 on top of the stack.
+        self._idle.extend(reversed(children))
         log.info("started %d child processes (%s)", len(children), self._ref)
         super().start()
 
-    def _spawn(self, slot: int) -> _Child:
-        child = _Child(self._ctx, self._ref, self._wid, slot, self._client_args)
-        child.wait_ready()
-        self._children[slot] = child
+    def _spawn(self, index: int | None = None) -> _Child:
+        # A new child in place ``index``, else in the first place left by a dead one.
+        with self._places:
+            if index is None:
+                index = self._children.index(None)
+            child = _Child(self._ctx, self._ref, self._wid, index, self._client_args)
+            self._children[index] = child
+        try:
+            child.wait_ready()
+        except BaseException:
+            self._children[index] = None
+            raise
         return child
 
+    def _take(self) -> _Child:
+        # The child that finished a job last: its memory is still in the CPU's caches, and
+        # the children nobody needs sleep on. A slot holds at most one child and there are
+        # as many children as slots, so one is idle unless one died (then it is replaced).
+        try:
+            return self._idle.pop()
+        except IndexError:
+            pass
+        if self.host.hard_stop.is_set():
+            raise RemoteJobError("Shutdown", "worker is stopping")
+        return self._spawn()
+
+    def _replace(self, child: _Child) -> _Child | None:
+        # A child found dead while idle: a new one takes its place (None at the hard stop).
+        child.stop()
+        if self.host.hard_stop.is_set():
+            self._children[child.index] = None
+            return None
+        return self._spawn(child.index)
+
+    def _discard(self, child: _Child) -> None:
+        # A child that cannot be trusted with another job: its place waits for a new one.
+        child.run = None
+        child.stop()
+        self._children[child.index] = None
+
     def invoke(self, index: int, run: JobRun) -> None:
-        """Hand the run's job to the slot's child and wait for its outcome."""
+        """Hand the run's job to an idle child and wait for its outcome."""
         with run:
-            outcome = self._in_child(index, run)
+            outcome = self._in_child(run)
             if outcome is not None:
                 raise RemoteJobError(*outcome)
 
-    def _in_child(self, slot: int, run: JobRun) -> tuple[str, str, list[str]] | None:
+    def _in_child(self, run: JobRun) -> tuple[str, str, list[str]] | None:
         # No liveness check per job (waitpid is a system call, and the answer can be stale
         # a moment later anyway): a child that died is found out by the pipe itself.
-        hard_stop = self.host.hard_stop
-        child = self._children[slot]
-        if child is None:
-            if hard_stop.is_set():
-                raise RemoteJobError("Shutdown", "worker is stopping")
-            child = self._spawn(slot)
+        child = self._take()
         limit = backtrace_limit(run.job, self._default_backtrace)
         frame = bytes((limit,)) + pickle.dumps((run.payload, run.ctx.timeout, run.deadline), PICKLE)
         # Its run from before the job is sent: the shutdown deadline ends busy children.
@@ -222,31 +268,37 @@ class ProcessSlots(ThreadSlots):
             # It died while idle, so the job never reached it: a new child gets it.
             child.run = None
             log.warning("%s; starting a new one", child.describe_death(idle=True))
-            child.stop()
-            self._children[slot] = None
-            if hard_stop.is_set():
+            replacement = self._replace(child)
+            if replacement is None:
                 raise RemoteJobError("Shutdown", f"worker is stopping ({exc})") from None
-            child = self._spawn(slot)
+            child = replacement
             child.run = run
-            child.send(frame)  # a brand-new child's pipe failing is a real error
+            try:
+                child.send(frame)  # a brand-new child's pipe failing is a real error
+            except BaseException:
+                self._discard(child)
+                raise
         try:
-            return child.outcome()
+            outcome = child.outcome()
         except (EOFError, OSError) as exc:
             message = child.describe_death()
             if run.timed_out:
                 log.info("killed child process %d: jid=%s timed out", child.proc.pid, run.job.jid)
-            elif not hard_stop.is_set():
+            elif not self.host.hard_stop.is_set():
                 log.error(
-                    "%s (jid=%s jobtype=%s); starting a new one",
+                    "%s (jid=%s jobtype=%s); a new one takes its place",
                     message,
                     run.job.jid,
                     run.job.jobtype,
                 )
-            child.stop()
-            self._children[slot] = None
+            self._discard(child)
             raise RemoteJobError("ChildProcessDied", message or str(exc)) from None
-        finally:
-            child.run = None
+        except BaseException:  # (a reply that is not one) nobody knows what the child is at
+            self._discard(child)
+            raise
+        child.run = None
+        self._idle.append(child)
+        return outcome
 
     def stop(self, runs: Sequence[JobRun]) -> None:
         """End the children running these runs' jobs, all at once (a new child takes the
