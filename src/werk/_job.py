@@ -32,6 +32,7 @@ __all__ = [
     "checked_job",
     "enterprise_custom",
     "new_jid",
+    "plain_payload",
     "validate_at",
     "wire_payload",
 ]
@@ -223,6 +224,29 @@ Fields = tuple[
 backtrace, custom."""
 
 
+def _check_args(args: object) -> None:
+    if not isinstance(args, (list, tuple)):
+        raise JobValidationError("args", f"must be a list or tuple, got {type(args).__name__}")
+    for item in args:
+        if type(item) not in _PLAIN:
+            _check_json("args", item, 1)
+
+
+def plain_payload(jobtype: object, args: object) -> dict[str, Any]:
+    """``wire_payload(checked_job(jobtype, args, None, "default", ...))`` for a job with
+    no options (the commonest push), checked by the same rules with less work.
+
+    Example::
+
+        >>> sorted(plain_payload("Resize", (42,)))
+        ['args', 'jid', 'jobtype', 'retry']
+    """
+    if not isinstance(jobtype, str) or not jobtype:
+        raise JobValidationError("jobtype", "must be a non-empty string")
+    _check_args(args)
+    return {"jid": new_jid(), "jobtype": jobtype, "args": args, "retry": DEFAULT_RETRY}
+
+
 def checked_job(
     jobtype: object,
     args: object,
@@ -247,11 +271,7 @@ def checked_job(
         jid = new_jid()
     elif not isinstance(jid, str) or len(jid.encode("utf-8")) < MIN_JID_BYTES:
         raise JobValidationError("jid", f"must be a string of at least {MIN_JID_BYTES} bytes")
-    if not isinstance(args, (list, tuple)):
-        raise JobValidationError("args", f"must be a list or tuple, got {type(args).__name__}")
-    for item in args:
-        if type(item) not in _PLAIN:
-            _check_json("args", item, 1)
+    _check_args(args)
     if queue != "default" and (not isinstance(queue, str) or QUEUE_NAME_RE.match(queue) is None):
         raise JobValidationError("queue", f"must match [a-zA-Z0-9._-]+, got {queue!r}")
     if retry is not None:
