@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
 import socket
@@ -95,8 +96,6 @@ class Raw:
 
 
 def _jid() -> str:
-    import base64
-
     return base64.urlsafe_b64encode(os.urandom(12)).decode()
 
 
