@@ -1,65 +1,384 @@
-"""Client throughput and client CPU per job, next to a raw-socket baseline, in one run.
+"""Client throughput and client CPU per job, werk's sync and asyncio clients next to
+hand-written socket code, and optionally next to another version of werk, in one run.
 
 Usage::
 
-    FAKTORY_URL=tcp://localhost:7419 python benchmarks/client.py [--jobs 20000]
-    python benchmarks/client.py          # starts werk's embedded server in a subprocess
+    python benchmarks/client.py                         # default sizes
+    python benchmarks/client.py --quick                 # a smoke run (CI)
+    python benchmarks/client.py --baseline ../old/src   # before/after, side by side
+    FAKTORY_URL=tcp://localhost:7419 python benchmarks/client.py
 
-The server runs in another process, so ``time.process_time()`` here is the client's CPU
-only. Each case prints jobs/s, client CPU microseconds per job, and the CPU ratio to the
-raw-socket baseline of the same operation (1.00x = as cheap as hand-written socket code).
-The target is at most ~25 us of client CPU per single push. The server is FLUSHed between
-cases, so never point this at a server whose data you need.
+Rows: PUSH one job at a time, PUSHB of 1,000 jobs a batch (the jobs built in the loop, as
+an application does) and FETCH + ACK on one connection, for ``werk.Client`` and
+``werk.AsyncClient`` (also on uvloop when it is installed). Each measurement runs in a
+fresh child process, importing werk from this tree or from ``--baseline`` (another
+``src`` directory, e.g. ``git archive`` of an older commit), so ``time.process_time()``
+there is that client's CPU alone; the server (werk's embedded server in another process,
+unless ``FAKTORY_URL`` names one) is FLUSHed before each measurement: never point this at
+a server whose data you need.
 
-An awaited command costs an event loop two turns (the reply wakes the protocol, which wakes
-the caller): the "minimal asyncio protocol" rows are that floor, hand-written with one
-future per command, so AsyncClient's own cost is its distance from them. With uvloop
-installed (extra ``fast``) the asyncio rows are repeated on uvloop.
+The variants take turns, round after round, so that other load on the machine slows them
+alike; each figure is the median of the rounds. The raw rows are the least a Python
+client can do (no validation, no error handling): their CPU per job is the floor, and
+``vs raw`` is each client's CPU over it. The asyncio raw row is a minimal protocol with a
+future per command: an awaited command costs an event loop two turns, which bounds what
+any asyncio client can do one command at a time.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-
-import werk
-from werk._job import new_jid
-from werk._protocol import command_lines as commands
-from werk._protocol.jsonc import dumps
-from werk._protocol.replies import fetched_payload
-from werk._protocol.resp import NEED_DATA, ReplyReader
-from werk.client import parse_url
+HERE = Path(__file__).resolve()
+SRC = str(HERE.parents[1] / "src")
+QUEUE = "bench"
 
 _SERVER = """
-import sys, time
+import sys
 from werk.server import EmbeddedServer
 with EmbeddedServer() as srv:
     print(srv.url, flush=True)
     sys.stdin.read()
 """
 
+# -- the measured code (runs in a child process) -------------------------------------------
+
+
+def _addr(url: str) -> tuple[str, int]:
+    hostport = url.split("://", 1)[1].rsplit("@", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+class Raw:
+    """Hand-written blocking socket code: the least a Python client can do per command."""
+
+    def __init__(self, url: str) -> None:
+        self.sock = socket.create_connection(_addr(url))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b""
+        self.line()
+        self.sock.sendall(b'HELLO {"v":2}\r\n')
+        self.line()
+
+    def line(self) -> bytes:
+        while b"\r\n" not in self.buf:
+            self.buf += self.sock.recv(65536)
+        line, _, self.buf = self.buf.partition(b"\r\n")
+        return line
+
+    def reply(self) -> bytes:
+        line = self.line()
+        if line[:1] == b"$" and line != b"$-1":
+            size = int(line[1:]) + 2
+            while len(self.buf) < size:
+                self.buf += self.sock.recv(65536)
+            body, self.buf = self.buf[: size - 2], self.buf[size:]
+            return body
+        return line
+
+    def call(self, line: bytes) -> bytes:
+        self.sock.sendall(line)
+        return self.reply()
+
+
+def _jid() -> str:
+    return base64.urlsafe_b64encode(os.urandom(12)).decode()
+
+
+def _dumps() -> Callable[[Any], bytes]:
+    try:
+        import orjson
+
+        return orjson.dumps  # type: ignore[no-any-return]
+    except ImportError:
+        return lambda obj: json.dumps(obj, separators=(",", ":")).encode()
+
+
+def _loads() -> Callable[[bytes], Any]:
+    try:
+        import orjson
+
+        return orjson.loads  # type: ignore[no-any-return]
+    except ImportError:
+        return json.loads
+
+
+def raw_push(url: str, n: int) -> Callable[[], None]:
+    c, dumps = Raw(url), _dumps()
+
+    def run() -> None:
+        for i in range(n):
+            job = {"jid": _jid(), "jobtype": "Bench", "args": [i]}
+            if c.call(b"PUSH " + dumps(job) + b"\r\n") != b"+OK":
+                raise RuntimeError("push failed")
+
+    return run
+
+
+def raw_pushb(url: str, n: int) -> Callable[[], None]:
+    c, dumps = Raw(url), _dumps()
+
+    def run() -> None:
+        for _ in range(0, n, 1000):
+            jobs = [{"jid": _jid(), "jobtype": "Bench", "args": [i]} for i in range(1000)]
+            if c.call(b"PUSHB " + dumps(jobs) + b"\r\n") != b"{}":
+                raise RuntimeError("push failed")
+
+    return run
+
+
+def raw_fetch_ack(url: str, n: int) -> Callable[[], None]:
+    c, loads = Raw(url), _loads()
+    fetch = f"FETCH {QUEUE}\r\n".encode()
+
+    def run() -> None:
+        for _ in range(n):
+            job = loads(c.call(fetch))
+            if c.call(b'ACK {"jid":"' + job["jid"].encode() + b'"}\r\n') != b"+OK":
+                raise RuntimeError("ack failed")
+
+    return run
+
+
+def client_push(url: str, n: int) -> Callable[[], None]:
+    import werk
+
+    client = werk.Client(url)
+    client.connect()
+
+    def run() -> None:
+        for i in range(n):
+            client.push("Bench", i)
+
+    return run
+
+
+def client_pushb(url: str, n: int) -> Callable[[], None]:
+    import werk
+
+    client = werk.Client(url)
+    client.connect()
+
+    def run() -> None:
+        for _ in range(0, n, 1000):
+            if client.push_bulk([werk.Job("Bench", [i]) for i in range(1000)]):
+                raise RuntimeError("push failed")
+
+    return run
+
+
+def client_fetch_ack(url: str, n: int) -> Callable[[], None]:
+    import werk
+
+    client = werk.Client(url)
+    client.connect()
+
+    def run() -> None:
+        for _ in range(n):
+            job = client.fetch(QUEUE)
+            assert job is not None
+            client.ack(job)
+
+    return run
+
+
+class RawAsync(asyncio.Protocol):
+    """Hand-written asyncio code: one future per command, no timeouts, no error handling."""
+
+    def __init__(self) -> None:
+        self.buf = b""
+        self.waiter: asyncio.Future[bytes] | None = None
+        self.transport: Any = None
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        if self.waiter is not None and b"\r\n" in self.buf:
+            line, _, rest = self.buf.partition(b"\r\n")
+            if line[:1] == b"$" and line != b"$-1":
+                size = int(line[1:])
+                if len(rest) < size + 2:
+                    return
+                line, rest = rest[:size], rest[size + 2 :]
+            self.buf = rest
+            self.waiter.set_result(line)
+            self.waiter = None
+
+    def call(self, line: bytes | None) -> asyncio.Future[bytes]:
+        self.waiter = fut = asyncio.get_running_loop().create_future()
+        if line is not None:
+            self.transport.write(line)
+        self.data_received(b"")
+        return fut
+
+
+async def _raw_async(url: str) -> RawAsync:
+    _, proto = await asyncio.get_running_loop().create_connection(RawAsync, *_addr(url))
+    await proto.call(None)
+    await proto.call(b'HELLO {"v":2}\r\n')
+    return proto
+
+
+def raw_async_push(url: str, n: int) -> Callable[[], Awaitable[None]]:
+    dumps = _dumps()
+
+    async def run() -> None:
+        c = await _raw_async(url)
+        started()
+        for i in range(n):
+            job = {"jid": _jid(), "jobtype": "Bench", "args": [i]}
+            if await c.call(b"PUSH " + dumps(job) + b"\r\n") != b"+OK":
+                raise RuntimeError("push failed")
+
+    return run
+
+
+def raw_async_fetch_ack(url: str, n: int) -> Callable[[], Awaitable[None]]:
+    loads = _loads()
+    fetch = f"FETCH {QUEUE}\r\n".encode()
+
+    async def run() -> None:
+        c = await _raw_async(url)
+        started()
+        for _ in range(n):
+            job = loads(await c.call(fetch))
+            if await c.call(b'ACK {"jid":"' + job["jid"].encode() + b'"}\r\n') != b"+OK":
+                raise RuntimeError("ack failed")
+
+    return run
+
+
+def async_push(url: str, n: int) -> Callable[[], Awaitable[None]]:
+    import werk
+
+    async def run() -> None:
+        async with werk.AsyncClient(url) as client:
+            started()
+            for i in range(n):
+                await client.push("Bench", i)
+
+    return run
+
+
+def async_push_concurrent(url: str, n: int) -> Callable[[], Awaitable[None]]:
+    import werk
+
+    async def run() -> None:
+        async with werk.AsyncClient(url) as client:
+            started()
+            for start in range(0, n, 100):
+                await asyncio.gather(*(client.push("Bench", i) for i in range(start, start + 100)))
+
+    return run
+
+
+def async_pushb(url: str, n: int) -> Callable[[], Awaitable[None]]:
+    import werk
+
+    async def run() -> None:
+        async with werk.AsyncClient(url) as client:
+            started()
+            for _ in range(0, n, 1000):
+                if await client.push_bulk([werk.Job("Bench", [i]) for i in range(1000)]):
+                    raise RuntimeError("push failed")
+
+    return run
+
+
+def async_fetch_ack(url: str, n: int) -> Callable[[], Awaitable[None]]:
+    import werk
+
+    async def run() -> None:
+        async with werk.AsyncClient(url) as client:
+            started()
+            for _ in range(n):
+                job = await client.fetch(QUEUE)
+                assert job is not None
+                await client.ack(job)
+
+    return run
+
+
+_clock: list[float] = []
+
+
+def started() -> None:
+    """The measured part of an asyncio case begins (after connecting)."""
+    _clock[:] = [time.perf_counter(), time.process_time()]
+
+
+# (group, client, case, kind): kind "raw" runs once; "werk" once per source tree.
+Case = Callable[[str, int], Callable[[], Any]]
+ROWS: list[tuple[str, str, Case, str]] = [
+    ("push", "raw socket", raw_push, "raw"),
+    ("push", "Client.push", client_push, "werk"),
+    ("push", "raw asyncio protocol", raw_async_push, "raw"),
+    ("push", "AsyncClient.push", async_push, "werk"),
+    ("push", "AsyncClient.push, 100 concurrent", async_push_concurrent, "werk"),
+    ("pushb", "raw socket", raw_pushb, "raw"),
+    ("pushb", "Client.push_bulk(Jobs)", client_pushb, "werk"),
+    ("pushb", "AsyncClient.push_bulk(Jobs)", async_pushb, "werk"),
+    ("fetch+ack", "raw socket", raw_fetch_ack, "raw"),
+    ("fetch+ack", "Client.fetch + ack", client_fetch_ack, "werk"),
+    ("fetch+ack", "raw asyncio protocol", raw_async_fetch_ack, "raw"),
+    ("fetch+ack", "AsyncClient.fetch + ack", async_fetch_ack, "werk"),
+]
+UVLOOP = {"raw asyncio protocol", "AsyncClient.push", "AsyncClient.fetch + ack"}
+
+
+def child(name: str, loop: str, url: str, n: int) -> None:
+    """Run one case ``n`` jobs (after a warm-up) and print its wall and CPU seconds."""
+    case = {f"{group}/{client}": case for group, client, case, _ in ROWS}[name]
+    warm = case(url, 1000 if name.startswith("pushb/") else min(n, 100))
+    run = case(url, n)
+    if asyncio.iscoroutinefunction(run):
+        runner: Callable[[Any], Any] = asyncio.run
+        if loop == "uvloop":
+            import uvloop
+
+            runner = uvloop.run
+        runner(warm())
+        runner(run())
+        wall, cpu = time.perf_counter() - _clock[0], time.process_time() - _clock[1]
+    else:
+        warm()
+        wall, cpu = time.perf_counter(), time.process_time()
+        run()
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    print(json.dumps({"wall": wall, "cpu": cpu}))
+
+
+# -- the driver ----------------------------------------------------------------------------
+
 
 @contextmanager
 def server_url() -> Iterator[str]:
-    """FAKTORY_URL, else a werk embedded server in a child process."""
+    """FAKTORY_URL, else a werk embedded server (this tree) in a child process."""
     url = os.environ.get("FAKTORY_URL")
     if url:
         yield url
         return
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1] / "src"))
     proc = subprocess.Popen(
-        [sys.executable, "-c", _SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
+        [sys.executable, "-c", _SERVER],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=dict(os.environ, PYTHONPATH=SRC),
     )
     try:
         assert proc.stdout is not None
@@ -70,316 +389,112 @@ def server_url() -> Iterator[str]:
         proc.wait(10)
 
 
-class Raw:
-    """Hand-written socket code: the least a Python client can do per command."""
-
-    def __init__(self, url: str) -> None:
-        ep = parse_url(url)
-        self.sock = socket.create_connection((ep.host, ep.port))
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.reader = ReplyReader()
-        greeting = self.reply()
-        assert isinstance(greeting, str) and greeting.startswith("HI ")
-        self.sock.sendall(b'HELLO {"v":2}\r\n')
-        assert self.reply() == "OK"
-
-    def reply(self) -> Any:
-        reply = self.reader.next_reply()
-        while reply is NEED_DATA:
-            self.reader.feed(self.sock.recv(65536))
-            reply = self.reader.next_reply()
-        return reply
-
-    def push(self, n: int) -> None:
-        job = {"jid": new_jid(), "jobtype": "Bench", "args": [n]}
-        self.sock.sendall(b"PUSH " + dumps(job) + b"\r\n")
-        if self.sock.recv(64) != b"+OK\r\n":
-            raise RuntimeError("push failed")
-
-    def push_bulk(self, jobs: list[dict[str, Any]]) -> None:
-        self.sock.sendall(b"PUSHB " + dumps(jobs) + b"\r\n")
-        assert self.reply() == b"{}"
-
-    def fetch_ack(self) -> None:
-        self.sock.sendall(b"FETCH bench\r\n")
-        job = werk._protocol.jsonc.loads(self.reply())
-        self.sock.sendall(b'ACK {"jid":"' + job["jid"].encode() + b'"}\r\n')
-        assert self.reply() == "OK"
-
-    def close(self) -> None:
-        self.sock.sendall(commands.end())
-        self.sock.close()
+def prepare(url: str, group: str, jobs: int) -> None:
+    """FLUSH, and for fetch+ack queue the jobs to fetch (the warm-up's too)."""
+    c = Raw(url)
+    c.call(b"FLUSH\r\n")
+    if group == "fetch+ack":
+        dumps = _dumps()
+        for start in range(0, jobs + 100, 1000):
+            size = min(1000, jobs + 100 - start)
+            batch = [
+                {"jid": _jid(), "jobtype": "Bench", "args": [i], "queue": QUEUE}
+                for i in range(size)
+            ]
+            c.call(b"PUSHB " + dumps(batch) + b"\r\n")
+    c.sock.sendall(b"END\r\n")
+    c.sock.close()
 
 
-class RawAsync(asyncio.Protocol):
-    """Hand-written asyncio code: one future per command, no timeouts, no error handling."""
-
-    def __init__(self) -> None:
-        self.reader = ReplyReader()
-        self.waiter: asyncio.Future[Any] | None = None
-        self.transport: Any = None
-
-    @classmethod
-    async def open(cls, url: str) -> RawAsync:
-        ep = parse_url(url)
-        loop = asyncio.get_running_loop()
-        _, proto = await loop.create_connection(cls, ep.host, ep.port)
-        greeting = await proto.call(None)
-        assert isinstance(greeting, str) and greeting.startswith("HI ")
-        assert await proto.call(b'HELLO {"v":2}\r\n') == "OK"
-        return proto
-
-    def connection_made(self, transport: Any) -> None:
-        self.transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        self.reader.feed(data)
-        if self.waiter is not None:
-            reply = self.reader.next_reply()
-            if reply is not NEED_DATA:
-                self.waiter.set_result(reply)
-                self.waiter = None
-
-    def call(self, line: bytes | None) -> asyncio.Future[Any]:
-        self.waiter = fut = asyncio.get_running_loop().create_future()
-        if line is not None:
-            self.transport.write(line)
-        reply = self.reader.next_reply()
-        if reply is not NEED_DATA:
-            fut.set_result(reply)
-            self.waiter = None
-        return fut
-
-    async def push(self, n: int) -> None:
-        job = {"jid": new_jid(), "jobtype": "Bench", "args": [n]}
-        if await self.call(b"PUSH " + dumps(job) + b"\r\n") != "OK":
-            raise RuntimeError("push failed")
-
-    async def fetch_ack(self) -> None:
-        job = werk._protocol.jsonc.loads(await self.call(b"FETCH bench\r\n"))
-        assert await self.call(b'ACK {"jid":"' + job["jid"].encode() + b'"}\r\n') == "OK"
-
-    def close(self) -> None:
-        self.transport.write(commands.end())
-        self.transport.close()
-
-
-def measure(jobs: int, run: Callable[[], None]) -> tuple[float, float]:
-    """(jobs per second, client CPU microseconds per job) of one run."""
-    wall, cpu = time.perf_counter(), time.process_time()
-    run()
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return jobs / wall, cpu / jobs * 1e6
-
-
-Variant = tuple[str, Callable[[int], None]]  # (name, run(count))
-
-
-def rounds(
-    group: str,
-    variants: list[Variant],
-    total: int,
-    count: int,
-    before: Callable[[int], None],
-) -> list[tuple[str, str, float, float]]:
-    """Run the variants interleaved, round after round, so that noise from other processes
-    hits all of them alike; report the median rate and the lowest CPU cost per job."""
-    results: dict[str, list[tuple[float, float]]] = {name: [] for name, _ in variants}
-    for _ in range(max(1, total // count)):
-        for name, run in variants:
-            before(count)
-            results[name].append(measure(count, lambda run=run: run(count)))  # type: ignore[misc]
-    rows = []
-    for name, samples in results.items():
-        rates = sorted(rate for rate, _ in samples)
-        rows.append((group, name, rates[len(rates) // 2], min(cpu for _, cpu in samples)))
-    return rows
-
-
-def on_uvloop(cases: list[tuple[str, Callable[[int], Any]]]) -> list[Variant]:
-    """The same coroutine cases run on uvloop, when it is installed."""
-    try:
-        import uvloop
-    except ImportError:
-        return []
-    return [
-        (f"{name}, uvloop", lambda c, case=case: uvloop.run(case(c)))  # type: ignore[misc]
-        for name, case in cases
-    ]
+def measure(url: str, name: str, loop: str, src: str, n: int) -> tuple[float, float]:
+    """(jobs per second, client CPU microseconds per job) of one child run."""
+    env = dict(os.environ, PYTHONPATH=src)
+    cmd = [sys.executable, str(HERE), "--child", name, loop, url, str(n)]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if out.returncode:
+        raise RuntimeError(f"{name} ({src}) failed:\n{out.stderr}")
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    return n / result["wall"], result["cpu"] / n * 1e6
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--jobs", type=int, default=20000, help="jobs per variant in all")
-    parser.add_argument("--round", type=int, default=2000, help="jobs per variant per round")
+    if sys.argv[1:2] == ["--child"]:
+        child(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, two rounds (smoke)")
+    parser.add_argument("--baseline", help="source tree (src/) of the werk to compare with")
+    parser.add_argument("--rounds", type=int, help="rounds (default 5, --quick 2)")
+    parser.add_argument("--jobs", type=int, help="jobs per measurement (PUSHB: x10)")
     opts = parser.parse_args()
-    n, per = opts.jobs, min(opts.round, opts.jobs)
-    per -= per % 1000 if per >= 1000 else 0
+    n = opts.jobs or (200 if opts.quick else 2000)
+    rounds = opts.rounds or (2 if opts.quick else 5)
+    sizes = {"push": n, "pushb": max(1000, n * 10 // 1000 * 1000), "fetch+ack": n}
+    trees = {"now": SRC}
+    if opts.baseline:
+        trees = {"before": os.path.abspath(opts.baseline), "now": SRC}
+    try:
+        import uvloop  # noqa: F401
 
+        loops = ["asyncio", "uvloop"]
+    except ImportError:
+        loops = ["asyncio"]
+    runs: list[tuple[str, str, str, str, str]] = []  # (group, label, name, loop, tree)
+    for group, client, _, kind in ROWS:
+        for loop in loops if client in UVLOOP else loops[:1]:
+            label = client + (", uvloop" if loop == "uvloop" else "")
+            for tree in trees if kind == "werk" else ["raw"]:
+                runs.append((group, label, f"{group}/{client}", loop, tree))
+    samples: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
     with server_url() as url:
-        admin = werk.Client(url)
-        raw = Raw(url)
-        client = werk.Client(url)
-        client.connect()
+        for r in range(rounds):
+            for group, label, name, loop, tree in runs:
+                prepare(url, group, sizes[group])
+                src = trees.get(tree, SRC)
+                result = measure(url, name, loop, src, sizes[group])
+                samples.setdefault((group, label, tree), []).append(result)
+            print(f"round {r + 1}/{rounds} done", file=sys.stderr)
 
-        def flush(count: int) -> None:
-            admin.flush()
+    def med(group: str, label: str, tree: str) -> tuple[float, float]:
+        got = samples[(group, label, tree)]
+        return statistics.median(s[0] for s in got), statistics.median(s[1] for s in got)
 
-        def seed(count: int) -> None:
-            admin.flush()
-            for start in range(0, count, 1000):
-                size = min(1000, count - start)
-                admin.push_bulk([werk.Job("Bench", [i], queue="bench") for i in range(size)])
-
-        async def raw_async_push(count: int) -> None:
-            proto = await RawAsync.open(url)
-            for i in range(count):
-                await proto.push(i)
-            proto.close()
-
-        async def raw_async_fetch_ack(count: int) -> None:
-            proto = await RawAsync.open(url)
-            for _ in range(count):
-                await proto.fetch_ack()
-            proto.close()
-
-        async def async_seq(count: int) -> None:
-            async with werk.AsyncClient(url) as ac:
-                for i in range(count):
-                    await ac.push("Bench", i)
-
-        async def async_pipelined(count: int) -> None:
-            async with werk.AsyncClient(url) as ac:
-                for start in range(0, count, 100):
-                    await asyncio.gather(*(ac.push("Bench", i) for i in range(start, start + 100)))
-
-        def push_type(count: int) -> None:
-            for i in range(count):
-                client.push("Bench", i)
-
-        def push_job(count: int) -> None:
-            for i in range(count):
-                client.push(werk.Job("Bench", [i]))
-
-        def raw_bulk(count: int) -> None:
-            for _ in range(0, count, 1000):
-                raw.push_bulk(
-                    [{"jid": new_jid(), "jobtype": "Bench", "args": [i]} for i in range(1000)]
-                )
-
-        def client_bulk(count: int) -> None:
-            for _ in range(0, count, 1000):
-                client.push_bulk([werk.Job("Bench", [i]) for i in range(1000)])
-
-        def client_bulk_dicts(count: int) -> None:
-            for _ in range(0, count, 1000):
-                client.push_bulk([{"jobtype": "Bench", "args": [i]} for i in range(1000)])
-
-        def raw_fetch_ack(count: int) -> None:
-            for _ in range(count):
-                raw.fetch_ack()
-
-        def client_fetch_ack(count: int) -> None:
-            for _ in range(count):
-                job = client.fetch("bench")
-                assert job is not None
-                client.ack(job.jid)
-
-        fetch_line = commands.fetch(["bench"])
-
-        def client_ack_with_fetch(count: int) -> None:
-            # A worker's round trip: each ACK goes out in one write with the next FETCH.
-            job = fetched_payload(client.execute(fetch_line, blocking=True))
-            for _ in range(count - 1):
-                assert job is not None
-                lines = [commands.ack(job["jid"]), fetch_line]
-                job = fetched_payload(client.execute_many(lines, blocking=True)[1])
-            assert job is not None
-            client.execute(commands.ack(job["jid"]))
-
-        async def async_ack_with_fetch(count: int) -> None:
-            async with werk.AsyncClient(url) as ac:
-                job = fetched_payload(await ac.execute(fetch_line, blocking=True))
-                for _ in range(count - 1):
-                    assert job is not None
-                    lines = [commands.ack(job["jid"]), fetch_line]
-                    job = fetched_payload((await ac.execute_many(lines, blocking=True))[1])
-                assert job is not None
-                await ac.execute(commands.ack(job["jid"]))
-
-        async def async_fetch_ack(count: int) -> None:
-            async with werk.AsyncClient(url) as ac:
-                for _ in range(count):
-                    job = await ac.fetch("bench")
-                    assert job is not None
-                    await ac.ack(job.jid)
-
-        rows = rounds(
-            "push",
-            [
-                ("raw socket", lambda c: [raw.push(i) for i in range(c)] and None),
-                ("Client.push(type, arg)", push_type),
-                ("Client.push(Job)", push_job),
-                ("minimal asyncio protocol, awaited", lambda c: asyncio.run(raw_async_push(c))),
-                ("AsyncClient.push, awaited", lambda c: asyncio.run(async_seq(c))),
-                ("AsyncClient.push, 100 pipelined", lambda c: asyncio.run(async_pipelined(c))),
-                *on_uvloop(
-                    [
-                        ("minimal asyncio protocol, awaited", raw_async_push),
-                        ("AsyncClient.push, awaited", async_seq),
-                    ]
-                ),
-            ],
-            n,
-            per,
-            flush,
-        )
-        bulk = max(per, 1000)
-        rows += rounds(
-            "bulk",
-            [
-                ("raw socket", raw_bulk),
-                ("Client.push_bulk(Jobs)", client_bulk),
-                ("Client.push_bulk(dicts)", client_bulk_dicts),
-            ],
-            max(n, bulk) * 5,
-            bulk * 5,
-            flush,
-        )
-        rows += rounds(
-            "fetch+ack",
-            [
-                ("raw socket", raw_fetch_ack),
-                ("Client.fetch + ack", client_fetch_ack),
-                ("minimal asyncio protocol", lambda c: asyncio.run(raw_async_fetch_ack(c))),
-                ("AsyncClient.fetch + ack", lambda c: asyncio.run(async_fetch_ack(c))),
-                *on_uvloop(
-                    [
-                        ("minimal asyncio protocol", raw_async_fetch_ack),
-                        ("AsyncClient.fetch + ack", async_fetch_ack),
-                    ]
-                ),
-                ("Client.execute_many(ACK, FETCH)", client_ack_with_fetch),
-                (
-                    "AsyncClient.execute_many(ACK, FETCH)",
-                    lambda c: asyncio.run(async_ack_with_fetch(c)),
-                ),
-            ],
-            n,
-            per,
-            seed,
-        )
-        admin.flush()
-        raw.close()
-        client.close()
-        admin.close()
-
-    base = {g: cpu for g, name, _, cpu in rows if name == "raw socket"}
-    print(f"werk client benchmark: {n} jobs per variant in rounds of {per}, server {url}")
-    print("jobs/s: median round; CPU: best round (client process only; the server is elsewhere)")
-    print(f"{'operation':<10} {'client':<40} {'jobs/s':>10} {'CPU us/job':>11} {'vs raw':>7}")
-    for group, name, rate, cpu in rows:
-        print(f"{group:<10} {name:<40} {rate:>10,.0f} {cpu:>11.1f} {cpu / base[group]:>6.2f}x")
+    print(
+        f"werk client benchmark: {sizes['push']} jobs per measurement "
+        f"(PUSHB {sizes['pushb']}), median of {rounds} rounds, server {url}"
+    )
+    print("CPU: the client process only, microseconds per job; vs raw: CPU over the raw row's")
+    cols = [t for t in trees]
+    head = "".join(f" {t + ' jobs/s':>13} {t + ' CPU':>10} {'vs raw':>7}" for t in cols)
+    if len(cols) > 1:
+        head += f" {'jobs/s x':>9} {'CPU x':>6}"
+    print(f"{'row':<10} {'client':<36}{head}")
+    seen: set[tuple[str, str]] = set()
+    for group, label, _, loop, tree in runs:
+        if (group, label) in seen:
+            continue
+        seen.add((group, label))
+        raw_label = "raw asyncio protocol" if "Async" in label else "raw socket"
+        if loop == "uvloop":
+            raw_label += ", uvloop"
+        if tree == "raw":
+            raw_label = label
+        elif (group, raw_label, "raw") not in samples:  # no asyncio PUSHB floor: the socket's
+            raw_label = "raw socket"
+        floor = med(group, raw_label, "raw")[1]
+        line = f"{group:<10} {label:<36}"
+        values = []
+        for t in cols if tree != "raw" else ["raw"]:
+            rate, cpu = med(group, label, t)
+            values.append((rate, cpu))
+            line += f" {rate:>13,.0f} {cpu:>10.1f} {cpu / floor:>6.2f}x"
+        if tree == "raw" and len(cols) > 1:
+            line += " " * (32 * (len(cols) - 1))
+        if len(values) > 1:
+            line += f" {values[-1][0] / values[0][0]:>8.2f}x {values[-1][1] / values[0][1]:>5.2f}x"
+        print(line)
+    if len(cols) > 1:
+        print("jobs/s x: now / before (above 1 = faster); CPU x: now / before (below 1 = cheaper)")
 
 
 if __name__ == "__main__":

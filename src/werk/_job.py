@@ -32,6 +32,7 @@ __all__ = [
     "checked_job",
     "enterprise_custom",
     "new_jid",
+    "plain_payload",
     "validate_at",
     "wire_payload",
 ]
@@ -46,13 +47,35 @@ DEFAULT_RETRY: Final = 25
 When = datetime | timedelta | str
 """What ``at`` accepts: an aware datetime, a delay from now, or an RFC3339 string with a zone."""
 
-_urandom = os.urandom
-_b64 = base64.urlsafe_b64encode
+# Random bytes are drawn for 256 jids at a time: one getrandom() system call and one base64
+# pass instead of one of each per job (the push path). Each jid is popped once (list.pop is
+# atomic, so threads never share one), and a forked child forgets the parent's unused jids.
+_JID_BATCH: Final = 256
+_jids: list[str] = []
+
+
+def _more_jids() -> str:
+    text = base64.urlsafe_b64encode(os.urandom(12 * _JID_BATCH)).decode("ascii")
+    _jids.extend([text[n : n + 16] for n in range(0, 16 * _JID_BATCH, 16)])
+    return _jids.pop()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_jids.clear)
 
 
 def new_jid() -> str:
-    """A new unique job id: 12 random bytes, base64url, 16 characters (as the Go client)."""
-    return _b64(_urandom(12)).decode("ascii")
+    """A new unique job id: 12 random bytes, base64url, 16 characters (as the Go client).
+
+    Example::
+
+        >>> len(new_jid()), new_jid() != new_jid()
+        (16, True)
+    """
+    try:
+        return _jids.pop()
+    except IndexError:
+        return _more_jids()
 
 
 def validate_at(at: When | None) -> str | None:
@@ -201,6 +224,29 @@ Fields = tuple[
 backtrace, custom."""
 
 
+def _check_args(args: object) -> None:
+    if not isinstance(args, (list, tuple)):
+        raise JobValidationError("args", f"must be a list or tuple, got {type(args).__name__}")
+    for item in args:
+        if type(item) not in _PLAIN:
+            _check_json("args", item, 1)
+
+
+def plain_payload(jobtype: object, args: object) -> dict[str, Any]:
+    """``wire_payload(checked_job(jobtype, args, None, "default", ...))`` for a job with
+    no options (the commonest push), checked by the same rules with less work.
+
+    Example::
+
+        >>> sorted(plain_payload("Resize", (42,)))
+        ['args', 'jid', 'jobtype', 'retry']
+    """
+    if not isinstance(jobtype, str) or not jobtype:
+        raise JobValidationError("jobtype", "must be a non-empty string")
+    _check_args(args)
+    return {"jid": new_jid(), "jobtype": jobtype, "args": args, "retry": DEFAULT_RETRY}
+
+
 def checked_job(
     jobtype: object,
     args: object,
@@ -225,11 +271,7 @@ def checked_job(
         jid = new_jid()
     elif not isinstance(jid, str) or len(jid.encode("utf-8")) < MIN_JID_BYTES:
         raise JobValidationError("jid", f"must be a string of at least {MIN_JID_BYTES} bytes")
-    if not isinstance(args, (list, tuple)):
-        raise JobValidationError("args", f"must be a list or tuple, got {type(args).__name__}")
-    for item in args:
-        if type(item) not in _PLAIN:
-            _check_json("args", item, 1)
+    _check_args(args)
     if queue != "default" and (not isinstance(queue, str) or QUEUE_NAME_RE.match(queue) is None):
         raise JobValidationError("queue", f"must match [a-zA-Z0-9._-]+, got {queue!r}")
     if retry is not None:

@@ -186,3 +186,50 @@ def test_recorded_huge_reply_is_read_by_its_length() -> None:
     reader.feed(b"x" * (size - (len(head) - body_start)) + b"\r\n")
     reply = reader.next_reply()
     assert isinstance(reply, bytes) and len(reply) == size
+
+
+@pytest.mark.parametrize(
+    ("chunk", "value"),
+    [
+        (b"+OK\r\n", "OK"),
+        (b"$-1\r\n", None),
+        (b"$2\r\n{}\r\n", b"{}"),
+        (b"$4\r\na\r\nb\r\n", b"a\r\nb"),
+        (b"$0\r\n\r\n", b""),
+    ],
+)
+def test_a_whole_reply_in_one_chunk_is_read_at_once(chunk: bytes, value: object) -> None:
+    reader = ReplyReader()
+    assert reader.feed_and_read(chunk) == value
+    assert reader.buffered == 0
+    assert reader.feed_and_read(b"+OK\r\n") == "OK"
+
+
+@pytest.mark.parametrize(
+    "chunk",
+    [b"$3\r\nab\r\n", b"$2\r\nab\r\n+OK\r\n", b"$1x\r\nab\r\n", b"$2\r\nab\n\n"],
+)
+def test_a_chunk_that_is_not_one_whole_bulk_string_takes_the_general_path(chunk: bytes) -> None:
+    general = ReplyReader()
+    general.feed(chunk)
+    expected: list[object] = []
+    try:
+        while (reply := general.next_reply()) is not NEED_DATA:
+            expected.append(reply)
+    except RemoteProtocolError as exc:
+        expected.append(type(exc))
+    got: list[object] = []
+    reader = ReplyReader()
+    try:
+        reply = reader.feed_and_read(chunk)
+        while reply is not NEED_DATA:
+            got.append(reply)
+            reply = reader.next_reply()
+    except RemoteProtocolError as exc:
+        got.append(type(exc))
+    assert got == expected
+
+
+def test_a_whole_bulk_string_over_the_cap_is_refused_even_in_one_chunk() -> None:
+    with pytest.raises(LineTooLongError):
+        ReplyReader(max_bulk=4).feed_and_read(b"$5\r\nhello\r\n")

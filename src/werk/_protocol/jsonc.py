@@ -73,9 +73,7 @@ try:  # pragma: no cover - depends on the optional extra
             # encoder handles them (and raises for what JSON cannot carry).
             return _std_dumps(obj)
 
-    def loads(data: bytes | bytearray | memoryview | str) -> Any:
-        """Decode JSON bytes or text."""
-        return _orjson_loads(data)
+    loads = _orjson_loads  # no wrapper: FETCH's reply is decoded once per job
 
 except ImportError:  # pragma: no cover - depends on the optional extra
     dumps = _std_dumps

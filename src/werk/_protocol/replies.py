@@ -181,11 +181,21 @@ def fetched_payload(reply: Reply) -> dict[str, Any] | None:
 
 def fetched_job(reply: Reply, request: Request[Any]) -> Job | None:
     """FETCH's reply: a job, or None for ``$-1``."""
-    data = fetched_payload(reply)
-    if data is None:
+    if reply is None:
         return None
+    if type(reply) is bytes:  # the per-job path: a job's JSON
+        try:
+            data = loads(reply)
+        except ValueError:
+            data = None
+        if type(data) is dict and type(data.get("jid")) is str:
+            try:
+                return Job.from_dict(data)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise RemoteProtocolError(f"FETCH returned a malformed job: {exc}") from None
+    data = fetched_payload(reply)  # says what is wrong with it
     try:
-        return Job.from_dict(data)
+        return Job.from_dict(data)  # type: ignore[arg-type]
     except (KeyError, TypeError, ValueError) as exc:
         raise RemoteProtocolError(f"FETCH returned a malformed job: {exc}") from None
 

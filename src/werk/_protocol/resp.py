@@ -174,10 +174,34 @@ class ReplyReader(ReceiveBuffer):
             >>> ReplyReader().feed_and_read(b"+OK\\r\\n")
             'OK'
         """
-        if len(data) == 5 and data == OK and not self._buf and self._bulk_len < 0:
-            return "OK"
+        if not self._buf and self._bulk_len < 0:
+            # A whole reply on an empty buffer (the usual case: one command in flight) is
+            # read straight from ``data``; anything else (a part, several, an error) goes
+            # through the buffer.
+            size = len(data)
+            if size == 5:
+                if data == OK:
+                    return "OK"
+                if data == NULL_BULK:
+                    return None
+            elif size > 5 and data[0] == 0x24 and data[-1] == 0x0A:  # '$' ... '\n'
+                body = self._whole_bulk(bytes(data))
+                if body is not None:
+                    return body
         self._buf += data
         return self.next_reply()
+
+    def _whole_bulk(self, data: bytes) -> bytes | None:
+        # ``data`` as exactly one complete bulk string: its body, else None.
+        nl = data.find(b"\r\n")
+        digits = data[1:nl]
+        if nl < 0 or not digits.isdigit():
+            return None
+        start = nl + 2
+        end = start + int(digits)
+        if len(data) != end + 2 or end - start > self.max_bulk or data[end] != 0x0D:
+            return None
+        return data[start:end]
 
     def next_reply(self) -> Reply | _NeedData:
         """Return the next complete reply, or :data:`NEED_DATA`.

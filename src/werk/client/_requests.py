@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from werk._errors import JobValidationError, LocalProtocolError, NetworkError
-from werk._job import Job, When, checked_job, enterprise_custom, wire_payload
+from werk._job import Job, When, checked_job, enterprise_custom, plain_payload, wire_payload
 from werk._protocol import command_lines
 from werk._protocol.replies import (
     BeatState,
@@ -85,6 +85,22 @@ def push(
     A jobtype with args is validated by the same rules as :class:`~werk.Job` without
     building one. Raises JobValidationError, naming the field.
     """
+    if (
+        jid is None
+        and queue is None
+        and retry is None
+        and reserve_for is None
+        and at is None
+        and backtrace is None
+        and custom is None
+        and unique_for is None
+        and unique_until is None
+        and expires_in is None
+        and expires_at is None
+        and type(job_or_jobtype) is str
+    ):
+        job = plain_payload(job_or_jobtype, args)
+        return Request(command_lines.push(job), pushed_jid, (job["jid"],))
     enterprise = (unique_for, unique_until, expires_in, expires_at)
     if isinstance(job_or_jobtype, str):
         if enterprise != _NO_ENTERPRISE:
@@ -118,7 +134,12 @@ def push(
     return Request(command_lines.push(job), pushed_jid, (job["jid"],))
 
 
+_PLAIN_ITEM: Final = frozenset(("jobtype", "args"))
+
+
 def _bulk_item(item: Job | Mapping[str, Any]) -> dict[str, Any]:
+    if type(item) is dict and item.keys() == _PLAIN_ITEM:  # the commonest item: no options
+        return plain_payload(item["jobtype"], item["args"])
     if isinstance(item, Job):
         return item.to_dict()
     if isinstance(item, Mapping):
@@ -155,15 +176,16 @@ def _not_jobs(value: object) -> JobValidationError:
 class _Chunk(Request[None]):
     """One PUSHB line; a network failure also says which jobs earlier chunks stored."""
 
-    __slots__ = ("pushed",)
+    __slots__ = ("bulk", "earlier")
 
     def __init__(self, line: bytes, bulk: BulkPush, jids: Sequence[str]) -> None:
         super().__init__(line, bulk.settle, jids)
-        self.pushed = tuple(bulk.pushed)
+        self.bulk = bulk
+        self.earlier = len(bulk.pushed)  # the jobs of earlier chunks the server stored
 
     def failed(self, error: NetworkError, sent: bool) -> NetworkError:
         error = super().failed(error, sent)
-        error.pushed_jids = self.pushed
+        error.pushed_jids = tuple(self.bulk.pushed[: self.earlier])
         return error
 
 
@@ -194,8 +216,11 @@ class BulkPush(Requests[dict[str, str]]):
             rejected = dict.fromkeys(request.jids, str(reply.to_exception()))
         else:
             rejected = {str(k): str(v) for k, v in json_object(reply, request).items()}
-        self.result.update(rejected)
-        self.pushed.extend(jid for jid in request.jids if jid not in rejected)
+        if rejected:
+            self.result.update(rejected)
+            self.pushed.extend(jid for jid in request.jids if jid not in rejected)
+        else:
+            self.pushed.extend(request.jids)
 
 
 @functools.lru_cache(maxsize=256)

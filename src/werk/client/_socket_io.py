@@ -50,10 +50,15 @@ def os_error(exc: OSError, doing: str, timeout: float) -> NetworkError:
 class SocketIO:
     """A connected, greeted socket and the session of its conversation."""
 
-    __slots__ = ("buffer", "kernel_timeouts", "read_timeout", "session", "sock", "view")
+    __slots__ = ("buffer", "kernel_timeouts", "patience", "session", "sock", "timeout", "view")
 
     def __init__(
-        self, sock: socket.socket, session: ClientSession[Any], timeout: float, kernel: bool
+        self,
+        sock: socket.socket,
+        session: ClientSession[Any],
+        timeout: float,
+        kernel: bool,
+        patience: float = 0.0,
     ) -> None:
         self.sock = sock
         self.session = session
@@ -61,7 +66,8 @@ class SocketIO:
         self.buffer = bytearray(_RECV_SIZE)
         self.view = memoryview(self.buffer)
         self.kernel_timeouts = kernel
-        self.read_timeout = -1.0
+        self.timeout = timeout
+        self.patience = patience
         if kernel:
             sock.settimeout(None)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(timeout))
@@ -86,7 +92,13 @@ class SocketIO:
             if s.ssl_context is not None:
                 sock = s.ssl_context.wrap_socket(sock, server_hostname=ep.host)
             stage = "the handshake with"
-            io = cls(sock, s.session(), s.timeout, KERNEL_TIMEOUTS and s.ssl_context is None)
+            io = cls(
+                sock,
+                s.session(),
+                s.timeout,
+                KERNEL_TIMEOUTS and s.ssl_context is None,
+                s.fetch_timeout - s.timeout,
+            )
             session = io.session
             session.expect(None)
             sock.sendall(session.send(session.hello(io.reply()), None))
@@ -103,20 +115,36 @@ class SocketIO:
         return io
 
     def set_read_timeout(self, seconds: float) -> None:
-        """Allow ``seconds`` for each reply from now on."""
+        """Allow ``seconds`` for each read from now on."""
         if self.kernel_timeouts:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(seconds))
         else:
             self.sock.settimeout(seconds)
-        self.read_timeout = seconds
 
-    def reply(self) -> Reply:
-        """The next reply (the session raises when none will come)."""
+    def reply(self, blocking: bool = False) -> Reply:
+        """The next reply (the session raises when none will come). ``blocking``: the
+        command may keep the server busy ``patience`` seconds longer than ``timeout``."""
         session = self.session
         item = session.next_reply() if session.buffered or session.error else NEED_DATA
         while item is NEED_DATA:
-            size = self.sock.recv_into(self.buffer)
+            try:
+                size = self.sock.recv_into(self.buffer)
+            except (TimeoutError, BlockingIOError):
+                # The read timeout stays ``timeout`` for every command (changing it per
+                # command costs a system call each time); a FETCH that outlasts it is
+                # given ``patience`` more once, so it waits ``timeout + patience`` in all.
+                if not blocking or not self.patience:
+                    raise
+                blocking = False
+                size = self._recv_patiently()
             if not size:
                 raise session.hung_up()
             item = session.feed_and_read(self.view[:size])
         return item[1]  # type: ignore[index]
+
+    def _recv_patiently(self) -> int:
+        self.set_read_timeout(self.patience)
+        try:
+            return self.sock.recv_into(self.buffer)
+        finally:
+            self.set_read_timeout(self.timeout)

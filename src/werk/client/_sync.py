@@ -109,21 +109,18 @@ class Client:
         # connection; the next call opens a new one.
         with self._lock:
             link = self._link or self._connect(request)
-            timeout = self.settings.fetch_timeout if request.blocking else self.settings.timeout
             session = link.session
             try:
-                if link.read_timeout != timeout:
-                    link.set_read_timeout(timeout)
                 if lines:
                     link.sock.sendall(session.send_many(lines, repeat(None, len(lines))))
-                    reply: Any = [link.reply() for _ in lines]
+                    reply: Any = [link.reply(request.blocking) for _ in lines]
                 else:
                     link.sock.sendall(session.send(request.line, None))
-                    reply = link.reply()
+                    reply = link.reply(request.blocking)
             except OSError as exc:
-                raise self._lost(exc, timeout, request) from exc
+                raise self._lost(exc, request) from exc
             except NetworkError as exc:
-                raise self._lost(exc, timeout, request) from exc.__cause__
+                raise self._lost(exc, request) from exc.__cause__
             except RemoteProtocolError:
                 self._drop()
                 raise
@@ -141,12 +138,11 @@ class Client:
             each.read(self._call(each), each)
         return request.result  # type: ignore[union-attr]
 
-    def _lost(
-        self, exc: OSError | NetworkError, timeout: float, request: Request[Any]
-    ) -> NetworkError:
+    def _lost(self, exc: OSError | NetworkError, request: Request[Any]) -> NetworkError:
         # The connection broke after the command was (maybe) sent: drop it, say what happened.
         self._drop()
         if isinstance(exc, OSError):
+            timeout = self.settings.fetch_timeout if request.blocking else self.settings.timeout
             exc = os_error(exc, f"talking to {self.settings.endpoint}", timeout)
         return request.failed(exc, sent=True)
 
