@@ -84,6 +84,17 @@ class Server:
             return None
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
+    def rss(self) -> int:
+        """The server process's resident memory in bytes (Linux), else 0."""
+        try:
+            with open(f"/proc/{self.proc.pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1]) * 1024
+        except OSError:
+            pass
+        return 0
+
     def close(self) -> None:
         self.proc.terminate()
         self.proc.wait(10)
@@ -118,6 +129,13 @@ class Raw:
 
 def job(i: int, prefix: str = "j") -> dict[str, object]:
     return {"jid": f"{prefix}-{i:012d}", "jobtype": "Bench", "args": [i, "payload"]}
+
+
+ARGS_100 = ["x" * 96]  # 100 bytes of JSON: the issue's "job with 100 bytes of args"
+
+
+def fat_job(i: int, prefix: str = "f") -> dict[str, object]:
+    return {"jid": f"{prefix}-{i:012d}", "jobtype": "Bench", "args": ARGS_100}
 
 
 def custom_job(i: int, prefix: str = "c") -> dict[str, object]:
@@ -263,6 +281,68 @@ def measure(
     return results
 
 
+def fill(port: int, n: int, batch: int = 1000) -> None:
+    """PUSHB ``n`` jobs of :data:`ARGS_100` into ``default`` (the prefix keeps jids apart)."""
+    c = Raw(port)
+    for start in range(0, n, batch):
+        size = min(batch, n - start)
+        jobs = [fat_job(start + i, "q") for i in range(size)]
+        c.sock.sendall(b"PUSHB " + json.dumps(jobs).encode() + b"\r\n")
+        c.reply()
+
+
+def memory_per_job(sources: dict[str, str | None], n: int) -> None:
+    """Resident bytes per queued job: the server's RSS before and after ``n`` jobs with
+    100 bytes of args (the mean over ``n``; the allocator's slack is in it too)."""
+    print(f"\n{'bytes per queued job':30}" + "".join(f" {v:>12}" for v in sources))
+    for storage in ("memory", "sqlite"):
+        row = f"{storage:30}"
+        for src in sources.values():
+            server = Server(storage, src)
+            try:
+                fill(server.port, 2_000)  # warm up: caches, the first fold
+                time.sleep(1.5)
+                before = server.rss()
+                fill(server.port, n)
+                time.sleep(2.5)  # the last fold
+                row += f" {(server.rss() - before) / n:>12.0f}"
+            finally:
+                server.close()
+        print(row)
+
+
+def backlog(sources: dict[str, str | None], n: int, storage: str, rounds: int) -> None:
+    """Push and fetch+ack rates of one connection on an empty queue and behind a
+    backlog of ``n`` queued jobs: two servers of each tree, one filled, measured in turns.
+    The pushed jobs go to the end of the backlog; the fetches take its head."""
+    size = 3_000
+    for variant, src in sources.items():
+        empty, full = Server(storage, src), Server(storage, src)
+        try:
+            started = time.perf_counter()
+            fill(full.port, n)
+            took = time.perf_counter() - started
+            rates: dict[str, list[float]] = {}
+            for _ in range(rounds):
+                for label, server in (("empty", empty), ("backlog", full)):
+                    rates.setdefault(f"push {label}", []).append(raw_push(server.port, size))
+                    rates.setdefault(f"fetch+ack {label}", []).append(
+                        raw_fetch_ack(server.port, size)
+                    )
+            rss = full.rss()
+        finally:
+            empty.close()
+            full.close()
+        med = {k: sorted(v)[len(v) // 2] for k, v in rates.items()}
+        print(
+            f"\n{variant} ({storage}): {n:,} queued in {took:.0f} s, server RSS "
+            f"{rss / 2**20:.0f} MiB; medians of {rounds} rounds, jobs/s"
+        )
+        for what in ("push", "fetch+ack"):
+            e, b = med[f"{what} empty"], med[f"{what} backlog"]
+            print(f"  {what:10} empty {e:>9,.0f}  backlog {b:>9,.0f}  backlog/empty {b / e:.2f}")
+
+
 def noop_extension() -> object:
     """A server extension overriding every per-job hook with nothing: what it costs is
     the calls themselves (and decoding a job with ``custom`` for the FETCH hook)."""
@@ -401,6 +481,14 @@ def main() -> None:
     which.add_argument(
         "--extension", action="store_true", help="no extension vs a do-nothing extension"
     )
+    parser.add_argument(
+        "--memory", type=int, metavar="N", help="only: RSS per queued job, N jobs of 100 bytes"
+    )
+    parser.add_argument(
+        "--backlog", type=int, metavar="N", help="only: push/fetch behind N queued jobs"
+    )
+    parser.add_argument("--storage", default="sqlite", help="storage for --backlog")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds for --backlog")
     opts = parser.parse_args()
     sizes = (
         {"push": 2_000, "pushb": 10_000, "fetch": 1_000}
@@ -418,6 +506,12 @@ def main() -> None:
         sources = {"before": os.path.abspath(opts.baseline), "now": None}
     elif opts.extension:
         sources = {"none": None, NOOP: NOOP}
+    if opts.memory:
+        memory_per_job(sources, opts.memory)
+        return
+    if opts.backlog:
+        backlog(sources, opts.backlog, opts.storage, opts.rounds)
+        return
     variants = list(sources)  # the first is the reference, the last is "now"
     now_v = variants[-1]
     cpu: dict[str, dict[str, dict[str, float]]] = {"memory": {}, "sqlite": {}}

@@ -94,6 +94,7 @@ CREATE TABLE IF NOT EXISTS records (
 ) WITHOUT ROWID;
 """
 _FOLDED = "journal_generation"  # meta key: the last journal generation folded in
+_PAYLOAD = "SELECT payload FROM entries WHERE id = ?"
 
 
 class SQLiteStorage(Storage):
@@ -101,6 +102,7 @@ class SQLiteStorage(Storage):
     docstring)."""
 
     durable = True
+    keeps_queued = True
 
     def __init__(
         self,
@@ -130,6 +132,9 @@ class SQLiteStorage(Storage):
         # turn (a batch's counters, at every member of a PUSHB) replaces its put in place.
         self._record_at: dict[tuple[str, str], int] = {}
         self._unfolded: list[Op] = []  # journaled, not yet in the database
+        # Queued jobs not yet folded into the database, by id: the INSERT's parameters
+        # (identity tells a job put back from its first insert).
+        self._queued: dict[int, tuple[object, ...]] = {}
         # The aside journal's changes, being folded by _fold_thread (or to be retried).
         self._aside = self.location + ".journal.folding"
         self._folding: list[Op] | None = None
@@ -182,6 +187,9 @@ class SQLiteStorage(Storage):
             records = []
         for body in records:
             self._unfolded.extend(decode_ops(body))
+        for code, params in (self._folding or []) + self._unfolded:
+            if code == INSERT and params[1] == QUEUE:
+                self._queued[params[0]] = params
         if self._folding is None and not self._unfolded:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._aside)
@@ -238,7 +246,29 @@ class SQLiteStorage(Storage):
 
     def queue_push(self, eid: int, queue: str, jid: str, payload: bytes) -> None:
         """Append a job to a queue."""
-        self._add((INSERT, (eid, QUEUE, queue, 0.0, jid, payload, 0.0)))
+        params = (eid, QUEUE, queue, 0.0, jid, payload, 0.0)
+        self._queued[eid] = params
+        self._add((INSERT, params))
+
+    def queued_payload(self, eid: int) -> bytes:
+        """A queued job's bytes: from memory until folded, then from the database."""
+        params = self._queued.get(eid)
+        if params is not None:
+            return params[5]  # type: ignore[return-value]
+        if self._fold_thread is not None:
+            # The fold's thread holds the connection; a bulk fold is rare.
+            self._join_fold()
+        row = self._db.execute(_PAYLOAD, (eid,)).fetchone()
+        if row is None:
+            raise KeyError(eid)
+        return bytes(row[0])
+
+    def _forget_queued(self, ops: list[Op]) -> None:
+        # Folded: the database has these jobs now (unless a later change is still to come).
+        queued = self._queued
+        for code, params in ops:
+            if code == INSERT and params[1] == QUEUE and queued.get(params[0]) is params:
+                del queued[params[0]]
 
     def entry_add(
         self, eid: int, kind: int, name: str, score: float, jid: str, payload: bytes, since: float
@@ -345,6 +375,9 @@ class SQLiteStorage(Storage):
         started = time.perf_counter()
         try:
             self._journal.append(encode_ops(ops))
+        except BaseException:
+            self._forget_queued(ops)  # not stored: the server reloads what is
+            raise
         finally:
             elapsed = time.perf_counter() - started
             self.commit_seconds += elapsed
@@ -417,6 +450,8 @@ class SQLiteStorage(Storage):
         thread.join()
         if self._fold_error is None:
             self.folds += 1
+            if self._folding:
+                self._forget_queued(self._folding)
             self._folding = None
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._aside)
@@ -466,6 +501,7 @@ class SQLiteStorage(Storage):
             return
         self._write(ops, self._journal.generation)
         self.folds += 1
+        self._forget_queued(ops)
         self._folding = None
         self._unfolded = []
         self._bulk = False
