@@ -40,6 +40,8 @@ _PLAIN_JID = re.compile(r"[ !#-%'-;=?-\[\]-~]*")
 # failure has no "jid" key and a string value cannot hold this sequence (its quotes are
 # escaped), so without custom the first match is the job's jid.
 _JID_KEY = b',"jid":"'
+# A QueueItem from a full tuple, without the Python-level __new__ of a NamedTuple.
+_new_item = tuple.__new__
 
 
 class PayloadSource(Protocol):
@@ -105,15 +107,17 @@ class JobQueue:
         special = self._special.pop(eid, None) if self._special else None
         if special is None:
             start = payload.find(_JID_KEY) + 8
-            return QueueItem(eid, payload[start : payload.index(b'"', start)].decode(), 0, payload)
-        return QueueItem(eid, special[0], special[1], payload, special[2])
+            jid = payload[start : payload.index(b'"', start)].decode()
+            return _new_item(QueueItem, (eid, jid, 0, payload, False))
+        return _new_item(QueueItem, (eid, special[0], special[1], payload, special[2]))
 
     def _item(self, eid: int, payload: bytes) -> QueueItem:
         special = self._special.get(eid)
         if special is None:
             start = payload.find(_JID_KEY) + 8
-            return QueueItem(eid, payload[start : payload.index(b'"', start)].decode(), 0, payload)
-        return QueueItem(eid, special[0], special[1], payload, special[2])
+            jid = payload[start : payload.index(b'"', start)].decode()
+            return _new_item(QueueItem, (eid, jid, 0, payload, False))
+        return _new_item(QueueItem, (eid, special[0], special[1], payload, special[2]))
 
     def _payload(self, index: int) -> bytes:
         if self._payloads is not None:
@@ -130,7 +134,7 @@ class JobQueue:
             return
         source = self._source
         assert source is not None
-        for eid in list(self._ids):  # reads may run other code: iterate over a copy
+        for eid in self._ids:  # like a deque's: a change meanwhile ends it (RuntimeError)
             yield self._item(eid, source.queued_payload(eid))
 
     def remove(self, item: QueueItem) -> None:
