@@ -346,8 +346,10 @@ def memory_per_job(sources: dict[str, str | None], n: int) -> None:
 
 def backlog(sources: dict[str, str | None], n: int, storage: str, rounds: int) -> None:
     """Push and fetch+ack rates of one connection on an empty queue and behind a
-    backlog of ``n`` queued jobs: two servers of each tree, one filled, measured in turns.
-    The pushed jobs go to the end of the backlog; the fetches take its head."""
+    backlog of ``n`` queued jobs: two servers of each tree, one filled, measured in turns
+    (which goes first alternates). The pushed jobs go to the end of the backlog; the
+    fetches take its head. Also the server's CPU per job, steadier than rates on a busy
+    machine."""
     size = 3_000
     for variant, src in sources.items():
         empty, full = Server(storage, src), Server(storage, src)
@@ -355,25 +357,35 @@ def backlog(sources: dict[str, str | None], n: int, storage: str, rounds: int) -
             started = time.perf_counter()
             fill(full.port, n)
             took = time.perf_counter() - started
+            time.sleep(2.0)  # the last fold
             rates: dict[str, list[float]] = {}
-            for _ in range(rounds):
-                for label, server in (("empty", empty), ("backlog", full)):
-                    rates.setdefault(f"push {label}", []).append(raw_push(server.port, size))
-                    rates.setdefault(f"fetch+ack {label}", []).append(
-                        raw_fetch_ack(server.port, size)
-                    )
+            costs: dict[str, list[float]] = {}
+            for r in range(rounds):
+                pair = [("empty", empty), ("backlog", full)]
+                for label, server in pair if r % 2 == 0 else pair[::-1]:
+                    for what, fn in (("push", raw_push), ("fetch+ack", raw_fetch_ack)):
+                        before = server.cpu() or 0.0
+                        rates.setdefault(f"{what} {label}", []).append(fn(server.port, size))
+                        time.sleep(0.05)
+                        used = ((server.cpu() or 0.0) - before) / size * 1e6
+                        costs.setdefault(f"{what} {label}", []).append(used)
             rss = full.rss()
         finally:
             empty.close()
             full.close()
-        med = {k: sorted(v)[len(v) // 2] for k, v in rates.items()}
+        med = {k: statistics.median(v) for k, v in rates.items()}
+        cpu = {k: statistics.median(v) for k, v in costs.items()}
         print(
             f"\n{variant} ({storage}): {n:,} queued in {took:.0f} s, server RSS "
-            f"{rss / 2**20:.0f} MiB; medians of {rounds} rounds, jobs/s"
+            f"{rss / 2**20:.0f} MiB; medians of {rounds} rounds"
         )
         for what in ("push", "fetch+ack"):
             e, b = med[f"{what} empty"], med[f"{what} backlog"]
-            print(f"  {what:10} empty {e:>9,.0f}  backlog {b:>9,.0f}  backlog/empty {b / e:.2f}")
+            ce, cb = cpu[f"{what} empty"], cpu[f"{what} backlog"]
+            print(
+                f"  {what:10} jobs/s empty {e:>7,.0f} backlog {b:>7,.0f} ({b / e:.2f}x); "
+                f"server CPU us/job empty {ce:.0f} backlog {cb:.0f} ({cb / ce:.2f}x)"
+            )
 
 
 def noop_extension() -> object:

@@ -44,7 +44,11 @@ class JobState:
         for e in snap.entries:
             last = max(last, e.id)
             if e.kind == QUEUE:
-                _, reserve_for, custom = self._fields_of(e.payload)
+                payload = e.payload
+                reserve_for, custom = 0, False
+                # Decoded only if it may have either (a backlog of millions boots faster).
+                if b'"reserve_for":' in payload or b'"custom":' in payload:
+                    _, reserve_for, custom = self._fields_of(payload)
                 q = self.queues.get(e.name)
                 if q is None:
                     q = self.queues[e.name] = JobQueue(self._source)
