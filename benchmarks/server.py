@@ -117,7 +117,7 @@ class Server:
 
     def close(self) -> None:
         self.proc.terminate()
-        self.proc.wait(10)
+        self.proc.wait(300)  # a big backlog takes a while to fold and checkpoint
         self.tmp.cleanup()
 
 

@@ -124,6 +124,12 @@ class Storage:
         (callback never called) when nothing is pending, as here."""
         return False
 
+    def commit_early(self) -> None:
+        """Commit now, if this is the loop turn's first early commit, what the commands
+        handled so far are waiting for (a connection calls it when it has read all it
+        can): a lone client's reply then waits for no further loop turn, while the
+        commands of other clients in the same turn still share one commit."""
+
     def flush(self) -> None:
         """Commit every pending change now (raises the storage's error on failure)."""
 

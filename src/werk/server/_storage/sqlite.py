@@ -149,6 +149,7 @@ class SQLiteStorage(Storage):
         self._future: asyncio.Future[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scheduled = False
+        self._early = False  # an early commit was made this loop turn
         self._fold_timer: asyncio.TimerHandle | None = None
         self.on_error: Callable[[BaseException], None] | None = None
         self._closed = False
@@ -342,8 +343,19 @@ class SQLiteStorage(Storage):
         self._callbacks.append(callback)
         return True
 
+    def commit_early(self) -> None:
+        """Commit now what commands wait for, once per loop turn (see
+        :meth:`Storage.commit_early`); the turn's other changes wait for its group commit."""
+        if self._early or not self._callbacks or self._loop is None:
+            return
+        self._commit_turn()
+        # Until the scheduled group commit runs (first thing next turn): the other
+        # connections read in this turn share that one.
+        self._early = True
+
     def _commit_turn(self) -> None:
         self._scheduled = False
+        self._early = False
         if self._closed:
             return
         future, self._future = self._future, None
