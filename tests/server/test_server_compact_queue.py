@@ -174,3 +174,31 @@ def test_a_queued_job_costs_its_bytes_and_its_id_in_memory_storage():
     per_job = _bytes_per_job(m, store, 20_000)
     # 230 bytes of JSON (plus the bytes object's 33), an id, two deque slots.
     assert per_job < 340, per_job
+
+
+def test_bytes_read_ahead_serve_interleaved_queues_and_put_backs(tmp_path: Path):
+    store = SQLiteStorage(tmp_path / "werk.sqlite3")
+    m = Manager(store, ManualClock(T0))
+    for i in range(200):  # two queues' jobs interleaved in the database
+        queue = "a" if i % 2 else "b"
+        line = b'{"jid":"jid-%08d","jobtype":"T","args":[%d],"queue":"%s"}'
+        assert m.push_bytes(line % (i, i, queue.encode())) is None
+    store.flush()
+    store.fold()
+    first = m.fetch(["a"], "w1")  # reads ahead, jobs of "b" among them
+    assert first is not None and first.jid == "jid-00000001"
+    assert m.put_back(first)
+    seen = []
+    for _ in range(100):
+        for queue in ("b", "a"):
+            res = m.fetch([queue], "w1")
+            assert res is not None
+            assert json.loads(res.payload)["args"] == [int(res.jid[4:])]
+            assert json.loads(res.payload)["queue"] == queue
+            seen.append(int(res.jid[4:]))
+            assert m.ack(res.jid)
+        store.flush()
+        if len(seen) % 50 == 0:
+            store.fold()
+    assert sorted(seen) == list(range(200))
+    store.close()

@@ -94,7 +94,9 @@ CREATE TABLE IF NOT EXISTS records (
 ) WITHOUT ROWID;
 """
 _FOLDED = "journal_generation"  # meta key: the last journal generation folded in
-_PAYLOAD = "SELECT payload FROM entries WHERE id = ?"
+_READ_AHEAD = (
+    f"SELECT id, payload FROM entries WHERE id >= ? AND kind = {QUEUE} ORDER BY id LIMIT 64"
+)
 
 
 class SQLiteStorage(Storage):
@@ -135,6 +137,7 @@ class SQLiteStorage(Storage):
         # Queued jobs not yet folded into the database, by id: the INSERT's parameters
         # (identity tells a job put back from its first insert).
         self._queued: dict[int, tuple[object, ...]] = {}
+        self._ahead: dict[int, bytes] = {}  # queued jobs' bytes read ahead of their fetch
         # The aside journal's changes, being folded by _fold_thread (or to be retried).
         self._aside = self.location + ".journal.folding"
         self._folding: list[Op] | None = None
@@ -206,6 +209,7 @@ class SQLiteStorage(Storage):
     def load(self) -> Snapshot:
         """Everything stored (entries in id order: FIFO within each queue)."""
         self._join_fold()
+        self._ahead = {}  # ids may be given out again after a reload
         db = self._db
         rows = db.execute(
             "SELECT id, kind, name, score, jid, payload, since FROM entries ORDER BY id"
@@ -256,13 +260,19 @@ class SQLiteStorage(Storage):
         params = self._queued.get(eid)
         if params is not None:
             return params[5]  # type: ignore[return-value]
+        payload = self._ahead.pop(eid, None)
+        if payload is not None:
+            return payload
         if self._fold_thread is not None:
             # The fold's thread holds the connection; a bulk fold is rare.
             self._join_fold()
-        row = self._db.execute(_PAYLOAD, (eid,)).fetchone()
-        if row is None:
+        # The jobs queued after this one are most likely fetched next: one statement reads
+        # them too (an id's bytes never change, so what is read ahead cannot go stale).
+        rows = self._db.execute(_READ_AHEAD, (eid,)).fetchall()
+        if not rows or rows[0][0] != eid:
             raise KeyError(eid)
-        return bytes(row[0])
+        self._ahead = dict(rows[1:])
+        return bytes(rows[0][1])
 
     def _forget_queued(self, ops: list[Op]) -> None:
         # Folded: the database has these jobs now (unless a later change is still to come).
