@@ -388,6 +388,73 @@ def backlog(sources: dict[str, str | None], n: int, storage: str, rounds: int) -
             )
 
 
+def backlog_in_process(n: int, storage: str, rounds: int) -> None:
+    """The server's own CPU per lone push and per fetch+ack (each committed alone, as
+    for one client), in this process, on an empty queue and behind ``n`` queued jobs:
+    two managers, measured in turns (which goes first alternates), medians. Steadier
+    than rates over sockets on a busy machine."""
+    import gc
+
+    from werk.server._clock import ManualClock
+    from werk.server._dispatch import ClientState, ServerStats, dispatch
+    from werk.server._manager import Manager
+    from werk.server._periodic import PeriodicTasks
+    from werk.server._storage import MemoryStorage, SQLiteStorage, Storage
+
+    tmp = tempfile.TemporaryDirectory()
+
+    def make(name: str) -> tuple[Storage, ClientState]:
+        store: Storage = (
+            SQLiteStorage(os.path.join(tmp.name, name + ".sqlite3"))
+            if storage == "sqlite"
+            else MemoryStorage()
+        )
+        m = Manager(store, ManualClock(1_700_000_000))
+        return store, ClientState(m, ServerStats(0.0), PeriodicTasks(m), "w")
+
+    sides = {"empty": make("empty"), "backlog": make("backlog")}
+    store, state = sides["backlog"]
+    started = time.perf_counter()
+    for start in range(0, n, 1000):
+        jobs = [fat_job(i, "q") for i in range(start, min(n, start + 1000))]
+        dispatch(state, b"PUSHB " + json.dumps(jobs).encode())
+        store.flush()
+    if isinstance(store, SQLiteStorage):
+        store.fold()
+    print(f"{n:,} queued ({storage}) in {time.perf_counter() - started:.0f} s")
+    size = 5_000
+    cost: dict[str, list[float]] = {}
+    gc.collect()
+    gc.disable()
+    for r in range(rounds):
+        order = ["empty", "backlog"] if r % 2 == 0 else ["backlog", "empty"]
+        for label in order:
+            store, state = sides[label]
+            lines = [b"PUSH " + json.dumps(fat_job(i, f"r{r}")).encode() for i in range(size)]
+            t = time.process_time()
+            for line in lines:
+                dispatch(state, line)
+                store.flush()
+            cost.setdefault(f"push {label}", []).append((time.process_time() - t) / size)
+            t = time.process_time()
+            for _ in range(size):
+                dispatch(state, b"FETCH default")
+                res = state.fetched
+                state.fetched = None
+                store.flush()
+                dispatch(state, b'ACK {"jid":"' + res.jid.encode() + b'"}')
+                store.flush()
+            cost.setdefault(f"fetch+ack {label}", []).append((time.process_time() - t) / size)
+    gc.enable()
+    for what in ("push", "fetch+ack"):
+        e = statistics.median(cost[f"{what} empty"]) * 1e6
+        b = statistics.median(cost[f"{what} backlog"]) * 1e6
+        print(f"  {what:10} CPU us/job empty {e:6.1f}  backlog {b:6.1f}  ({b / e:.2f}x)")
+    for store, _ in sides.values():
+        store.close()
+    tmp.cleanup()
+
+
 def noop_extension() -> object:
     """A server extension overriding every per-job hook with nothing: what it costs is
     the calls themselves (and decoding a job with ``custom`` for the FETCH hook)."""
@@ -578,6 +645,9 @@ def main() -> None:
     parser.add_argument(
         "--backlog", type=int, metavar="N", help="only: push/fetch behind N queued jobs"
     )
+    parser.add_argument(
+        "--backlog-in-process", type=int, metavar="N", help="only: CPU per job behind N, no sockets"
+    )
     parser.add_argument("--storage", default="sqlite", help="storage for --backlog")
     parser.add_argument("--rounds", type=int, default=1, help="rounds (medians are shown)")
     parser.add_argument(
@@ -603,6 +673,9 @@ def main() -> None:
         sources = {"none": None, NOOP: NOOP}
     if opts.memory:
         memory_per_job(sources, opts.memory)
+        return
+    if opts.backlog_in_process:
+        backlog_in_process(opts.backlog_in_process, opts.storage, max(opts.rounds, 3))
         return
     if opts.backlog:
         backlog(sources, opts.backlog, opts.storage, max(opts.rounds, 3))
