@@ -3,9 +3,9 @@
 A queued job is mostly waiting: what it needs while it waits is its place in line. A
 :class:`JobQueue` keeps, per job, its stored id and (unless the storage keeps it) its
 canonical bytes, in two parallel deques; the jid, ``reserve_for`` and ``custom`` are read
-back from the bytes when the job leaves the queue. Only the rare job whose jid the bytes
-do not give back verbatim, or that has ``reserve_for`` or ``custom``, keeps those three
-in a side table. Taking a job out gives a full :class:`~werk.server._sets.QueueItem`.
+back from the bytes when the job leaves the queue. Only the rare job that has
+``reserve_for`` or ``custom`` keeps those three in a side table. Taking a job out gives
+a full :class:`~werk.server._sets.QueueItem`.
 
 With a storage that can give a queued job's bytes back by id (SQLite: its journal, then
 its database), the bytes are not held in memory at all: a waiting job costs its id and a
@@ -24,7 +24,7 @@ Example::
 
 from __future__ import annotations
 
-import re
+import json
 from collections import deque
 from collections.abc import Iterator
 from typing import Protocol
@@ -33,15 +33,22 @@ from werk.server._sets import QueueItem
 
 __all__ = ["JobQueue", "PayloadSource"]
 
-# A jid whose JSON text is the jid itself between quotes (no escapes, ASCII): it can be
-# cut out of the canonical bytes instead of being kept.
-_PLAIN_JID = re.compile(r"[ !#-%'-;=?-\[\]-~]*")
 # In canonical bytes the job's own "jid" comes after "retry", "failure" and "custom". A
 # failure has no "jid" key and a string value cannot hold this sequence (its quotes are
 # escaped), so without custom the first match is the job's jid.
 _JID_KEY = b',"jid":"'
 # A QueueItem from a full tuple, without the Python-level __new__ of a NamedTuple.
 _new_item = tuple.__new__
+
+
+def _jid_of(payload: bytes) -> str:
+    """The jid in canonical bytes of a job without ``custom``."""
+    start = payload.find(_JID_KEY) + 8
+    raw = payload[start : payload.index(b'"', start)]
+    if b"\\" in raw:  # escaped (a quote, <, a control character...): decode it all
+        jid: str = json.loads(payload)["jid"]
+        return jid
+    return raw.decode()
 
 
 class PayloadSource(Protocol):
@@ -75,7 +82,7 @@ class JobQueue:
         return f"<JobQueue of {len(self._ids)} jobs>"
 
     def _keep(self, item: QueueItem) -> None:
-        if item.reserve_for or item.custom or _PLAIN_JID.fullmatch(item.jid) is None:
+        if item.reserve_for or item.custom:
             self._special[item.id] = (item.jid, item.reserve_for, item.custom)
 
     def append(self, item: QueueItem) -> None:
@@ -106,17 +113,13 @@ class JobQueue:
                 raise
         special = self._special.pop(eid, None) if self._special else None
         if special is None:
-            start = payload.find(_JID_KEY) + 8
-            jid = payload[start : payload.index(b'"', start)].decode()
-            return _new_item(QueueItem, (eid, jid, 0, payload, False))
+            return _new_item(QueueItem, (eid, _jid_of(payload), 0, payload, False))
         return _new_item(QueueItem, (eid, special[0], special[1], payload, special[2]))
 
     def _item(self, eid: int, payload: bytes) -> QueueItem:
         special = self._special.get(eid)
         if special is None:
-            start = payload.find(_JID_KEY) + 8
-            jid = payload[start : payload.index(b'"', start)].decode()
-            return _new_item(QueueItem, (eid, jid, 0, payload, False))
+            return _new_item(QueueItem, (eid, _jid_of(payload), 0, payload, False))
         return _new_item(QueueItem, (eid, special[0], special[1], payload, special[2]))
 
     def _payload(self, index: int) -> bytes:

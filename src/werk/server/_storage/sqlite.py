@@ -523,7 +523,10 @@ class SQLiteStorage(Storage):
             return
         self._write(ops, self._journal.generation)
         self.folds += 1
-        self._forget_queued(ops)
+        if self._pending:
+            self._forget_queued(ops)
+        else:  # nothing is left to fold: every queued job is in the database now
+            self._queued.clear()
         self._folding = None
         self._unfolded = []
         self._bulk = False
