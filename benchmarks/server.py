@@ -10,6 +10,8 @@ Usage::
     python benchmarks/server.py --quick    # a smoke run
     python benchmarks/server.py --baseline ../old/src   # before/after, side by side
     python benchmarks/server.py --extension            # no extension vs a do-nothing one
+    python benchmarks/server.py --memory 200000        # resident bytes per queued job
+    python benchmarks/server.py --backlog 5000000      # push/fetch behind a backlog
 
 ``--baseline`` runs a second server from another source tree (e.g. ``git archive`` of an
 older commit) next to the current one; each measurement alternates between the two, so
@@ -18,6 +20,12 @@ server`` as it is (its standard extensions: unique, expiring, throttles, cron) a
 same server with a do-nothing extension in their place (every per-job hook overridden, so
 each is called where it applies): the "custom" rows are jobs with a ``custom`` object,
 the ones the hooks see. ``benchmarks/unique.py`` measures unique and expiring jobs.
+
+``--memory N`` pushes N jobs with 100 bytes of args (by PUSHB) into each storage and
+prints the server's resident memory growth per job. ``--backlog N`` runs two servers of
+each tree, fills one with N such jobs, then times lone pushes and fetch+ack on one
+connection against both in turns (the median of ``--rounds``): a backlog should cost
+nothing, queues being deques and SQLite reading a fetched job by its id.
 
 Reference (real Faktory 1.10, Go + Redis): ~11,000 single pushes/s, 25,000-36,000 jobs/s
 by PUSHB from one connection, ~2,800 fetch+ack/s on one connection.
@@ -30,6 +38,7 @@ import json
 import os
 import re
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -47,6 +56,17 @@ REFERENCE = {
 NOOP = "noop"  # a variant's source: this tree, with a do-nothing extension
 
 
+def _has_no_web(src: str | None) -> bool:
+    """Whether the tree's ``werk server`` takes ``--no-web`` (both sides must say it)."""
+    if src is None:
+        return True
+    try:
+        with open(os.path.join(src, "werk", "cli", "_server.py")) as f:
+            return "--no-web" in f.read()
+    except OSError:
+        return False
+
+
 class Server:
     """``werk server`` in a child process (``pythonpath``: another tree, or :data:`NOOP`)."""
 
@@ -58,7 +78,7 @@ class Server:
         else:
             cmd = [sys.executable, "-m", "werk", "server", "--bind", "127.0.0.1:0"]
             cmd += ["--storage", storage, "--data", self.tmp.name]
-            if pythonpath is None:  # older trees have no --no-web (and serve no pages anyway)
+            if _has_no_web(pythonpath):  # older trees have none (and serve no pages anyway)
                 cmd.append("--no-web")
         env = dict(os.environ)
         env.pop("FAKTORY_PASSWORD", None)
@@ -84,9 +104,20 @@ class Server:
             return None
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
+    def rss(self) -> int:
+        """The server process's resident memory in bytes (Linux), else 0."""
+        try:
+            with open(f"/proc/{self.proc.pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1]) * 1024
+        except OSError:
+            pass
+        return 0
+
     def close(self) -> None:
         self.proc.terminate()
-        self.proc.wait(10)
+        self.proc.wait(300)  # a big backlog takes a while to fold and checkpoint
         self.tmp.cleanup()
 
 
@@ -118,6 +149,13 @@ class Raw:
 
 def job(i: int, prefix: str = "j") -> dict[str, object]:
     return {"jid": f"{prefix}-{i:012d}", "jobtype": "Bench", "args": [i, "payload"]}
+
+
+ARGS_100 = ["x" * 96]  # 100 bytes of JSON: the issue's "job with 100 bytes of args"
+
+
+def fat_job(i: int, prefix: str = "f") -> dict[str, object]:
+    return {"jid": f"{prefix}-{i:012d}", "jobtype": "Bench", "args": ARGS_100}
 
 
 def custom_job(i: int, prefix: str = "c") -> dict[str, object]:
@@ -228,8 +266,11 @@ def measure(
     with_client: bool,
     sources: dict[str, str | None],
     cpu: dict[str, dict[str, float]],
+    rounds: int = 1,
+    only: list[str] | None = None,
 ) -> dict[str, dict[str, float]]:
-    """``{variant: {benchmark: jobs/s}}``; the variants' servers run side by side. The
+    """``{variant: {benchmark: jobs/s}}`` (medians of ``rounds``; rows whose name holds a
+    word of ``only``, if given); the variants' servers run side by side. The
     server's CPU microseconds per job go into ``cpu`` (``{variant: {benchmark: us}}``):
     unlike jobs/s, they hardly move when other processes load the machine."""
     plan: list[tuple[str, Callable[[int, int], float], int]] = [
@@ -246,21 +287,172 @@ def measure(
             ("werk.Client push_bulk x1000", client_pushb, sizes["pushb"]),
             ("werk.Client fetch+ack", client_fetch_ack, sizes["fetch"]),
         ]
+    if only:
+        plan = [row for row in plan if any(word in row[0] for word in only)]
     servers = {variant: Server(storage, src) for variant, src in sources.items()}
-    results: dict[str, dict[str, float]] = {variant: {} for variant in sources}
+    rates: dict[str, dict[str, list[float]]] = {variant: {} for variant in sources}
+    costs: dict[str, dict[str, list[float]]] = {variant: {} for variant in sources}
     try:
-        for name, fn, n in plan:
-            for variant, server in servers.items():
-                before = server.cpu()
-                results[variant][name] = fn(server.port, n)
-                time.sleep(0.05)  # the last replies' commits
-                after = server.cpu()
-                if before is not None and after is not None:
-                    cpu.setdefault(variant, {})[name] = (after - before) / n * 1e6
+        for _ in range(rounds):  # rounds of every row, the variants taking turns
+            for name, fn, n in plan:
+                for variant, server in servers.items():
+                    before = server.cpu()
+                    rates[variant].setdefault(name, []).append(fn(server.port, n))
+                    time.sleep(0.05)  # the last replies' commits
+                    after = server.cpu()
+                    if before is not None and after is not None:
+                        used = (after - before) / n * 1e6
+                        costs[variant].setdefault(name, []).append(used)
     finally:
         for server in servers.values():
             server.close()
-    return results
+    for variant, by_name in costs.items():
+        cpu[variant] = {name: statistics.median(v) for name, v in by_name.items()}
+    return {
+        variant: {name: statistics.median(v) for name, v in by_name.items()}
+        for variant, by_name in rates.items()
+    }
+
+
+def fill(port: int, n: int, batch: int = 1000) -> None:
+    """PUSHB ``n`` jobs of :data:`ARGS_100` into ``default`` (the prefix keeps jids apart)."""
+    c = Raw(port)
+    for start in range(0, n, batch):
+        size = min(batch, n - start)
+        jobs = [fat_job(start + i, "q") for i in range(size)]
+        c.sock.sendall(b"PUSHB " + json.dumps(jobs).encode() + b"\r\n")
+        c.reply()
+
+
+def memory_per_job(sources: dict[str, str | None], n: int) -> None:
+    """Resident bytes per queued job: the server's RSS before and after ``n`` jobs with
+    100 bytes of args (the mean over ``n``; the allocator's slack is in it too)."""
+    print(f"\n{'bytes per queued job':30}" + "".join(f" {v:>12}" for v in sources))
+    for storage in ("memory", "sqlite"):
+        row = f"{storage:30}"
+        for src in sources.values():
+            server = Server(storage, src)
+            try:
+                fill(server.port, 2_000)  # warm up: caches, the first fold
+                time.sleep(1.5)
+                before = server.rss()
+                fill(server.port, n)
+                time.sleep(2.5)  # the last fold
+                row += f" {(server.rss() - before) / n:>12.0f}"
+            finally:
+                server.close()
+        print(row)
+
+
+def backlog(sources: dict[str, str | None], n: int, storage: str, rounds: int) -> None:
+    """Push and fetch+ack rates of one connection on an empty queue and behind a
+    backlog of ``n`` queued jobs: two servers of each tree, one filled, measured in turns
+    (which goes first alternates). The pushed jobs go to the end of the backlog; the
+    fetches take its head. Also the server's CPU per job, steadier than rates on a busy
+    machine."""
+    size = 3_000
+    for variant, src in sources.items():
+        empty, full = Server(storage, src), Server(storage, src)
+        try:
+            started = time.perf_counter()
+            fill(full.port, n)
+            took = time.perf_counter() - started
+            time.sleep(2.0)  # the last fold
+            rates: dict[str, list[float]] = {}
+            costs: dict[str, list[float]] = {}
+            for r in range(rounds):
+                pair = [("empty", empty), ("backlog", full)]
+                for label, server in pair if r % 2 == 0 else pair[::-1]:
+                    for what, fn in (("push", raw_push), ("fetch+ack", raw_fetch_ack)):
+                        before = server.cpu() or 0.0
+                        rates.setdefault(f"{what} {label}", []).append(fn(server.port, size))
+                        time.sleep(0.05)
+                        used = ((server.cpu() or 0.0) - before) / size * 1e6
+                        costs.setdefault(f"{what} {label}", []).append(used)
+            rss = full.rss()
+        finally:
+            empty.close()
+            full.close()
+        med = {k: statistics.median(v) for k, v in rates.items()}
+        cpu = {k: statistics.median(v) for k, v in costs.items()}
+        print(
+            f"\n{variant} ({storage}): {n:,} queued in {took:.0f} s, server RSS "
+            f"{rss / 2**20:.0f} MiB; medians of {rounds} rounds"
+        )
+        for what in ("push", "fetch+ack"):
+            e, b = med[f"{what} empty"], med[f"{what} backlog"]
+            ce, cb = cpu[f"{what} empty"], cpu[f"{what} backlog"]
+            print(
+                f"  {what:10} jobs/s empty {e:>7,.0f} backlog {b:>7,.0f} ({b / e:.2f}x); "
+                f"server CPU us/job empty {ce:.0f} backlog {cb:.0f} ({cb / ce:.2f}x)"
+            )
+
+
+def backlog_in_process(n: int, storage: str, rounds: int) -> None:
+    """The server's own CPU per lone push and per fetch+ack (each committed alone, as
+    for one client), in this process, on an empty queue and behind ``n`` queued jobs:
+    two managers, measured in turns (which goes first alternates), medians. Steadier
+    than rates over sockets on a busy machine."""
+    import gc
+
+    from werk.server._clock import ManualClock
+    from werk.server._dispatch import ClientState, ServerStats, dispatch
+    from werk.server._manager import Manager
+    from werk.server._periodic import PeriodicTasks
+    from werk.server._storage import MemoryStorage, SQLiteStorage, Storage
+
+    tmp = tempfile.TemporaryDirectory()
+
+    def make(name: str) -> tuple[Storage, ClientState]:
+        store: Storage = (
+            SQLiteStorage(os.path.join(tmp.name, name + ".sqlite3"))
+            if storage == "sqlite"
+            else MemoryStorage()
+        )
+        m = Manager(store, ManualClock(1_700_000_000))
+        return store, ClientState(m, ServerStats(0.0), PeriodicTasks(m), "w")
+
+    sides = {"empty": make("empty"), "backlog": make("backlog")}
+    store, state = sides["backlog"]
+    started = time.perf_counter()
+    for start in range(0, n, 1000):
+        jobs = [fat_job(i, "q") for i in range(start, min(n, start + 1000))]
+        dispatch(state, b"PUSHB " + json.dumps(jobs).encode())
+        store.flush()
+    if isinstance(store, SQLiteStorage):
+        store.fold()
+    print(f"{n:,} queued ({storage}) in {time.perf_counter() - started:.0f} s")
+    size = 5_000
+    cost: dict[str, list[float]] = {}
+    gc.collect()
+    gc.disable()
+    for r in range(rounds):
+        order = ["empty", "backlog"] if r % 2 == 0 else ["backlog", "empty"]
+        for label in order:
+            store, state = sides[label]
+            lines = [b"PUSH " + json.dumps(fat_job(i, f"r{r}")).encode() for i in range(size)]
+            t = time.process_time()
+            for line in lines:
+                dispatch(state, line)
+                store.flush()
+            cost.setdefault(f"push {label}", []).append((time.process_time() - t) / size)
+            t = time.process_time()
+            for _ in range(size):
+                dispatch(state, b"FETCH default")
+                res = state.fetched
+                state.fetched = None
+                store.flush()
+                dispatch(state, b'ACK {"jid":"' + res.jid.encode() + b'"}')
+                store.flush()
+            cost.setdefault(f"fetch+ack {label}", []).append((time.process_time() - t) / size)
+    gc.enable()
+    for what in ("push", "fetch+ack"):
+        e = statistics.median(cost[f"{what} empty"]) * 1e6
+        b = statistics.median(cost[f"{what} backlog"]) * 1e6
+        print(f"  {what:10} CPU us/job empty {e:6.1f}  backlog {b:6.1f}  ({b / e:.2f}x)")
+    for store, _ in sides.values():
+        store.close()
+    tmp.cleanup()
 
 
 def noop_extension() -> object:
@@ -314,7 +506,14 @@ def serve_with_noop_extension(storage: str, data_dir: str) -> None:
     runner(serve(config, None, extensions=[noop_extension()]))  # type: ignore[list-item]
 
 
-IN_PROCESS = ("push", "push custom", "fetch+ack", "fetch+ack custom")
+IN_PROCESS = (
+    "push",
+    "push custom",
+    "fetch+ack",
+    "fetch+ack custom",
+    "sqlite push",
+    "sqlite fetch+ack",
+)
 
 
 def in_process_child(kind: str, n: int) -> None:
@@ -365,7 +564,46 @@ def in_process_child(kind: str, n: int) -> None:
             state.fetched = None
             dispatch(state, b'ACK {"jid":"' + res.jid.encode() + b'"}')
         out["fetch+ack" + name] = (time.perf_counter() - start) / n * 1e6
+    out.update(in_process_sqlite(n))
     print(json.dumps(out))
+
+
+def in_process_sqlite(n: int) -> dict[str, float]:
+    """The dispatcher over SQLite storage, each command committed alone (one journal
+    record each, as for a lone client; folds in place): us/job of CPU."""
+    import gc
+
+    from werk.server._clock import ManualClock
+    from werk.server._dispatch import ClientState, ServerStats, dispatch
+    from werk.server._manager import Manager
+    from werk.server._periodic import PeriodicTasks
+    from werk.server._storage import SQLiteStorage
+
+    with tempfile.TemporaryDirectory() as tmp:
+        store = SQLiteStorage(os.path.join(tmp, "werk.sqlite3"))
+        m = Manager(store, ManualClock(1_700_000_000))
+        state = ClientState(m, ServerStats(0.0), PeriodicTasks(m), "w")
+        out: dict[str, float] = {}
+        lines = [b"PUSH " + json.dumps(fat_job(i, "s")).encode() for i in range(n)]
+        gc.disable()
+        start = time.process_time()
+        for line in lines:
+            dispatch(state, line)
+            store.flush()
+        out["sqlite push"] = (time.process_time() - start) / n * 1e6
+        store.fold()  # what waits in a queue has been folded
+        start = time.process_time()
+        for _ in range(n):
+            dispatch(state, b"FETCH default")
+            res = state.fetched
+            state.fetched = None
+            store.flush()
+            dispatch(state, b'ACK {"jid":"' + res.jid.encode() + b'"}')
+            store.flush()
+        out["sqlite fetch+ack"] = (time.process_time() - start) / n * 1e6
+        gc.enable()
+        store.close()
+    return out
 
 
 def in_process(sources: dict[str, str | None], n: int, rounds: int) -> dict[str, dict[str, float]]:
@@ -401,6 +639,21 @@ def main() -> None:
     which.add_argument(
         "--extension", action="store_true", help="no extension vs a do-nothing extension"
     )
+    parser.add_argument(
+        "--memory", type=int, metavar="N", help="only: RSS per queued job, N jobs of 100 bytes"
+    )
+    parser.add_argument(
+        "--backlog", type=int, metavar="N", help="only: push/fetch behind N queued jobs"
+    )
+    parser.add_argument(
+        "--backlog-in-process", type=int, metavar="N", help="only: CPU per job behind N, no sockets"
+    )
+    parser.add_argument("--storage", default="sqlite", help="storage for --backlog")
+    parser.add_argument("--rounds", type=int, default=1, help="rounds (medians are shown)")
+    parser.add_argument(
+        "--only", nargs="+", metavar="WORD", help="only the rows whose name holds a WORD"
+    )
+    parser.add_argument("--no-in-process", action="store_true", help="skip the in-process rows")
     opts = parser.parse_args()
     sizes = (
         {"push": 2_000, "pushb": 10_000, "fetch": 1_000}
@@ -418,10 +671,22 @@ def main() -> None:
         sources = {"before": os.path.abspath(opts.baseline), "now": None}
     elif opts.extension:
         sources = {"none": None, NOOP: NOOP}
+    if opts.memory:
+        memory_per_job(sources, opts.memory)
+        return
+    if opts.backlog_in_process:
+        backlog_in_process(opts.backlog_in_process, opts.storage, max(opts.rounds, 3))
+        return
+    if opts.backlog:
+        backlog(sources, opts.backlog, opts.storage, max(opts.rounds, 3))
+        return
     variants = list(sources)  # the first is the reference, the last is "now"
     now_v = variants[-1]
     cpu: dict[str, dict[str, dict[str, float]]] = {"memory": {}, "sqlite": {}}
-    table = {st: measure(st, sizes, with_client, sources, cpu[st]) for st in ("memory", "sqlite")}
+    table = {
+        st: measure(st, sizes, with_client, sources, cpu[st], opts.rounds, opts.only)
+        for st in ("memory", "sqlite")
+    }
     names = list(table["memory"][now_v])
     cols = (*variants, "x") if len(variants) > 1 else (now_v,)
     head = "".join(f" {st + ' ' + col:>12}" for st in ("memory", "sqlite") for col in cols)
@@ -448,6 +713,11 @@ def main() -> None:
                 if len(values) > 1:
                     row += f" {values[-1] / values[0]:>13.2f}"
             print(row)
+    print("\nFaktory column: real Faktory 1.10 (Go + Redis, not durable), one connection.")
+    if len(variants) > 1:
+        print(f"x: {now_v} / {variants[0]} (jobs/s: above 1 = faster; CPU: below 1 = cheaper).")
+    if opts.no_in_process:
+        return
     # The steadiest number on a busy machine: the server's own work per job, no sockets.
     steady = in_process(sources, sizes["fetch"] * 2, 3 if opts.quick else 7)
     head = "".join(f" {col:>12}" for col in cols)
@@ -458,9 +728,6 @@ def main() -> None:
         if len(values) > 1:
             row += f" {values[-1] / values[0]:>12.2f}"
         print(f"{name:30}{row}")
-    print("\nFaktory column: real Faktory 1.10 (Go + Redis, not durable), one connection.")
-    if len(variants) > 1:
-        print(f"x: {now_v} / {variants[0]} (jobs/s: above 1 = faster; CPU: below 1 = cheaper).")
 
 
 if __name__ == "__main__":

@@ -210,4 +210,14 @@ class JobCodec:
             if number:
                 parts += [',"', key, '":', str(number)]
         parts.append("}")
-        return go_bytes("".join(parts))
+        text = "".join(parts)
+        # Most jobs are ASCII with nothing Go escapes differently: skip go_bytes' scans.
+        if (
+            text.isascii()
+            and "<" not in text
+            and ">" not in text
+            and "&" not in text
+            and "\\" not in text
+        ):
+            return text.encode()
+        return go_bytes(text)

@@ -25,6 +25,8 @@ import asyncio
 from collections import deque
 from typing import Any
 
+from werk.server._queue import JobQueue
+
 __all__ = ["PER_SLICE", "Releaser"]
 
 PER_SLICE = 20_000
@@ -32,8 +34,8 @@ PER_SLICE = 20_000
 
 
 class Releaser:
-    """Frees dicts, deques and lists ``per_slice`` items per event-loop turn (see the module
-    docstring); anything else is dropped at once."""
+    """Frees dicts, deques, lists and job queues ``per_slice`` items per event-loop turn
+    (see the module docstring); anything else is dropped at once."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, per_slice: int = PER_SLICE) -> None:
         self.loop = loop
@@ -47,7 +49,7 @@ class Releaser:
         return sum(len(c) for c in self._queue)
 
     def __call__(self, container: object) -> None:
-        if not isinstance(container, dict | deque | list) or not container:
+        if not isinstance(container, dict | deque | list | JobQueue) or not container:
             return
         self._queue.append(container)
         if not self._scheduled:

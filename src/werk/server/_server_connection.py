@@ -140,6 +140,8 @@ class ServerConnection(asyncio.Protocol):
                 self.transport.pause_reading()
             return
         self._process()
+        if self.busy:  # all read is handled: a reply waiting on a commit need not wait long
+            self.server.storage.commit_early()
 
     def eof_received(self) -> bool | None:
         # Bytes still lacking their newline are never executed; pending replies still go,

@@ -7,10 +7,9 @@ shares; :class:`~werk.server._manager.Manager` adds the commands' semantics on t
 
 from __future__ import annotations
 
-from collections import deque
-
 from werk.server._gojson import GoJSONError
 from werk.server._payload import JobCodec
+from werk.server._queue import JobQueue
 from werk.server._sets import QueueItem, Reservation, SetEntry, SortedSet
 from werk.server._storage import DEAD, QUEUE, RETRIES, SCHEDULED, WORKING, Snapshot, Storage
 
@@ -26,7 +25,9 @@ class JobState:
     def restore(self, snap: Snapshot, hooked: bool) -> None:
         """(Re)build everything from ``snap``; ``hooked``: server extensions hear of the
         end of every reservation loaded."""
-        self.queues: dict[str, deque[QueueItem]] = {}
+        self.queues: dict[str, JobQueue] = {}
+        # A storage that gives queued jobs' bytes back keeps them out of memory.
+        self._source = self.storage if self.storage.keeps_queued else None
         self.paused: set[str] = set()
         self.scheduled = SortedSet()
         self.retries = SortedSet()
@@ -35,7 +36,7 @@ class JobState:
         self.reservations: dict[str, Reservation] = {}
         self.counters: dict[str, int] = dict(snap.counters)
         for name, paused in snap.queues.items():
-            self.queues[name] = deque()
+            self.queues[name] = JobQueue(self._source)
             if paused:
                 self.paused.add(name)
         last = 0
@@ -43,10 +44,15 @@ class JobState:
         for e in snap.entries:
             last = max(last, e.id)
             if e.kind == QUEUE:
-                _, reserve_for, custom = self._fields_of(e.payload)
-                self.queues.setdefault(e.name, deque()).append(
-                    QueueItem(e.id, e.jid, reserve_for, e.payload, custom)
-                )
+                payload = e.payload
+                reserve_for, custom = 0, False
+                # Decoded only if it may have either (a backlog of millions boots faster).
+                if b'"reserve_for":' in payload or b'"custom":' in payload:
+                    _, reserve_for, custom = self._fields_of(payload)
+                q = self.queues.get(e.name)
+                if q is None:
+                    q = self.queues[e.name] = JobQueue(self._source)
+                q.append(QueueItem(e.id, e.jid, reserve_for, e.payload, custom))
             elif e.kind == WORKING:
                 res = Reservation(e.id, e.score, e.jid, e.payload, e.name, e.since)
                 res.queue, _, res.custom = self._fields_of(e.payload)
@@ -72,11 +78,11 @@ class JobState:
         self._next_id = eid + 1
         return eid
 
-    def queue_of(self, name: str) -> deque[QueueItem]:
+    def queue_of(self, name: str) -> JobQueue:
         """The queue ``name``, made (and its name stored) if it is new."""
         q = self.queues.get(name)
         if q is None:
-            q = self.queues[name] = deque()
+            q = self.queues[name] = JobQueue(self._source)
             self.storage.queue_known(name, False)
         return q
 

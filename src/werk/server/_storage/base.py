@@ -66,6 +66,9 @@ class Storage:
 
     durable: bool = False
     location: str = ""
+    keeps_queued: bool = False
+    """Whether :meth:`queued_payload` gives back the bytes of any job in a queue, so that
+    the server's memory need not hold them."""
 
     def load(self) -> Snapshot:
         """Everything stored, for booting or re-syncing after a failed commit."""
@@ -79,6 +82,11 @@ class Storage:
 
     def queue_push(self, eid: int, queue: str, jid: str, payload: bytes) -> None:
         """Append a job to a queue."""
+
+    def queued_payload(self, eid: int) -> bytes:
+        """The bytes of the queued job ``eid`` (only if :attr:`keeps_queued`); KeyError if
+        there is no such job."""
+        raise KeyError(eid)
 
     def entry_add(
         self, eid: int, kind: int, name: str, score: float, jid: str, payload: bytes, since: float
@@ -115,6 +123,12 @@ class Storage:
         """Call ``callback(error)`` once everything recorded so far is committed; False
         (callback never called) when nothing is pending, as here."""
         return False
+
+    def commit_early(self) -> None:
+        """Commit now, if this is the loop turn's first early commit, what the commands
+        handled so far are waiting for (a connection calls it when it has read all it
+        can): a lone client's reply then waits for no further loop turn, while the
+        commands of other clients in the same turn still share one commit."""
 
     def flush(self) -> None:
         """Commit every pending change now (raises the storage's error on failure)."""

@@ -103,9 +103,11 @@ class Journal:
         if self.size < _HEADER.size:  # the header of the last reset failed to write
             self.reset(self.generation)
         try:
-            view = memoryview(data)
-            while view:  # a short write means the disk is full: the next call raises
-                view = view[os.write(self._fd, view) :]
+            written = os.write(self._fd, data)
+            if written != len(data):  # short: the disk is full, the next call raises
+                view = memoryview(data)[written:]
+                while view:
+                    view = view[os.write(self._fd, view) :]
             if self.sync:
                 os.fdatasync(self._fd)
         except OSError:

@@ -1,0 +1,204 @@
+"""Queued jobs are held compactly: with SQLite their bytes leave memory once folded into
+the database and are read back when the job is fetched; with memory storage a job costs
+its bytes and its id. Every field of a job comes back as it went in, whatever its jid,
+``custom`` or ``reserve_for``, after a fold, a put-back and a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import tracemalloc
+from pathlib import Path
+
+from werk.server import _admin as admin
+from werk.server._clock import ManualClock
+from werk.server._manager import Manager
+from werk.server._queue import JobQueue
+from werk.server._sets import QueueItem
+from werk.server._storage import MemoryStorage, SQLiteStorage
+
+T0 = 1_700_000_000.0
+
+# jids the canonical bytes do not give back verbatim (escaped, non-ASCII), a custom
+# object with a "jid" key of its own, and reserve_for: kept beside the queue.
+ODD = [
+    {"jid": "jid-plain-0001", "jobtype": "T", "args": [1]},
+    {"jid": "jid-<amp&>-0002", "jobtype": "T", "args": [2]},
+    {"jid": 'jid-"quoted"\\-0003', "jobtype": "T", "args": [3]},
+    {"jid": "jid-\u00e9t\u00e9-\u2028-0004", "jobtype": "T", "args": [4]},
+    {"jid": "jid-custom-0005", "jobtype": "T", "args": [5], "custom": {"jid": "not-me-000"}},
+    {"jid": "jid-reserve-0006", "jobtype": "T", "args": [6], "reserve_for": 600},
+]
+
+
+def _push_all(m: Manager) -> None:
+    for job in ODD:
+        assert m.push_bytes(json.dumps(job).encode()) is None
+
+
+def _check_fetched(m: Manager) -> None:
+    for job in ODD:
+        res = m.fetch(["default"], "w1")
+        assert res is not None and res.jid == job["jid"]
+        payload = json.loads(res.payload)
+        assert payload["args"] == job["args"] and payload["jid"] == job["jid"]
+        assert payload.get("custom") == job.get("custom")
+        expected = T0 + int(job.get("reserve_for", 1800))  # type: ignore[call-overload]
+        assert res.score == expected
+        assert m.ack(res.jid)
+    assert m.fetch(["default"], "w1") is None
+
+
+def test_sqlite_keeps_folded_queued_jobs_out_of_memory(tmp_path: Path):
+    store = SQLiteStorage(tmp_path / "werk.sqlite3")
+    m = Manager(store, ManualClock(T0))
+    _push_all(m)
+    store.flush()
+    assert len(store._queued) == len(ODD)  # journaled, not yet in the database
+    store.fold()
+    assert store._queued == {}
+    q = m.queues["default"]
+    assert q._payloads is None
+    assert [item.jid for item in q] == [job["jid"] for job in ODD]
+    assert json.loads(q[0].payload)["args"] == [1]
+    _check_fetched(m)
+    store.close()
+
+
+def test_sqlite_queued_jobs_come_back_after_a_restart(tmp_path: Path):
+    store = SQLiteStorage(tmp_path / "werk.sqlite3")
+    m = Manager(store, ManualClock(T0))
+    _push_all(m)
+    store.close()
+    store = SQLiteStorage(tmp_path / "werk.sqlite3")
+    m = Manager(store, ManualClock(T0))
+    _check_fetched(m)
+    store.close()
+
+
+def test_a_job_put_back_after_its_fold_is_first_again_with_its_bytes(tmp_path: Path):
+    store = SQLiteStorage(tmp_path / "werk.sqlite3")
+    m = Manager(store, ManualClock(T0))
+    _push_all(m)
+    store.flush()
+    store.fold()
+    res = m.fetch(["default"], "w1")
+    assert res is not None
+    store.flush()
+    store.fold()  # its row is deleted from the database
+    assert m.put_back(res)
+    store.flush()
+    assert m.queues["default"][0].payload == res.payload
+    store.fold()  # and inserted again
+    assert m.queues["default"][0].payload == res.payload
+    store.close()
+    store = SQLiteStorage(tmp_path / "werk.sqlite3")
+    m = Manager(store, ManualClock(T0))
+    _check_fetched(m)
+    store.close()
+
+
+async def test_a_fetch_during_a_background_fold_reads_the_right_bytes(tmp_path: Path):
+    store = SQLiteStorage(tmp_path / "werk.sqlite3")
+    m = Manager(store, ManualClock(T0))
+    _push_all(m)
+    store.flush()
+    store.fold()
+    store.attach(asyncio.get_running_loop())
+    m.push_bytes(b'{"jid":"jid-gone-0000","jobtype":"T","args":[],"queue":"gone"}')
+    admin.remove_queue(m, "gone")  # a bulk change: folded in a thread
+    store.flush()
+    store._fold_soon()
+    assert store._fold_thread is not None
+    _check_fetched(m)
+    store.close()
+
+
+def test_memory_storage_queue_keeps_bytes_and_order():
+    m = Manager(MemoryStorage(), ManualClock(T0))
+    _push_all(m)
+    q = m.queues["default"]
+    assert [item.jid for item in q] == [job["jid"] for job in ODD]
+    assert admin.delete_queue_jobs(m, "default", [str(ODD[1]["jid"])]) == 1
+    assert [item.jid for item in q][:2] == [ODD[0]["jid"], ODD[2]["jid"]]
+    assert q[-1].reserve_for == 600 and q[3].custom
+    _push_all(m)  # the deleted one again, at the end
+    copy = q.copy()
+    q.clear()
+    assert not q and len(copy) == 2 * len(ODD) - 1
+
+
+def test_job_queue_put_back_and_pop():
+    q = JobQueue()
+    q.append(QueueItem(2, "jid-00000002", 0, b'{"retry":25,"jid":"jid-00000002"}'))
+    q.appendleft(QueueItem(1, "jid-<000001", 30, b'{"retry":25,"jid":"jid-\\u003c000001"}'))
+    assert q[0] == QueueItem(1, "jid-<000001", 30, b'{"retry":25,"jid":"jid-\\u003c000001"}')
+    q.pop()  # the last one
+    assert [item.id for item in q] == [1]
+    assert q.popleft().jid == "jid-<000001" and not q
+
+
+def _bytes_per_job(m: Manager, store: SQLiteStorage | MemoryStorage, n: int) -> float:
+    args = '["' + "x" * 96 + '"]'  # 100 bytes of args
+    lines = [
+        b'{"jid":"jid-%012d","jobtype":"Bench","args":%s}' % (i, args.encode()) for i in range(n)
+    ]
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for line in lines:
+            m.push_bytes(line)
+        store.flush()
+        if isinstance(store, SQLiteStorage):
+            store.fold()
+        gc.collect()
+        return (tracemalloc.get_traced_memory()[0] - before) / n
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_queued_job_costs_some_40_bytes_with_sqlite(tmp_path: Path):
+    store = SQLiteStorage(tmp_path / "werk.sqlite3")
+    m = Manager(store, ManualClock(T0))
+    per_job = _bytes_per_job(m, store, 20_000)
+    store.close()
+    # An id and a deque slot (a QueueItem with its jid and bytes took over 500).
+    assert per_job < 80, per_job
+
+
+def test_a_queued_job_costs_its_bytes_and_its_id_in_memory_storage():
+    store = MemoryStorage()
+    m = Manager(store, ManualClock(T0))
+    per_job = _bytes_per_job(m, store, 20_000)
+    # 230 bytes of JSON (plus the bytes object's 33), an id, two deque slots.
+    assert per_job < 340, per_job
+
+
+def test_bytes_read_ahead_serve_interleaved_queues_and_put_backs(tmp_path: Path):
+    store = SQLiteStorage(tmp_path / "werk.sqlite3")
+    m = Manager(store, ManualClock(T0))
+    for i in range(200):  # two queues' jobs interleaved in the database
+        queue = "a" if i % 2 else "b"
+        line = b'{"jid":"jid-%08d","jobtype":"T","args":[%d],"queue":"%s"}'
+        assert m.push_bytes(line % (i, i, queue.encode())) is None
+    store.flush()
+    store.fold()
+    first = m.fetch(["a"], "w1")  # reads ahead, jobs of "b" among them
+    assert first is not None and first.jid == "jid-00000001"
+    assert m.put_back(first)
+    seen = []
+    for _ in range(100):
+        for queue in ("b", "a"):
+            res = m.fetch([queue], "w1")
+            assert res is not None
+            assert json.loads(res.payload)["args"] == [int(res.jid[4:])]
+            assert json.loads(res.payload)["queue"] == queue
+            seen.append(int(res.jid[4:]))
+            assert m.ack(res.jid)
+        store.flush()
+        if len(seen) % 50 == 0:
+            store.fold()
+    assert sorted(seen) == list(range(200))
+    store.close()
