@@ -202,3 +202,40 @@ def test_bytes_read_ahead_serve_interleaved_queues_and_put_backs(tmp_path: Path)
             store.fold()
     assert sorted(seen) == list(range(200))
     store.close()
+
+
+class _CountingSQLite(SQLiteStorage):
+    """Counts the queued jobs whose bytes are read back from storage."""
+
+    reads = 0
+
+    def queued_payload(self, eid: int) -> bytes:
+        self.reads += 1
+        return super().queued_payload(eid)
+
+
+def test_queue_remove_reads_back_only_the_jobs_with_custom(tmp_path: Path):
+    from werk.server._extension import Extension
+
+    heard: list[tuple[str, str]] = []
+
+    class Listener(Extension):
+        def removed(self, jid: str, payload: bytes, how: str) -> None:
+            heard.append((jid, how))
+
+    store = _CountingSQLite(tmp_path / "werk.sqlite3")
+    m = Manager(store, ManualClock(T0), extensions=[Listener()])
+    for i in range(200):
+        job: dict[str, object] = {"jid": f"jid-plain-{i:04d}", "jobtype": "T", "args": [i]}
+        if i % 50 == 7:
+            job["custom"] = {"track": 1}
+        assert m.push_bytes(json.dumps(job).encode()) is None
+    store.flush()
+    store.fold()  # the bytes are in the database only
+    admin.remove_queue(m, "default")
+    assert sorted(jid for jid, _ in heard) == [f"jid-plain-{i:04d}" for i in (7, 57, 107, 157)]
+    assert store.reads <= 4  # not 200: the queue's side table names the custom jobs
+    store.flush()
+    store.fold()
+    assert m.fetch(["default"], "w1") is None
+    store.close()

@@ -43,9 +43,9 @@ def remove_queue(m: Manager, name: str) -> None:
     each job with ``custom``, in the same turn)."""
     q = m.queues.pop(name, None)
     if q is not None:
+        if m.follows_removals:  # read before the storage forgets the queue's jobs
+            m.jobs_removed([(item.jid, item.payload) for item in q.custom_items()], DELETED)
         m.storage.queue_forget(name)
-        if m.follows_removals:
-            m.jobs_removed([(item.jid, item.payload) for item in q if item.custom], DELETED)
         m.release(q)
     m.paused.discard(name)
 

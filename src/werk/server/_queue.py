@@ -140,6 +140,20 @@ class JobQueue:
         for eid in self._ids:  # like a deque's: a change meanwhile ends it (RuntimeError)
             yield self._item(eid, source.queued_payload(eid))
 
+    def custom_items(self) -> list[QueueItem]:
+        """The jobs that have ``custom``, in no particular order (what extensions hear of
+        when a queue is dropped): found from the side table, so that a storage holding the
+        bytes reads only these jobs', not every queued job's."""
+        if self._payloads is not None:
+            return [item for item in self if item.custom]
+        source = self._source
+        assert source is not None
+        return [
+            _new_item(QueueItem, (eid, jid, reserve_for, source.queued_payload(eid), True))
+            for eid, (jid, reserve_for, custom) in self._special.items()
+            if custom
+        ]
+
     def remove(self, item: QueueItem) -> None:
         """Remove the job with ``item``'s id (ids are unique); ValueError if absent."""
         index = self._ids.index(item.id)
