@@ -1,12 +1,19 @@
 """Helpers of the batch and tracking tests: BATCH and TRACK on the raw protocol, and
-working jobs off a queue by hand (FETCH then ACK or FAIL)."""
+working jobs off a queue by hand (FETCH then ACK or FAIL), and taking jobs off the server
+the other ways (MUTATE, the web UI's actions)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
-from typing import Any
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 from tests.server.rawclient import Raw
+
+from werk.server import EmbeddedServer
+
+T = TypeVar("T")
 
 
 def dumps(value: object) -> str:
@@ -79,3 +86,17 @@ def queue_jobs(srv: Any, queue: str) -> list[dict[str, Any]]:
 
     result: list[dict[str, Any]] = srv.call(read)
     return result
+
+
+def mutate(c: Raw, cmd: str, target: str, **flt: Any) -> None:
+    """Send MUTATE ``cmd`` on ``target`` (with ``flt`` as its filter, if any)."""
+    op: dict[str, Any] = {"cmd": cmd, "target": target}
+    if flt:
+        op["filter"] = flt
+    assert c.cmd("MUTATE " + dumps(op)) == "OK"
+
+
+def web(srv: EmbeddedServer, action: Coroutine[Any, Any, T]) -> T:
+    """Run a web UI action on the server's loop, as the browser's request would."""
+    loop = srv.call(asyncio.get_running_loop)
+    return asyncio.run_coroutine_threadsafe(action, loop).result(30)

@@ -5,20 +5,20 @@ Durable with SQLite across a restart and ``kill -9``."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from tests.server.batchkit import (
     ack,
     callback,
     dumps,
     fail,
+    mutate,
     new_batch,
     progress,
     push_members,
     take,
+    web,
 )
 from tests.server.rawclient import Raw
 from tests.server.serverproc import ServerProcess
@@ -29,20 +29,7 @@ from werk.server import EmbeddedServer, ManualClock
 from werk.server._features import batches_of
 from werk.web._server_backend import ServerBackend
 
-T = TypeVar("T")
 LATER = epoch_to_string(MANUAL_EPOCH + 3600)
-
-
-def mutate(c: Raw, cmd: str, target: str, **flt: Any) -> None:
-    op: dict[str, Any] = {"cmd": cmd, "target": target}
-    if flt:
-        op["filter"] = flt
-    assert c.cmd("MUTATE " + dumps(op)) == "OK"
-
-
-def web(srv: EmbeddedServer, action: Coroutine[Any, Any, T]) -> T:
-    loop = srv.call(asyncio.get_running_loop)
-    return asyncio.run_coroutine_threadsafe(action, loop).result(30)
 
 
 def both() -> dict[str, Any]:

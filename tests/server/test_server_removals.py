@@ -5,12 +5,10 @@ purge, a due job whose queue name is unusable), over TCP on the manual clock."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
-from tests.server.batchkit import dumps, fail, take
+from tests.server.batchkit import fail, mutate, take, web
 from tests.server.rawclient import Raw
 from tests.servers import MANUAL_EPOCH, ServerFactory
 
@@ -20,7 +18,6 @@ from werk.server._extension import DELETED, KILLED, REQUEUED, Extension
 from werk.server._manager import DEAD_TTL
 from werk.web._server_backend import ServerBackend
 
-T = TypeVar("T")
 T0 = MANUAL_EPOCH
 LATER = epoch_to_string(T0 + 3600)
 
@@ -51,19 +48,6 @@ def srv(make_server: ServerFactory, rec: Recorder) -> EmbeddedServer:
 
 def seen(srv: EmbeddedServer, rec: Recorder) -> list[tuple[str, str]]:
     return srv.call(lambda: list(rec.seen))
-
-
-def mutate(c: Raw, cmd: str, target: str, **flt: Any) -> None:
-    op: dict[str, Any] = {"cmd": cmd, "target": target}
-    if flt:
-        op["filter"] = flt
-    assert c.cmd("MUTATE " + dumps(op)) == "OK"
-
-
-def web(srv: EmbeddedServer, action: Coroutine[Any, Any, T]) -> T:
-    """Run a web UI action on the server's loop, as the browser's request would."""
-    loop = srv.call(asyncio.get_running_loop)
-    return asyncio.run_coroutine_threadsafe(action, loop).result(30)
 
 
 def to_retries(c: Raw, *jids: str, **fields: Any) -> None:

@@ -5,14 +5,12 @@ loses its record and reads ``unknown``; on the manual clock, and across a restar
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
-from tests.server.batchkit import dumps, fail, take
+from tests.server.batchkit import dumps, fail, mutate, take, web
 from tests.server.rawclient import Raw
 from tests.servers import MANUAL_EPOCH, ServerFactory
 
@@ -22,7 +20,6 @@ from werk.server._features import tracking_of
 from werk.server._tracking import RETENTION
 from werk.web._server_backend import ServerBackend
 
-T = TypeVar("T")
 T0 = MANUAL_EPOCH
 LATER = epoch_to_string(T0 + 3600)
 TRACK = {"track": 1}
@@ -32,18 +29,6 @@ def state(c: Raw, jid: str) -> str:
     reply = c.cmd(f"TRACK GET {jid}")
     assert isinstance(reply, bytes), reply
     return str(json.loads(reply)["state"])
-
-
-def mutate(c: Raw, cmd: str, target: str, **flt: Any) -> None:
-    op: dict[str, Any] = {"cmd": cmd, "target": target}
-    if flt:
-        op["filter"] = flt
-    assert c.cmd("MUTATE " + dumps(op)) == "OK"
-
-
-def web(srv: EmbeddedServer, action: Coroutine[Any, Any, T]) -> T:
-    loop = srv.call(asyncio.get_running_loop)
-    return asyncio.run_coroutine_threadsafe(action, loop).result(30)
 
 
 def to_retries(c: Raw, jid: str, **fields: Any) -> None:

@@ -6,13 +6,11 @@ restart."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
-from tests.server.batchkit import ack, dumps, fail, take
+from tests.server.batchkit import ack, fail, mutate, take, web
 from tests.server.rawclient import Raw
 from tests.servers import MANUAL_EPOCH, ServerFactory
 
@@ -20,18 +18,8 @@ from werk._protocol.resp import ErrorReply
 from werk.server import EmbeddedServer, ManualClock
 from werk.web._server_backend import ServerBackend
 
-T = TypeVar("T")
 NOT_UNIQUE = ErrorReply("NOTUNIQUE", "Job not unique")
 UNIQUE = {"unique_for": 600}
-
-
-def mutate(c: Raw, cmd: str, target: str) -> None:
-    assert c.cmd("MUTATE " + dumps({"cmd": cmd, "target": target})) == "OK"
-
-
-def web(srv: EmbeddedServer, action: Coroutine[Any, Any, T]) -> T:
-    loop = srv.call(asyncio.get_running_loop)
-    return asyncio.run_coroutine_threadsafe(action, loop).result(30)
 
 
 def duplicate(c: Raw, jid: str, queue: str = "default") -> Any:
