@@ -45,6 +45,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 REFERENCE = {
     "push (1 conn)": 11_000,
@@ -388,6 +389,32 @@ def backlog(sources: dict[str, str | None], n: int, storage: str, rounds: int) -
             )
 
 
+def lone_pushes(state: Any, store: Any, lines: list[bytes]) -> float:
+    """Seconds of CPU per PUSH, each committed alone (the dispatcher, no socket)."""
+    from werk.server._dispatch import dispatch
+
+    start = time.process_time()
+    for line in lines:
+        dispatch(state, line)
+        store.flush()
+    return (time.process_time() - start) / len(lines)
+
+
+def lone_fetch_acks(state: Any, store: Any, n: int) -> float:
+    """Seconds of CPU per FETCH + ACK of the default queue, each committed alone."""
+    from werk.server._dispatch import dispatch
+
+    start = time.process_time()
+    for _ in range(n):
+        dispatch(state, b"FETCH default")
+        res = state.fetched
+        state.fetched = None
+        store.flush()
+        dispatch(state, b'ACK {"jid":"' + res.jid.encode() + b'"}')
+        store.flush()
+    return (time.process_time() - start) / n
+
+
 def backlog_in_process(n: int, storage: str, rounds: int) -> None:
     """The server's own CPU per lone push and per fetch+ack (each committed alone, as
     for one client), in this process, on an empty queue and behind ``n`` queued jobs:
@@ -431,20 +458,8 @@ def backlog_in_process(n: int, storage: str, rounds: int) -> None:
         for label in order:
             store, state = sides[label]
             lines = [b"PUSH " + json.dumps(fat_job(i, f"r{r}")).encode() for i in range(size)]
-            t = time.process_time()
-            for line in lines:
-                dispatch(state, line)
-                store.flush()
-            cost.setdefault(f"push {label}", []).append((time.process_time() - t) / size)
-            t = time.process_time()
-            for _ in range(size):
-                dispatch(state, b"FETCH default")
-                res = state.fetched
-                state.fetched = None
-                store.flush()
-                dispatch(state, b'ACK {"jid":"' + res.jid.encode() + b'"}')
-                store.flush()
-            cost.setdefault(f"fetch+ack {label}", []).append((time.process_time() - t) / size)
+            cost.setdefault(f"push {label}", []).append(lone_pushes(state, store, lines))
+            cost.setdefault(f"fetch+ack {label}", []).append(lone_fetch_acks(state, store, size))
     gc.enable()
     for what in ("push", "fetch+ack"):
         e = statistics.median(cost[f"{what} empty"]) * 1e6
@@ -574,7 +589,7 @@ def in_process_sqlite(n: int) -> dict[str, float]:
     import gc
 
     from werk.server._clock import ManualClock
-    from werk.server._dispatch import ClientState, ServerStats, dispatch
+    from werk.server._dispatch import ClientState, ServerStats
     from werk.server._manager import Manager
     from werk.server._periodic import PeriodicTasks
     from werk.server._storage import SQLiteStorage
@@ -586,21 +601,9 @@ def in_process_sqlite(n: int) -> dict[str, float]:
         out: dict[str, float] = {}
         lines = [b"PUSH " + json.dumps(fat_job(i, "s")).encode() for i in range(n)]
         gc.disable()
-        start = time.process_time()
-        for line in lines:
-            dispatch(state, line)
-            store.flush()
-        out["sqlite push"] = (time.process_time() - start) / n * 1e6
+        out["sqlite push"] = lone_pushes(state, store, lines) * 1e6
         store.fold()  # what waits in a queue has been folded
-        start = time.process_time()
-        for _ in range(n):
-            dispatch(state, b"FETCH default")
-            res = state.fetched
-            state.fetched = None
-            store.flush()
-            dispatch(state, b'ACK {"jid":"' + res.jid.encode() + b'"}')
-            store.flush()
-        out["sqlite fetch+ack"] = (time.process_time() - start) / n * 1e6
+        out["sqlite fetch+ack"] = lone_fetch_acks(state, store, n) * 1e6
         gc.enable()
         store.close()
     return out
