@@ -26,12 +26,19 @@ medians: on a busy machine a single wall-clock run can be off by 10% or more.
 The server is ``FAKTORY_URL`` when set (e.g. a real Faktory), else ``werk server`` started
 in a separate process (memory storage) so that it gets a core of its own.
 
+``--pin`` keeps the server started here on the first CPU and this script and every worker
+(the process executor's children too) on the second. The worker's CPU is then the limit, so
+jobs/s follows the worker's cost per job, and the figures leave out what an unpinned thread
+pool loses to its threads' GIL hand-offs between cores (on 2 cores, no-op jobs, more than
+half of its CPU): the way to see what a middleware adds.
+
 Usage::
 
     python benchmarks/worker.py                  # N=20000, C=20, every executor
     python benchmarks/worker.py -n 5000 -c 50 --executor thread asyncio
     python benchmarks/worker.py --executor thread --observe metrics tracing both \\
         --tracing noop sampled all --rounds 5 --baseline ../main/src
+    python benchmarks/worker.py --pin --observe metrics both --rounds 3
 """
 
 from __future__ import annotations
@@ -323,6 +330,15 @@ def _start_server() -> tuple[str, subprocess.Popen[bytes]]:
     return f"tcp://127.0.0.1:{port}", server
 
 
+def _pin(server: subprocess.Popen[bytes] | None) -> None:
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        raise SystemExit("--pin needs two CPUs")
+    if server is not None:
+        os.sched_setaffinity(server.pid, {cpus[0]})
+    os.sched_setaffinity(0, {cpus[1]})  # inherited by every worker and its children
+
+
 def _median(rows: list[dict[str, float]]) -> dict[str, float]:
     return {key: statistics.median(r[key] for r in rows) for key in rows[0]}
 
@@ -437,11 +453,18 @@ def main() -> int:
         action="store_true",
         help="count instructions per job under valgrind's callgrind instead (use a small -n)",
     )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="the server on the first CPU, the workers on the second (see above)",
+    )
     args = parser.parse_args()
     url = os.environ.get("FAKTORY_URL")
     server: subprocess.Popen[bytes] | None = None
     if not url:
         url, server = _start_server()
+    if args.pin:
+        _pin(server)
     pid = server.pid if server else None
     n, c = args.jobs, args.concurrency
     sources: dict[str, str | None] = {"now": None}
@@ -489,6 +512,8 @@ def main() -> int:
         f"\n{n} no-op jobs, c={c}, server: {where}, python {sys.version.split()[0]},"
         f" {args.rounds} round(s)"
     )
+    if args.pin:
+        header += "; pinned: server and workers on a core each"
     if args.baseline:
         header += f"; before = {args.baseline}"
     report(results, loops, args.executor, mode_list, list(sources), header)
