@@ -287,3 +287,36 @@ def test_batch_status_over_the_wire_matches_the_enterprise_keys(
         status = client.batch_status(batch.bid or "")
         assert dict(status.raw) == werk._protocol.jsonc.loads(raw)
         assert status.created_at is not None
+
+
+def test_pools_hold_one_client_for_a_batch_and_give_it_back(
+    manual_server: EmbeddedServer,
+) -> None:
+    with werk.ClientPool(manual_server.url, size=1, acquire_timeout=0) as pool:
+        with pool.batch(success=werk.Job("Done", queue="cb")) as batch:
+            batch.push("Resize", 1)
+            with pytest.raises(werk.NetworkTimeout):  # the pool's only client is the batch's
+                pool.push("Resize", 0)
+        with pool.reopen_batch(batch.bid or "") as again:
+            again.push("Resize", 2)
+        with pytest.raises(RuntimeError), pool.batch(complete=werk.Job("Never")) as failed:
+            failed.push("Resize", 3)
+            raise RuntimeError
+        pool.push("Resize", 4)  # given back after the failed block too
+
+    async def main() -> str | None:
+        async with werk.AsyncClientPool(manual_server.url, size=1) as apool:
+            async with apool.batch(success=werk.Job("Done", queue="cb")) as abatch:
+                await abatch.push("Resize", 5)
+            async with apool.reopen_batch(abatch.bid or "") as aagain:
+                await aagain.push("Resize", 6)
+            return abatch.bid
+
+    abid = asyncio.run(main())
+    assert batch.committed and not failed.committed
+    with werk.Client(manual_server.url) as client:
+        assert (client.batch_status(batch.bid or "").total, batch.status().pending) == (2, 2)
+        assert client.batch_status(failed.bid or "").total == 1
+        assert client.batch_status(abid or "").total == 2
+        jobs = fetch_all(client, 6)
+        assert sorted(j.args[0] for j in jobs) == [1, 2, 3, 4, 5, 6]

@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from werk._errors import ConfigurationError, NetworkTimeout
 from werk.client._aio import AsyncClient
+from werk.client._batch import AsyncBatch, Batch
 from werk.client._methods import pooled, pooled_twin
 from werk.client._sync import Client
 
@@ -112,6 +113,45 @@ class ClientPool(_Pool[Client]):
     push = pooled(Client.push)
     push_bulk = pooled(Client.push_bulk)
 
+    @contextlib.contextmanager
+    def batch(
+        self,
+        *,
+        description: str | None = None,
+        success: Any = None,
+        complete: Any = None,
+        parent_bid: str | None = None,
+    ) -> Iterator[Batch]:
+        """Enterprise only: a new batch on a client borrowed for the ``with`` block (see
+        :meth:`werk.Client.batch`): BATCH NEW on entry, its pushes on that client, BATCH
+        COMMIT on a clean exit.
+
+        Example::
+
+            with pool.batch(success=werk.Job("Imported")) as batch:
+                batch.push("ImportRow", 1)
+        """
+        with (
+            self.acquire() as client,
+            client.batch(
+                description=description, success=success, complete=complete, parent_bid=parent_bid
+            ) as batch,
+        ):
+            yield batch
+
+    @contextlib.contextmanager
+    def reopen_batch(self, bid: str) -> Iterator[Batch]:
+        """Enterprise only: an existing batch on a borrowed client (see
+        :meth:`werk.Client.reopen_batch`).
+
+        Example::
+
+            with pool.reopen_batch(bid) as batch:
+                batch.push("ImportRow", 3)
+        """
+        with self.acquire() as client, client.reopen_batch(bid) as batch:
+            yield batch
+
     def close(self) -> None:
         """Close every idle client (busy ones close when returned); no new borrowing."""
         self._closed = True
@@ -172,6 +212,44 @@ class AsyncClientPool(_Pool[AsyncClient]):
 
     push = pooled_twin(Client.push)
     push_bulk = pooled_twin(Client.push_bulk)
+
+    @contextlib.asynccontextmanager
+    async def batch(
+        self,
+        *,
+        description: str | None = None,
+        success: Any = None,
+        complete: Any = None,
+        parent_bid: str | None = None,
+    ) -> AsyncIterator[AsyncBatch]:
+        """Enterprise only: a new batch on a client borrowed for the ``async with`` block
+        (see :meth:`ClientPool.batch`).
+
+        Example::
+
+            async with pool.batch(success=werk.Job("Imported")) as batch:
+                await batch.push("ImportRow", 1)
+        """
+        async with (
+            self.acquire() as client,
+            client.batch(
+                description=description, success=success, complete=complete, parent_bid=parent_bid
+            ) as batch,
+        ):
+            yield batch
+
+    @contextlib.asynccontextmanager
+    async def reopen_batch(self, bid: str) -> AsyncIterator[AsyncBatch]:
+        """Enterprise only: an existing batch on a borrowed client (see
+        :meth:`ClientPool.reopen_batch`).
+
+        Example::
+
+            async with pool.reopen_batch(bid) as batch:
+                await batch.push("ImportRow", 3)
+        """
+        async with self.acquire() as client, client.reopen_batch(bid) as batch:
+            yield batch
 
     async def close(self) -> None:
         """Close every client; no new borrowing."""
