@@ -52,7 +52,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -343,6 +343,19 @@ def _median(rows: list[dict[str, float]]) -> dict[str, float]:
     return {key: statistics.median(r[key] for r in rows) for key in rows[0]}
 
 
+def _header(sources: list[str], width: int, columns: str, compared: str) -> None:
+    print(f"{'':24}" + "".join(f" {name:-^{width}}" for name in sources))
+    print(f"{'':24}" + columns * len(sources) + (f"  {compared}" if len(sources) == 2 else ""))
+
+
+def _rows(executors: list[str], mode_list: list[str]) -> Iterator[tuple[str, str, str]]:
+    """(executor, mode, the row's label padded) for each row of a table."""
+    for ex in executors:
+        for mode in mode_list:
+            label = f"{ex} {mode}" if mode == "none" else f"  +{mode}"
+            yield ex, mode, f"{label:24}"
+
+
 def report(
     results: dict[tuple[str, str, str], list[dict[str, float]]],
     loops: dict[str, list[dict[str, float]]],
@@ -359,30 +372,22 @@ def report(
             f" server {row['steady_srv_us']:.0f}us"
         )
     loop = _median(loops[LOOP])
-    width = 41
-    print(f"{'':24}" + "".join(f" {name:-^{width}}" for name in sources))
-    print(
-        f"{'':24}"
-        + f" {'jobs/s':>7} {'vs loop':>7} {'vs none':>7} {'wkr CPU':>8} {'+CPU':>7}" * len(sources)
-        + ("  now/before" if len(sources) == 2 else "")
-    )
-    for ex in executors:
-        for mode in mode_list:
-            label = f"{ex} {mode}" if mode == "none" else f"  +{mode}"
-            line = f"{label:24}"
-            rates = []
-            for source in sources:
-                row = _median(results[(ex, mode, source)])
-                plain = _median(results[(ex, "none", source)])
-                rates.append(row["steady_rate"])
-                line += (
-                    f" {row['steady_rate']:7.0f} {row['steady_rate'] / loop['rate']:6.2f}x"
-                    f" {row['steady_rate'] / plain['steady_rate'] - 1:+7.1%}"
-                    f" {row['steady_us']:6.0f}us {row['steady_us'] - plain['steady_us']:+5.0f}us"
-                )
-            if len(rates) == 2:
-                line += f"  {rates[0] / rates[1] - 1:+10.1%}"
-            print(line)
+    columns = f" {'jobs/s':>7} {'vs loop':>7} {'vs none':>7} {'wkr CPU':>8} {'+CPU':>7}"
+    _header(sources, 41, columns, "now/before")
+    for ex, mode, line in _rows(executors, mode_list):
+        rates = []
+        for source in sources:
+            row = _median(results[(ex, mode, source)])
+            plain = _median(results[(ex, "none", source)])
+            rates.append(row["steady_rate"])
+            line += (
+                f" {row['steady_rate']:7.0f} {row['steady_rate'] / loop['rate']:6.2f}x"
+                f" {row['steady_rate'] / plain['steady_rate'] - 1:+7.1%}"
+                f" {row['steady_us']:6.0f}us {row['steady_us'] - plain['steady_us']:+5.0f}us"
+            )
+        if len(rates) == 2:
+            line += f"  {rates[0] / rates[1] - 1:+10.1%}"
+        print(line)
     print(
         "(steady state, after the first 20% of the jobs; jobs/s and CPU are medians of the"
         " rounds;\n wkr CPU = CPU time per job of the worker process and its live children;"
@@ -398,23 +403,15 @@ def report_instructions(
     n: int,
 ) -> None:
     print(f"\ninstructions per job of the worker process (callgrind; runs of {n} and {2 * n})")
-    print(f"{'':24}" + "".join(f" {name:-^19}" for name in sources))
-    print(
-        f"{'':24}"
-        + f" {'Ir/job':>9} {'+Ir':>9}" * len(sources)
-        + ("  now-before" if len(sources) == 2 else "")
-    )
-    for ex in executors:
-        for mode in mode_list:
-            label = f"{ex} {mode}" if mode == "none" else f"  +{mode}"
-            line = f"{label:24}"
-            for source in sources:
-                count, plain = counts[(ex, mode, source)], counts[(ex, "none", source)]
-                line += f" {count / 1e3:8.1f}k {(count - plain) / 1e3:+8.1f}k"
-            if len(sources) == 2:
-                now, before = (counts[(ex, mode, source)] for source in sources)
-                line += f"  {(now - before) / 1e3:+9.1f}k"
-            print(line)
+    _header(sources, 19, f" {'Ir/job':>9} {'+Ir':>9}", "now-before")
+    for ex, mode, line in _rows(executors, mode_list):
+        for source in sources:
+            count, plain = counts[(ex, mode, source)], counts[(ex, "none", source)]
+            line += f" {count / 1e3:8.1f}k {(count - plain) / 1e3:+8.1f}k"
+        if len(sources) == 2:
+            now, before = (counts[(ex, mode, source)] for source in sources)
+            line += f"  {(now - before) / 1e3:+9.1f}k"
+        print(line)
 
 
 def main() -> int:
