@@ -25,7 +25,7 @@ from werk.client._batch import current_bid, joined
 from werk.client._failure import MAX_BACKTRACE
 from werk.worker._clients import ThreadClients
 from werk.worker._context import TIMEOUT_FIELD, job_timeout
-from werk.worker._middleware import Hooks, Middleware, call_each
+from werk.worker._middleware import Hooks, Middleware
 from werk.worker._run import JobRun
 
 __all__ = ["App", "JobFunction", "JobOptions"]
@@ -430,14 +430,14 @@ class App:
         if bid is not None and not (job.custom and "bid" in job.custom):
             job = joined(job, bid)
         hooks = self.hooks
-        if hooks.before_push:
-            call_each(hooks.before_push, job)
+        if hooks.before_push is not None:
+            hooks.before_push(job)
         if self.eager:
             self.run_eagerly(job)
         else:
             self.client().push(job)
-        if hooks.after_push:
-            call_each(hooks.after_push, job)
+        if hooks.after_push is not None:
+            hooks.after_push(job)
         return job.jid
 
     def run_eagerly(self, job: Job) -> Any:

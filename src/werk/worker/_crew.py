@@ -8,7 +8,6 @@ it (``fetching``, the events) and reads what the slots reported (``error``, ``sl
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 from collections.abc import Callable
@@ -17,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 from werk.client import AsyncClient, Client, ClientSettings
 from werk.worker._backoff import Outage
 from werk.worker._ledger import Ledger
-from werk.worker._middleware import call_each
 from werk.worker._queues import QueueSelector
 
 if TYPE_CHECKING:
@@ -76,9 +74,7 @@ class Crew:
         self.finish: Callable[[JobRun], bytes | None] = self.ledger.finish
         self.connection_failed: Callable[[BaseException], None] = self.outage.failed
         self.connection_ok: Callable[[], None] = self.outage.recovered
-        self.fetched: Callable[[float, bool], None] | None = None
-        if app.hooks.after_fetch:
-            self.fetched = functools.partial(call_each, app.hooks.after_fetch)
+        self.fetched: Callable[[float, bool], None] | None = app.hooks.after_fetch
 
     def new_client(self) -> Client:
         """A new connection that says HELLO as this worker."""

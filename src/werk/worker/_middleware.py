@@ -8,6 +8,7 @@ middleware and calls them.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -92,27 +93,37 @@ _HOOKS = (
 HookTuple = tuple[Callable[..., Any], ...]
 """The bound methods of one hook, in middleware order."""
 
+# The per-job hooks and how many arguments each takes.
+_ARITY = {
+    "before_push": 1,
+    "after_push": 1,
+    "before_process": 1,
+    "after_process": 2,
+    "on_failure": 3,
+    "after_fetch": 2,
+}
+
 
 class Hooks:
     """The overridden hooks of a list of middleware, called in order, errors logged.
 
-    Each per-job hook is an attribute holding a tuple of the bound methods of only the
-    middleware that override it (``hooks.before_process`` ...), rebuilt when middleware
-    is added: a caller tests the tuple and, when it is not empty, hands it to
-    :func:`call_each`. An app without middleware pays one attribute load per hook per job.
+    Each per-job hook is an attribute holding one function that calls the bound methods of
+    only the middleware that override it, or ``None`` when none does (``hooks.before_process``
+    ...), rebuilt when middleware is added: a caller tests it for None and calls it. An app
+    without middleware pays one attribute load per hook per job, and one with a single
+    middleware one call more than the hook's own.
     """
 
     def __init__(self, middleware: Iterable[Middleware] = ()) -> None:
         self.middleware: list[Middleware] = list(middleware)
-        self.before_push: HookTuple = ()
-        self.after_push: HookTuple = ()
-        self.before_process: HookTuple = ()
-        self.after_process: HookTuple = ()
-        self.on_failure: HookTuple = ()
-        self.after_fetch: HookTuple = ()
-        self.on_startup: HookTuple = ()
-        self.on_quiet: HookTuple = ()
-        self.on_shutdown: HookTuple = ()
+        self.before_push: Callable[[Job], None] | None = None
+        self.after_push: Callable[[Job], None] | None = None
+        self.before_process: Callable[[JobContext], None] | None = None
+        self.after_process: Callable[[JobContext, float], None] | None = None
+        self.on_failure: Callable[[JobContext, BaseException, float], None] | None = None
+        self.after_fetch: Callable[[float, bool], None] | None = None
+        self.bound: dict[str, HookTuple] = {}
+        """Every hook's bound methods, by hook name."""
         self.wanted: frozenset[str] = frozenset()
         """The hooks some middleware overrides."""
         self._rebuild()
@@ -125,13 +136,14 @@ class Hooks:
     def _rebuild(self) -> None:
         for name in _HOOKS:
             base = getattr(Middleware, name)
-            bound = tuple(
+            self.bound[name] = tuple(
                 getattr(m, name)
                 for m in self.middleware
                 if getattr(type(m), name, base) is not base
             )
-            setattr(self, name, bound)
-        self.wanted = frozenset(name for name in _HOOKS if getattr(self, name))
+        for name, arity in _ARITY.items():
+            setattr(self, name, _caller(self.bound[name], arity))
+        self.wanted = frozenset(name for name in _HOOKS if self.bound[name])
 
     def has(self, name: str) -> bool:
         """True when some middleware overrides hook ``name``."""
@@ -139,7 +151,7 @@ class Hooks:
 
     def call(self, name: str, *args: Any) -> None:
         """Call hook ``name`` on every middleware; log (never raise) what they raise."""
-        hooks: HookTuple = getattr(self, name)
+        hooks = self.bound[name]
         if hooks:
             call_each(hooks, *args)
 
@@ -150,6 +162,46 @@ def call_each(hooks: HookTuple, *args: Any) -> None:
         try:
             hook(*args)
         except Exception:
-            owner = getattr(hook, "__self__", hook)
-            name = getattr(hook, "__name__", "hook")
-            log.exception("middleware %s.%s raised; ignored", type(owner).__name__, name)
+            _raised(hook)
+
+
+def _raised(hook: Callable[..., Any]) -> None:
+    owner = getattr(hook, "__self__", hook)
+    name = getattr(hook, "__name__", "hook")
+    log.exception("middleware %s.%s raised; ignored", type(owner).__name__, name)
+
+
+def _caller(hooks: HookTuple, arity: int) -> Callable[..., None] | None:
+    # One middleware (the usual case) gets a function of the hook's own arity around its one
+    # method: per job, that saves call_each's packing of the arguments and its loop.
+    if not hooks:
+        return None
+    if len(hooks) > 1:
+        return functools.partial(call_each, hooks)
+    hook = hooks[0]
+    if arity == 1:
+
+        def call1(a: Any) -> None:
+            try:
+                hook(a)
+            except Exception:
+                _raised(hook)
+
+        return call1
+    if arity == 2:
+
+        def call2(a: Any, b: Any) -> None:
+            try:
+                hook(a, b)
+            except Exception:
+                _raised(hook)
+
+        return call2
+
+    def call3(a: Any, b: Any, c: Any) -> None:
+        try:
+            hook(a, b, c)
+        except Exception:
+            _raised(hook)
+
+    return call3

@@ -26,7 +26,7 @@ from werk._errors import FaktoryError, JobTimeout, UnknownJobTypeError
 from werk._job import Job
 from werk.client._failure import MAX_BACKTRACE, format_backtrace
 from werk.worker._context import CURRENT, JobContext, timeout_message
-from werk.worker._middleware import Hooks, call_each
+from werk.worker._middleware import Hooks
 
 __all__ = ["Handler", "JobRun", "RemoteJobError", "backtrace_limit", "unknown_job_type"]
 
@@ -134,9 +134,9 @@ class JobRun:
 
     def __enter__(self) -> JobRun:
         self._token = CURRENT.set(self.ctx)
-        hooks = self._hooks.before_process
-        if hooks:
-            call_each(hooks, self.ctx)
+        hook = self._hooks.before_process
+        if hook is not None:
+            hook(self.ctx)
         return self
 
     def __exit__(
@@ -154,16 +154,16 @@ class JobRun:
             except ValueError:
                 pass  # entered in another context (an asyncio task cancelled in between)
         if error is None:
-            hooks = self._hooks.after_process
-            if hooks:
-                call_each(hooks, self.ctx, duration)
+            hook = self._hooks.after_process
+            if hook is not None:
+                hook(self.ctx, duration)
             return False
         if self.timed_out:  # cancelled, or its child killed, at the deadline
             error = JobTimeout(timeout_message(self.ctx.timeout))
         self.error = error
-        hooks = self._hooks.on_failure
-        if hooks:
-            call_each(hooks, self.ctx, error, duration)
+        failed = self._hooks.on_failure
+        if failed is not None:
+            failed(self.ctx, error, duration)
         return not self._propagate
 
     def failure(self, limit: int) -> tuple[str, str, list[str]]:
