@@ -194,8 +194,10 @@ class Pipeline(asyncio.Protocol):
         tokens: list[Waiter] = [(replies, allowance)] * (len(lines) - 1)
         tokens.append((fut, allowance))
         self.transport.write(session.send_many(lines, tokens))  # type: ignore[union-attr]
-        if len(session.pending) == len(lines):
-            self._first_in_line(allowance)
+        if len(session.pending) == len(lines):  # as in send()
+            self.deadline = _monotonic() + allowance
+            if self.timer is None or self.early:
+                self._first_in_line(allowance)
         return fut, replies
 
     async def drain(self) -> None:
