@@ -6,6 +6,7 @@ Usage::
     python benchmarks/client.py                         # default sizes
     python benchmarks/client.py --quick                 # a smoke run (CI)
     python benchmarks/client.py --baseline ../old/src   # before/after, side by side
+    python benchmarks/client.py --instructions --baseline ../old/src   # callgrind counts
     FAKTORY_URL=tcp://localhost:7419 python benchmarks/client.py
 
 Rows: PUSH one job at a time, PUSHB of 1,000 jobs a batch (the jobs built in the loop, as
@@ -23,6 +24,10 @@ client can do (no validation, no error handling): their CPU per job is the floor
 ``vs raw`` is each client's CPU over it. The asyncio raw row is a minimal protocol with a
 future per command: an awaited command costs an event loop two turns, which bounds what
 any asyncio client can do one command at a time.
+
+``--instructions`` counts instructions per job instead, under valgrind's callgrind (runs
+of N and 2N jobs, the difference over N: start-up cancels out), which the machine's other
+load does not change: one round, a small N (default 1,000).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import asyncio
 import base64
 import json
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -339,7 +345,12 @@ ROWS: list[tuple[str, str, Case, str]] = [
     ("fetch+ack", "raw asyncio protocol", raw_async_fetch_ack, "raw"),
     ("fetch+ack", "AsyncClient.fetch + ack", async_fetch_ack, "werk"),
 ]
-UVLOOP = {"raw asyncio protocol", "AsyncClient.push", "AsyncClient.fetch + ack"}
+UVLOOP = {
+    "raw asyncio protocol",
+    "AsyncClient.push",
+    "AsyncClient.push_bulk(Jobs)",
+    "AsyncClient.fetch + ack",
+}
 
 
 def child(name: str, loop: str, url: str, n: int) -> None:
@@ -417,6 +428,61 @@ def measure(url: str, name: str, loop: str, src: str, n: int) -> tuple[float, fl
     return n / result["wall"], result["cpu"] / n * 1e6
 
 
+def instructions(url: str, group: str, name: str, loop: str, src: str, n: int) -> float:
+    """Instructions per job of a child run (callgrind: runs of n and 2n, the difference)."""
+    env = dict(os.environ, PYTHONPATH=src)
+    counts = []
+    for size in (n, 2 * n):
+        prepare(url, group, size)
+        cmd = [
+            *("valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"),
+            *(sys.executable, str(HERE), "--child", name, loop, url, str(size)),
+        ]
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        found = re.search(r"Collected : (\d+)", out.stderr)
+        if out.returncode or not found:
+            raise RuntimeError(f"{name} ({src}) failed under callgrind:\n{out.stderr[-3000:]}")
+        counts.append(int(found[1]))
+    return (counts[1] - counts[0]) / n
+
+
+def report_instructions(
+    url: str, runs: list[tuple[str, str, str, str, str]], trees: dict[str, str], n: int
+) -> None:
+    """Count and print instructions per job of every run (one round)."""
+    sizes = {"push": n, "pushb": max(1000, n * 10 // 1000 * 1000), "fetch+ack": n}
+    counts: dict[tuple[str, str, str], float] = {}
+    for group, label, name, loop, tree in runs:
+        counts[(group, label, tree)] = instructions(
+            url, group, name, loop, trees.get(tree, SRC), sizes[group]
+        )
+        print(f"{group} {label} {tree}: {counts[(group, label, tree)]:,.0f}", file=sys.stderr)
+    print(
+        "instructions per job (callgrind; runs of N and 2N jobs, "
+        f"N = {sizes['push']}, PUSHB {sizes['pushb']})"
+    )
+    cols = list(trees)
+    print(
+        f"{'row':<10} {'client':<36}"
+        + "".join(f" {t + ' Ir/job':>16}" for t in cols)
+        + (f" {'now/before':>11}" if len(cols) > 1 else "")
+    )
+    seen: set[tuple[str, str]] = set()
+    for group, label, _, _, tree in runs:
+        if (group, label) in seen:
+            continue
+        seen.add((group, label))
+        line = f"{group:<10} {label:<36}"
+        if tree == "raw":
+            line += f" {counts[(group, label, 'raw')]:>16,.0f}"
+        else:
+            values = [counts[(group, label, t)] for t in cols]
+            line += "".join(f" {v:>16,.0f}" for v in values)
+            if len(values) > 1:
+                line += f" {values[-1] / values[0]:>10.2f}x"
+        print(line)
+
+
 def main() -> None:
     if sys.argv[1:2] == ["--child"]:
         child(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
@@ -426,8 +492,13 @@ def main() -> None:
     parser.add_argument("--baseline", help="source tree (src/) of the werk to compare with")
     parser.add_argument("--rounds", type=int, help="rounds (default 5, --quick 2)")
     parser.add_argument("--jobs", type=int, help="jobs per measurement (PUSHB: x10)")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="count instructions per job under callgrind instead (one round, N 1000)",
+    )
     opts = parser.parse_args()
-    n = opts.jobs or (200 if opts.quick else 2000)
+    n = opts.jobs or (200 if opts.quick else 1000 if opts.instructions else 2000)
     rounds = opts.rounds or (2 if opts.quick else 5)
     sizes = {"push": n, "pushb": max(1000, n * 10 // 1000 * 1000), "fetch+ack": n}
     trees = {"now": SRC}
@@ -446,6 +517,10 @@ def main() -> None:
             for tree in trees if kind == "werk" else ["raw"]:
                 runs.append((group, label, f"{group}/{client}", loop, tree))
     samples: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
+    if opts.instructions:
+        with server_url() as url:
+            report_instructions(url, runs, trees, n)
+        return
     with server_url() as url:
         for r in range(rounds):
             for group, label, name, loop, tree in runs:

@@ -36,6 +36,7 @@ Usage::
 
     python benchmarks/worker.py                  # N=20000, C=20, every executor
     python benchmarks/worker.py -n 5000 -c 50 --executor thread asyncio
+    python benchmarks/worker.py --executor asyncio --handler async   # an async def no-op
     python benchmarks/worker.py --executor thread --observe metrics tracing both \\
         --tracing noop sampled all --rounds 5 --baseline ../main/src
     python benchmarks/worker.py --pin --observe metrics both --rounds 3
@@ -74,6 +75,15 @@ app = werk.App()
 @app.job
 def noop() -> None:
     """The job being measured: nothing at all."""
+
+
+async_app = werk.App()
+
+
+@async_app.job(jobtype="noop")
+async def noop_async() -> None:
+    """The same job as a coroutine (``--handler async``), for the asyncio executor to await
+    on its loop (a sync handler there takes a trip to a thread and back)."""
 
 
 def _free_port() -> int:
@@ -165,10 +175,11 @@ def run_child(spec: dict[str, Any]) -> dict[str, float]:
     """Drain the queue with one worker; what it took, as :func:`measure` reports it."""
     n, server_pid = spec["n"], spec["server_pid"]
     marker = FirstJob()
+    chosen = async_app if spec.get("handler") == "async" else app
     for middleware in [marker, *observers(spec["observe"])]:
-        app.add_middleware(middleware)
+        chosen.add_middleware(middleware)
     worker = werk.Worker(
-        app, spec["url"], concurrency=spec["c"], queues=[QUEUE], executor=spec["executor"]
+        chosen, spec["url"], concurrency=spec["c"], queues=[QUEUE], executor=spec["executor"]
     )
     worker.start()
     warm = n // 5
@@ -443,6 +454,12 @@ def main() -> int:
         choices=TRACINGS,
         help="the tracer providers of the tracing runs (default: sampled, 1%%)",
     )
+    parser.add_argument(
+        "--handler",
+        default="sync",
+        choices=["sync", "async"],
+        help="the no-op job as a sync function (default) or a coroutine",
+    )
     parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds (medians)")
     parser.add_argument("--baseline", help="src/ of another werk tree, measured side by side")
     parser.add_argument(
@@ -476,7 +493,14 @@ def main() -> int:
             for ex in args.executor:
                 for mode in mode_list:
                     for name, source in sources.items():
-                        spec = {"url": url, "n": n, "c": c, "executor": ex, "observe": mode}
+                        spec = {
+                            "url": url,
+                            "n": n,
+                            "c": c,
+                            "executor": ex,
+                            "observe": mode,
+                            "handler": args.handler,
+                        }
                         found = instructions_per_job({**spec, "server_pid": pid}, source)
                         counts[(ex, mode, name)] = found["instructions"]
                         print(f"{ex} {mode} {name}: {found}", file=sys.stderr, flush=True)
@@ -492,7 +516,14 @@ def main() -> int:
                     # down must not favour one.
                     order.reverse()
                     for name, source in order:
-                        spec = {"url": url, "n": n, "c": c, "executor": ex, "observe": mode}
+                        spec = {
+                            "url": url,
+                            "n": n,
+                            "c": c,
+                            "executor": ex,
+                            "observe": mode,
+                            "handler": args.handler,
+                        }
                         row = worker_row({**spec, "server_pid": pid}, source)
                         results.setdefault((ex, mode, name), []).append(row)
                         print(
@@ -507,7 +538,7 @@ def main() -> int:
     where = "werk server (separate process)" if server else url
     header = (
         f"\n{n} no-op jobs, c={c}, server: {where}, python {sys.version.split()[0]},"
-        f" {args.rounds} round(s)"
+        f" {args.rounds} round(s), {args.handler} handler"
     )
     if args.pin:
         header += "; pinned: server and workers on a core each"

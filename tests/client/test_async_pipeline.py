@@ -161,3 +161,43 @@ def test_a_fetch_may_block_two_seconds_longer_than_the_timeout(run: Run) -> None
 
     with ScriptedPeer([script]) as peer:
         run(main(peer.url))
+
+
+def test_pipelined_execute_many_callers_each_get_their_own_replies(run: Run) -> None:
+    # One write's replies are collected for one caller: pipelined with another caller's
+    # lines and a command, split across reads, and with a cancelled caller's lines in
+    # between, each caller gets exactly the replies to its own lines.
+    script = [
+        *HANDSHAKE,
+        ReadLine(),  # A1
+        ReadLine(),  # A2
+        ReadLine(),  # B1 (cancelled)
+        ReadLine(),  # B2 (cancelled)
+        ReadLine(),  # C
+        ReadLine(),  # D1
+        ReadLine(),  # D2
+        ReadLine(),  # D3
+        Send(b"+a1\r\n$2\r\na2\r\n+b"),
+        Sleep(0.05),
+        Send(b"1\r\n-ERR b2\r\n+c\r\n+d1\r\n"),
+        Sleep(0.05),
+        Send(b"-ERR d2\r\n$-1\r\n"),
+    ]
+
+    async def main(url: str) -> None:
+        async with werk.AsyncClient(url, timeout=5) as client:
+            a = asyncio.create_task(client.execute_many([b"A1\r\n", b"A2\r\n"]))
+            b = asyncio.create_task(client.execute_many([b"B1\r\n", b"B2\r\n"]))
+            c = asyncio.create_task(client.execute(b"C\r\n"))
+            d = asyncio.create_task(client.execute_many([b"D1\r\n", b"D2\r\n", b"D3\r\n"]))
+            await sent(d)
+            b.cancel()
+            assert await a == ["a1", b"a2"]
+            with pytest.raises(asyncio.CancelledError):
+                await b
+            assert await c == "c"
+            assert await d == ["d1", ErrorReply("ERR", "d2"), None]
+
+    with ScriptedPeer([script]) as peer:
+        run(main(peer.url))
+    assert peer.accepted == 1

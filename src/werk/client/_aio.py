@@ -7,22 +7,54 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from werk._errors import ConnectError, ConnectionClosedError, FaktoryError, NetworkError
 from werk._protocol.replies import Request, raw
 from werk._protocol.resp import Reply
 from werk._protocol.session import timed_out
 from werk.client._batch import AsyncBatch
-from werk.client._methods import Sendable, twin
+from werk.client._methods import Sendable, _like, twin
 from werk.client._pipeline import Pipeline
 from werk.client._settings import ClientSettings, configured_by
 from werk.client._sync import Client
 
 __all__ = ["AsyncClient"]
 
+P = ParamSpec("P")
 T = TypeVar("T")
+
+
+def _awaited(
+    method: Callable[Concatenate[Any, P], T],
+) -> Callable[Concatenate[AsyncClient, P], Coroutine[Any, Any, T]]:
+    # twin() with AsyncClient._call's path on an open connection inline: one coroutine
+    # per call rather than two, for the commands a program calls per job.
+    @_like(method, "AsyncClient")
+    async def awaited(self: AsyncClient, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        request: Sendable[T] = method(self, *args, **kwargs)  # type: ignore[assignment]
+        if type(request) is not Request:
+            for each in request:  # type: ignore[union-attr] # several, one after another
+                each.read(await self._call(each), each)
+            return request.result  # type: ignore[union-attr]
+        link = self._link
+        if link is None or link.session.error is not None or link.paused:
+            return request.read(await self._call(request), request)
+        settings = self.settings
+        fut = link.send(
+            request.line, settings.fetch_timeout if request.blocking else settings.timeout
+        )
+        try:
+            reply = await fut
+        except NetworkError as exc:
+            raise self._lost(link, request, exc) from exc.__cause__
+        except FaktoryError:  # bytes that break the protocol
+            self._forget(link)
+            raise
+        return request.read(reply, request)
+
+    return awaited  # type: ignore[no-any-return]
 
 
 class AsyncClient:
@@ -113,6 +145,7 @@ class AsyncClient:
 
     async def _call(self, request: Request[Any], lines: Sequence[bytes] = ()) -> Any:
         # Write the request's line (or ``lines``) and await its reply (or theirs, a list).
+        # (The commands and execute_many inline the path of an open, writable connection.)
         link = self._link
         if link is None or link.session.error is not None:
             try:
@@ -124,21 +157,24 @@ class AsyncClient:
         allowance = self.settings.fetch_timeout if request.blocking else self.settings.timeout
         try:
             if lines:
-                reply: Any = [await fut for fut in link.send_many(lines, allowance)]
-            else:
-                reply = await link.send(request.line, allowance)
+                last, reply = link.send_many(lines, allowance)
+                reply.append(await last)
+                return reply
+            return await link.send(request.line, allowance)
         except NetworkError as exc:
-            if self._link is link:
-                self._link = None
-            # Every pending caller got the same exception object: annotate a copy.
-            raise request.failed(type(exc)(*exc.args), sent=True) from exc.__cause__
+            raise self._lost(link, request, exc) from exc.__cause__
         except FaktoryError:  # bytes that break the protocol
-            if self._link is link:
-                self._link = None
+            self._forget(link)
             raise
-        if link.session.error is not None:  # the server hangs up after the last reply
-            link.abort(link.session.error)
-        return reply
+
+    def _forget(self, link: Pipeline) -> None:
+        if self._link is link:
+            self._link = None
+
+    def _lost(self, link: Pipeline, request: Request[Any], exc: NetworkError) -> NetworkError:
+        self._forget(link)
+        # Every pending caller got the same exception object: annotate a copy.
+        return request.failed(type(exc)(*exc.args), sent=True)
 
     def _send(self, request: Sendable[T]) -> Sendable[T]:
         # Client's command methods end in self._send(...): on an AsyncClient it hands the
@@ -200,16 +236,31 @@ class AsyncClient:
         """
         if not lines:
             return []
-        replies: list[Reply] = await self._call(Request(b"", raw, blocking=blocking), lines)
+        link = self._link
+        if link is None or link.session.error is not None or link.paused:
+            replies: list[Reply] = await self._call(Request(b"", raw, blocking=blocking), lines)
+            return replies
+        # _call's path on an open connection, inline: a worker's slot comes here per job.
+        settings = self.settings
+        last, replies = link.send_many(
+            lines, settings.fetch_timeout if blocking else settings.timeout
+        )
+        try:
+            replies.append(await last)
+        except NetworkError as exc:
+            raise self._lost(link, Request(b"", raw, blocking=blocking), exc) from exc.__cause__
+        except FaktoryError:
+            self._forget(link)
+            raise
         return replies
 
     # -- the commands: Client's, awaited ----------------------------------------------------
 
-    push = twin(Client.push)
+    push = _awaited(Client.push)
     push_bulk = twin(Client.push_bulk)
-    fetch = twin(Client.fetch)
-    ack = twin(Client.ack)
-    fail = twin(Client.fail)
+    fetch = _awaited(Client.fetch)
+    ack = _awaited(Client.ack)
+    fail = _awaited(Client.fail)
     beat = twin(Client.beat)
     info = twin(Client.info)
     flush = twin(Client.flush)

@@ -3,15 +3,17 @@ reply to the future waiting for it.
 
 :class:`werk.AsyncClient` owns at most one :class:`Pipeline`. The connection's
 :class:`~werk._protocol.session.ClientSession` pairs replies with commands (the server
-answers in order); its tokens are ``(future, allowance)``: the caller's future and how long
-the reply may take.
+answers in order); its tokens are ``(target, allowance)``: where the reply goes and how long
+it may take. The target is the caller's future, or, for the lines of :meth:`Pipeline.send_many`
+but the last, the list that collects their replies (one future per write, not per line).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
-from typing import cast
+from typing import Union, cast
 
 from werk._errors import ConnectionClosedError, FaktoryError
 from werk._protocol import command_lines
@@ -20,8 +22,18 @@ from werk._protocol.session import ClientSession, timed_out
 
 __all__ = ["Pipeline", "Waiter"]
 
-Waiter = tuple["asyncio.Future[Reply]", float]
-"""A session token: the future for a reply, and the seconds it may take."""
+Waiter = tuple[Union["asyncio.Future[Reply]", list[Reply]], float]
+"""A session token: the future (or list) for a reply, and the seconds it may take."""
+
+# The watchdog's clock: a C call on every loop (asyncio's loop.time() is a Python method).
+_monotonic = time.monotonic
+
+
+def _resolve(target: asyncio.Future[Reply] | list[Reply], reply: Reply) -> None:
+    if type(target) is list:
+        target.append(reply)
+    elif not target.done():  # type: ignore[union-attr] # a cancelled caller's reply is dropped
+        target.set_result(reply)  # type: ignore[union-attr]
 
 
 class Pipeline(asyncio.Protocol):
@@ -36,8 +48,9 @@ class Pipeline(asyncio.Protocol):
         self.loop = loop
         self.session = session
         self.transport: asyncio.Transport | None = None
-        self.deadline: float | None = None
+        self.deadline: float | None = None  # time.monotonic() seconds
         self.timer: asyncio.TimerHandle | None = None
+        self.early = False  # bytes came before anyone asked for them (the greeting)
         self.paused = False
         self.drained: asyncio.Future[None] | None = None
         self.lost: asyncio.Future[None] = loop.create_future()
@@ -50,9 +63,11 @@ class Pipeline(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         session = self.session
-        if not session.pending:
+        pending = session.pending
+        if not pending:
             # Nobody asked yet (the greeting): keep it for the next expect().
             session.receive_data(data)
+            self.early = True
             return
         # The per-call path: a lone reply (usually +OK) is read without buffering it.
         try:
@@ -61,13 +76,22 @@ class Pipeline(asyncio.Protocol):
             self.abort(exc)
             return
         if item is not NEED_DATA:
-            fut = item[0][0]  # type: ignore[index]
-            if not fut.done():  # a cancelled caller still consumes its reply
-                fut.set_result(item[1])  # type: ignore[index]
-            if session.pending:
+            target = item[0][0]  # type: ignore[index]
+            if type(target) is list:
+                target.append(item[1])  # type: ignore[index]
+            elif not target.done():  # type: ignore[union-attr] # a cancelled caller's is dropped
+                target.set_result(item[1])  # type: ignore[index, union-attr]
+            if pending:
                 self._deliver()  # pipelined replies that came in the same read
                 return
-        self.deadline = self.loop.time() + session.pending[0][1] if session.pending else None
+            if session.error is not None:  # the server hangs up after this reply
+                self.abort(session.error)
+                return
+            self.deadline = None
+            if session.buffered:  # more than its reply came: for the next one to ask
+                self.early = True
+            return
+        self.deadline = _monotonic() + pending[0][1]
 
     def eof_received(self) -> bool | None:
         self.abort(self.session.hung_up())
@@ -107,21 +131,27 @@ class Pipeline(asyncio.Protocol):
                 item = session.next_reply()
                 if item is NEED_DATA:
                     break
-                fut = item[0][0]  # type: ignore[index]
-                if not fut.done():  # a cancelled caller still consumes its reply
-                    fut.set_result(item[1])  # type: ignore[index]
+                _resolve(item[0][0], item[1])  # type: ignore[index]
         except FaktoryError as exc:
             self.abort(exc)
             return
-        self.deadline = self.loop.time() + pending[0][1] if pending else None
+        if session.error is not None:  # the server hangs up after the last reply
+            self.abort(session.error)
+            return
+        if pending:
+            self.deadline = _monotonic() + pending[0][1]
+        else:
+            self.deadline = None
+            self.early = session.buffered > 0
 
     def _first_in_line(self, allowance: float) -> None:
         # The first command queued on an idle connection arms the watchdog (and may already
         # have its reply, if it came before anyone asked: the greeting).
-        self.deadline = self.loop.time() + allowance
+        self.deadline = _monotonic() + allowance
         if self.timer is None:
-            self.timer = self.loop.call_at(self.deadline, self._watchdog)
-        if self.session.buffered:
+            self.timer = self.loop.call_later(allowance, self._watchdog)
+        if self.early:
+            self.early = False
             self._deliver()
 
     def expect(self, allowance: float) -> asyncio.Future[Reply]:
@@ -144,21 +174,31 @@ class Pipeline(asyncio.Protocol):
             return fut
         self.transport.write(session.send(line, (fut, allowance)))  # type: ignore[union-attr]
         if len(session.pending) == 1:
-            self._first_in_line(allowance)
+            # The first command on an idle connection: the watchdog's deadline, inline.
+            self.deadline = _monotonic() + allowance
+            if self.timer is None or self.early:
+                self._first_in_line(allowance)
         return fut
 
-    def send_many(self, lines: Sequence[bytes], allowance: float) -> list[asyncio.Future[Reply]]:
-        """Write several lines at once; one future per line for its reply, in order."""
+    def send_many(
+        self, lines: Sequence[bytes], allowance: float
+    ) -> tuple[asyncio.Future[Reply], list[Reply]]:
+        """Write several lines at once: a future for the last line's reply, and the list
+        that holds the others' replies, in order, once it is resolved."""
         session = self.session
-        futures: list[asyncio.Future[Reply]] = [self.loop.create_future() for _ in lines]
+        fut: asyncio.Future[Reply] = self.loop.create_future()
+        replies: list[Reply] = []
         if session.error is not None:
-            for fut in futures:
-                fut.set_exception(session.error)
-            return futures
-        self.transport.write(session.send_many(lines, [(fut, allowance) for fut in futures]))  # type: ignore[union-attr]
-        if len(session.pending) == len(lines):
-            self._first_in_line(allowance)
-        return futures
+            fut.set_exception(session.error)
+            return fut, replies
+        tokens: list[Waiter] = [(replies, allowance)] * (len(lines) - 1)
+        tokens.append((fut, allowance))
+        self.transport.write(session.send_many(lines, tokens))  # type: ignore[union-attr]
+        if len(session.pending) == len(lines):  # as in send()
+            self.deadline = _monotonic() + allowance
+            if self.timer is None or self.early:
+                self._first_in_line(allowance)
+        return fut, replies
 
     async def drain(self) -> None:
         """Wait while the transport's write buffer is full."""
@@ -172,12 +212,13 @@ class Pipeline(asyncio.Protocol):
         self.timer = None
         if self.deadline is None or self.session.error is not None:
             return
-        if self.loop.time() >= self.deadline:
+        now = _monotonic()
+        if now >= self.deadline:
             pending = self.session.pending
             allowance = pending[0][1] if pending else 0.0
             self.abort(timed_out(self.session.where, allowance))
         else:
-            self.timer = self.loop.call_at(self.deadline, self._watchdog)
+            self.timer = self.loop.call_later(self.deadline - now, self._watchdog)
 
     def abort(self, error: FaktoryError, *, hard: bool = True) -> None:
         """End the conversation: every pending command fails (with the first error the
@@ -189,9 +230,9 @@ class Pipeline(asyncio.Protocol):
             self.timer.cancel()
             self.timer = None
         for fut, _ in waiters:
-            if not fut.done():
-                fut.set_exception(failure)  # type: ignore[arg-type]
-                fut.exception()  # a cancelled caller must not log "never retrieved"
+            if type(fut) is not list and not fut.done():  # type: ignore[union-attr]
+                fut.set_exception(failure)  # type: ignore[union-attr, arg-type]
+                fut.exception()  # type: ignore[union-attr] # no "never retrieved" if cancelled
         if self.drained is not None and not self.drained.done():
             self.drained.set_result(None)
         if hard and self.transport is not None:
