@@ -81,8 +81,9 @@ class Worker:
     is a list of names (or ``(name, weight)`` pairs, or a ``{name: weight}`` mapping);
     ``queue_strategy`` is ``"strict"`` (list order is priority), ``"weighted"`` or
     ``"random"``. ``executor`` is ``"thread"`` (sync handlers on threads, async ones on an
-    event loop), ``"asyncio"`` (everything on one event loop, sync handlers in a thread
-    pool) or ``"process"`` (each slot has a child process, replaced if it crashes).
+    event loop), ``"asyncio"`` (everything on one event loop, uvloop's when it is installed
+    unless ``WERK_EVENT_LOOP=asyncio``; sync handlers in a thread pool) or ``"process"``
+    (each slot has a child process, replaced if it crashes).
     ``job_timeout`` is the time limit, in seconds, of a job that does not carry its own
     (``@app.job(timeout=...)``, its ``custom.werk_timeout``); ``None``: no limit. A job past
     its limit is FAILed with errtype ``JobTimeout`` and stopped (see the README's
