@@ -28,9 +28,8 @@ import contextlib
 import contextvars
 import logging
 import multiprocessing
-import os
 import pickle
-import selectors
+import socket
 import threading
 import time
 from collections import deque
@@ -44,7 +43,7 @@ from werk.worker._host import SlotHost
 from werk.worker._run import JobRun, RemoteJobError, backtrace_limit
 from werk.worker._slot import Pause, Send, Slot
 from werk.worker._threadpool import DaemonThreadPool
-from werk.worker._wire import Wire, blocking_send
+from werk.worker._wire import Poller, Wire, blocking_send
 
 __all__ = ["ProcessSlots", "app_reference"]
 
@@ -85,9 +84,12 @@ class ProcessSlots:
         self._starting: dict[ChildProcess, float] = {}  # not ready yet: until when it may take
         self._waiting: deque[Wire] = deque()  # slots whose job waits for a child
         self.wires: list[Wire] = []
-        self._selector = selectors.DefaultSelector()
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
+        self._poller = Poller()
+        # A socket pair, not a pipe: Windows can wait for sockets, not for pipes.
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._open = True
         self._posted: deque[tuple[Wire, Any]] = deque()  # helper threads' outcomes
         self._helpers = DaemonThreadPool(host.concurrency, "werk-connect")
         self._live = 0  # slots not yet stopped
@@ -109,7 +111,7 @@ class ProcessSlots:
         log.info("started %d child processes (%s)", len(children), self._ref)
         host = self.host
         self.wires = [Wire(i, Slot(host), host.new_client()) for i in range(host.concurrency)]
-        self._selector.register(self._wake_r, selectors.EVENT_READ, (self._woken, None))
+        self._poller.register(self._wake_r, (self._woken, None))
         self._live = len(self.wires)
         self._thread = threading.Thread(target=self._loop, name="werk-process-io", daemon=True)
         self._thread.start()
@@ -157,11 +159,10 @@ class ProcessSlots:
         try:
             for wire in self.wires:
                 self._advance(wire, wire.slot.next())
-            select = self._selector.select
+            select = self._poller.select
             due = 0.0
             while self._live:
-                for key, _ in select(_CHECK_EVERY):
-                    handle, arg = key.data
+                for handle, arg in select(_CHECK_EVERY):
                     handle(arg)
                 now = _monotonic()
                 if now >= due:
@@ -220,7 +221,7 @@ class ProcessSlots:
             self._helpers.submit(blocking_send, wire, action, self.host.fetched, self._post)
             return None
         if link is not wire.link:
-            wire.watch(self._selector, link, (self._on_server, wire))
+            wire.watch(self._poller, link, (self._on_server, wire))
         failure = wire.send(action, action.blocking and self.host.fetched is not None)
         return None if failure is None else wire.slot.failed(failure)
 
@@ -245,11 +246,11 @@ class ProcessSlots:
 
     def _wake(self) -> None:
         with contextlib.suppress(OSError):  # full (the loop will look anyway), or closed
-            os.write(self._wake_w, b"\0")
+            self._wake_w.send(b"\0")
 
     def _woken(self, _: object) -> None:
         with contextlib.suppress(OSError):
-            os.read(self._wake_r, 4096)
+            self._wake_r.recv(4096)
         posted = self._posted
         while posted:
             wire, outcome = posted.popleft()
@@ -366,11 +367,10 @@ class ProcessSlots:
         return ChildProcess(self._ctx, self._ref, self._wid, index, self._client_args)
 
     def _watch_child(self, child: ChildProcess) -> None:
-        self._selector.register(child.conn, selectors.EVENT_READ, (self._on_child, child))
+        self._poller.register(child.conn, (self._on_child, child))
 
     def _unwatch_child(self, child: ChildProcess) -> None:
-        with contextlib.suppress(KeyError, ValueError):
-            self._selector.unregister(child.conn)
+        self._poller.unregister(child.conn)
 
     def _grow(self) -> None:
         # A new child in a dead one's place, if the slots waiting for one outnumber those
@@ -446,9 +446,9 @@ class ProcessSlots:
 
     def _close_selector(self) -> None:
         with self._release_lock:
-            if self._wake_w < 0:
+            if not self._open:
                 return
-            self._selector.close()
-            os.close(self._wake_r)
-            os.close(self._wake_w)
-            self._wake_r = self._wake_w = -1
+            self._open = False
+            self._poller.close()
+            self._wake_r.close()
+            self._wake_w.close()

@@ -12,13 +12,17 @@ cannot see them) is done by ``Client.execute_many`` itself on a helper thread.
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing.connection
+import os
 import selectors
+import socket
 import ssl
 import time
 from collections.abc import Callable
 from contextvars import Context
 from itertools import repeat
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from werk._errors import NetworkError, RemoteProtocolError
 from werk._protocol.replies import Request, raw
@@ -28,12 +32,46 @@ from werk.client._socket_io import SocketIO
 from werk.worker._run import JobRun
 from werk.worker._slot import Send, Slot
 
-if TYPE_CHECKING:
-    import socket
-
-__all__ = ["Wire"]
+__all__ = ["Poller", "Wire", "blocking_send"]
 
 _monotonic = time.monotonic
+_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
+
+
+class Poller:
+    """Which of the registered files are readable: a selector (epoll) where there is one
+    for pipes, else :func:`multiprocessing.connection.wait` (Windows, where a selector
+    only takes sockets)."""
+
+    def __init__(self) -> None:
+        self._selector = selectors.DefaultSelector() if os.name == "posix" else None
+        self._data: dict[Any, Any] = {}
+
+    def register(self, fileobj: Any, data: Any) -> None:
+        if self._selector is not None:
+            self._selector.register(fileobj, selectors.EVENT_READ, data)
+        else:
+            self._data[fileobj] = data
+
+    def unregister(self, fileobj: Any) -> None:
+        """Forget ``fileobj`` (nothing if it was not registered)."""
+        if self._selector is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                self._selector.unregister(fileobj)
+        else:
+            self._data.pop(fileobj, None)
+
+    def select(self, timeout: float) -> list[Any]:
+        """The data of each readable file, after at most ``timeout`` seconds."""
+        if self._selector is not None:
+            return [key.data for key, _ in self._selector.select(timeout)]
+        data = self._data
+        return [data[f] for f in multiprocessing.connection.wait(list(data), timeout)]
+
+    def close(self) -> None:
+        if self._selector is not None:
+            self._selector.close()
+        self._data.clear()
 
 
 class Wire:
@@ -55,9 +93,9 @@ class Wire:
         "index",
         "link",
         "paused",
+        "poller",
         "replies",
         "run",
-        "selector",
         "slot",
         "sock",
         "started",
@@ -70,7 +108,7 @@ class Wire:
         self.client = client
         self.link: SocketIO | None = None
         self.sock: socket.socket | None = None
-        self.selector: selectors.BaseSelector | None = None
+        self.poller: Poller | None = None
         self.want = 0
         self.replies: list[Reply] = []
         self.deadline = 0.0
@@ -81,20 +119,20 @@ class Wire:
         self.paused: float | None = None
         self.done = False
 
-    def watch(self, selector: selectors.BaseSelector, link: SocketIO, data: Any) -> None:
-        """Have ``selector`` watch ``link``'s socket for this wire (instead of any other)."""
-        self.unwatch(selector)
-        selector.register(link.sock, selectors.EVENT_READ, data)
-        self.selector = selector
+    def watch(self, poller: Poller, link: SocketIO, data: Any) -> None:
+        """Have ``poller`` watch ``link``'s socket for this wire (instead of any other)."""
+        self.unwatch(poller)
+        poller.register(link.sock, data)
+        self.poller = poller
         self.sock = link.sock
         self.link = link
 
-    def unwatch(self, selector: selectors.BaseSelector | None = None) -> None:
+    def unwatch(self, poller: Poller | None = None) -> None:
         """Stop watching the socket (before it may be closed: a selector needs it open)."""
         sock, self.sock, self.link = self.sock, None, None
-        selector = selector or self.selector
-        if sock is not None and selector is not None:
-            selector.unregister(sock)
+        poller = poller or self.poller
+        if sock is not None and poller is not None:
+            poller.unregister(sock)
 
     def drop(self) -> None:
         """Close the client's connection (the next Send reconnects, on a helper thread)."""
@@ -132,9 +170,12 @@ class Wire:
         """Read what arrived: every reply of the write in flight, an error (the connection
         is then dropped), or None (more to come, or nothing was awaited)."""
         link = self.link
-        assert link is not None
+        if link is None:  # (an event for a socket dropped earlier in the same batch)
+            return None
         try:
-            size = link.sock.recv_into(link.buffer)
+            # Never blocking whatever the socket's mode, as the event may be stale (where
+            # there is MSG_DONTWAIT: not on Windows).
+            size = link.sock.recv_into(link.buffer, 0, _DONTWAIT)
         except (BlockingIOError, InterruptedError):
             return None
         except OSError as exc:
