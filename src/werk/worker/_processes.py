@@ -103,9 +103,9 @@ class ProcessSlots:
     def start(self) -> None:
         """Start every child (in parallel), then the I/O thread."""
         children = [self._new_child(i) for i in range(len(self._children))]
-        for i, child in enumerate(children):  # they start in parallel
+        self._children[:] = children  # (so that close() ends them all, if one fails)
+        for child in children:  # they start in parallel
             child.wait_ready()
-            self._children[i] = child
             self._watch_child(child)
         self._idle.extend(reversed(children))  # child 0 on top of the stack
         log.info("started %d child processes (%s)", len(children), self._ref)
@@ -291,6 +291,9 @@ class ProcessSlots:
             self._waiting.append(wire)
             self._grow()
             return
+        if run.done:  # its deadline passed while it waited for a child: reported already
+            self._ended(wire, RemoteJobError("JobTimeout", "timed out waiting for a child"))
+            return
         child = self._idle.pop()
         limit = backtrace_limit(run.job, self._default_backtrace)
         payload = (run.payload, run.ctx.timeout, run.deadline)
@@ -441,7 +444,6 @@ class ProcessSlots:
                     child.stop()
                     self._children[i] = None
             self._idle.clear()
-            self._helpers.shutdown(wait=False)
             self._released.set()
 
     def _close_selector(self) -> None:
@@ -449,6 +451,7 @@ class ProcessSlots:
             if not self._open:
                 return
             self._open = False
+            self._helpers.shutdown(wait=False)
             self._poller.close()
             self._wake_r.close()
             self._wake_w.close()
