@@ -43,7 +43,7 @@ def _settled(srv: EmbeddedServer, ledger: Ledger) -> bool:
     return srv.call(snapshot) == before
 
 
-@pytest.mark.parametrize("executor", ["thread", "asyncio"])
+@pytest.mark.parametrize("executor", ["thread", "asyncio", "process"])
 def test_a_worker_behind_a_cutting_proxy_loses_nothing(
     clock_server: EmbeddedServer, tmp_path: Path, executor: str
 ) -> None:

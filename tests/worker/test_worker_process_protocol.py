@@ -19,7 +19,7 @@ from tests.worker.helpers import running, wait_until
 import werk
 from werk.server import EmbeddedServer
 from werk.worker._child import Channel
-from werk.worker._processes import _Child
+from werk.worker._children import ChildProcess
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="reads frames from the pipe's fd")
 
@@ -98,7 +98,7 @@ def _frame(limit: int, jobtype: str, *args: object) -> bytes:
 @pytest.mark.slow
 def test_a_real_child_runs_jobs_and_reports_failures(tmp_path: Path) -> None:
     ctx = multiprocessing.get_context("spawn")
-    child = _Child(ctx, REF, "wid-1", 0)
+    child = ChildProcess(ctx, REF, "wid-1", 0)
     try:
         child.wait_ready()
         child.send(_frame(5, "record", str(tmp_path), "ran"))

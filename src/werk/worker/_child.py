@@ -182,6 +182,13 @@ def child_main(
         sig = getattr(signal, name, None)
         if sig is not None:
             signal.signal(sig, signal.SIG_IGN)
+    if hasattr(os, "SCHED_BATCH"):
+        # Linux: a child woken by its next job does not preempt the parent's I/O thread on
+        # the spot (a batch task never does), so the thread hands out the rest of what its
+        # selector reported first: a context switch fewer per job, on both sides. Only the
+        # wake-up changes; the child's share of the CPU stays what it was.
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
     threading.Thread(
         target=_die_with_parent, args=(lifeline,), name="werk-lifeline", daemon=True
     ).start()

@@ -7,7 +7,8 @@ waits behind another slot's blocking FETCH, and a slot never sleeps while a job 
 Async handlers run on one shared event loop thread (:class:`LoopThread`); the slot waits for
 their result.
 
-The process executor reuses these slots and only replaces how a handler is called.
+The process executor runs the same :class:`~werk.worker._slot.Slot` without a thread per slot
+(one I/O thread multiplexes them all, see :mod:`werk.worker._processes`).
 """
 
 from __future__ import annotations
