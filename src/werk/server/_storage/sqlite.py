@@ -373,8 +373,8 @@ class SQLiteStorage(Storage):
     def _commit_turn(self) -> None:
         self._scheduled = False
         self._early = False
-        if self._closed:
-            return
+        if self._closed or not (self._pending or self._callbacks or self._future is not None):
+            return  # committed early (a lone command): this turn only resets the flags
         future, self._future = self._future, None
         callbacks, self._callbacks = self._callbacks, []
         error: BaseException | None = None
