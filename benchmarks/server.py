@@ -12,6 +12,7 @@ Usage::
     python benchmarks/server.py --extension            # no extension vs a do-nothing one
     python benchmarks/server.py --memory 200000        # resident bytes per queued job
     python benchmarks/server.py --backlog 5000000      # push/fetch behind a backlog
+    python benchmarks/server.py --asyncio              # the servers without uvloop
 
 ``--baseline`` runs a second server from another source tree (e.g. ``git archive`` of an
 older commit) next to the current one; each measurement alternates between the two, so
@@ -56,6 +57,14 @@ REFERENCE = {
 
 NOOP = "noop"  # a variant's source: this tree, with a do-nothing extension
 
+# How the servers are started: ``python -m werk`` (uvloop when installed), or with
+# ``--asyncio`` the same CLI with uvloop made unimportable (the standard library's loop).
+_NO_UVLOOP = (
+    "import sys; sys.modules['uvloop'] = None; sys.argv[0] = 'werk'; "
+    "from werk.cli import main; raise SystemExit(main())"
+)
+RUN_WERK = ["-m", "werk"]
+
 
 def _has_no_web(src: str | None) -> bool:
     """Whether the tree's ``werk server`` takes ``--no-web`` (both sides must say it)."""
@@ -77,7 +86,7 @@ class Server:
             cmd = [sys.executable, __file__, "--serve-with-noop-extension", storage, self.tmp.name]
             pythonpath = None
         else:
-            cmd = [sys.executable, "-m", "werk", "server", "--bind", "127.0.0.1:0"]
+            cmd = [sys.executable, *RUN_WERK, "server", "--bind", "127.0.0.1:0"]
             cmd += ["--storage", storage, "--data", self.tmp.name]
             if _has_no_web(pythonpath):  # older trees have none (and serve no pages anyway)
                 cmd.append("--no-web")
@@ -657,7 +666,12 @@ def main() -> None:
         "--only", nargs="+", metavar="WORD", help="only the rows whose name holds a WORD"
     )
     parser.add_argument("--no-in-process", action="store_true", help="skip the in-process rows")
+    parser.add_argument(
+        "--asyncio", action="store_true", help="servers on asyncio's own loop, not uvloop"
+    )
     opts = parser.parse_args()
+    if opts.asyncio:
+        RUN_WERK[:] = ["-c", _NO_UVLOOP]
     sizes = (
         {"push": 2_000, "pushb": 10_000, "fetch": 1_000}
         if opts.quick

@@ -49,6 +49,33 @@ def test_decoder_prefers_go_text_and_go_numbers():
     ]
 
 
+@pytest.mark.parametrize(
+    ("data", "value"),
+    [
+        (b' \t\r\n{"a": [1, "x"]} \r\n', {"a": [1, "x"]}),
+        (b"7", 7),
+        (b'"\\ud800"', "\ufffd"),  # a lone surrogate escape, as Go decodes it
+    ],
+)
+def test_decoder_takes_whitespace_around_a_value(data: bytes, value: object) -> None:
+    assert GoDecoder().loads(data) == value
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", "unexpected end of JSON input"),
+        (b" \n ", "unexpected end of JSON input"),
+        (b"{} x", "invalid character 'x' after top-level value"),
+        (b"1 2", "invalid character '2' after top-level value"),
+    ],
+)
+def test_decoder_refuses_nothing_and_extra_data(data: bytes, message: str) -> None:
+    with pytest.raises(GoJSONError) as info:
+        GoDecoder().loads(data)
+    assert str(info.value) == message
+
+
 def test_encoder_escapes_like_go():
     assert go_dumps(["<a&b>", "\u2028", "é", "\x08\x0c\\b"]) == (
         b'["\\u003ca\\u0026b\\u003e","\\u2028","\xc3\xa9","\\u0008\\u000c\\\\b"]'

@@ -27,6 +27,7 @@ from __future__ import annotations
 import codecs
 import json
 import re
+from collections.abc import Callable
 from decimal import Decimal
 from json.encoder import encode_basestring
 from typing import Any
@@ -331,6 +332,9 @@ def _refuse_constant(name: str) -> Any:
 _SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
+_TEXT_WS = ("", " ", "\t", "\n", "\r")
+
+
 def _replace_surrogates(value: Any) -> Any:
     if isinstance(value, str):
         return value.encode("utf-8", "werk-go-replace").decode("utf-8")
@@ -352,13 +356,17 @@ class GoDecoder:
         {'n': 12345678901234567000}
     """
 
-    __slots__ = ("_decode",)
+    __slots__ = ("_scan",)
 
     def __init__(self) -> None:
+        # The scanner itself, not JSONDecoder.decode: its Python frames and two
+        # whitespace regex matches cost more than scanning a job.
         decoder = json.JSONDecoder(
             parse_float=_go_float, parse_int=_go_int, parse_constant=_refuse_constant
         )
-        self._decode = decoder.decode
+        scan: Callable[[str, int], tuple[Any, int]]
+        scan = decoder.scan_once  # type: ignore[attr-defined]
+        self._scan = scan
 
     def loads(self, data: bytes) -> Any:
         """Decode ``data``; raise GoJSONError with Go's message when it is not valid JSON."""
@@ -367,10 +375,17 @@ class GoDecoder:
         except UnicodeDecodeError:
             text = data.decode("utf-8", "werk-go-replace")
         try:
-            value = self._decode(text)
-            if _SURROGATE.search(data) is not None:
+            start = 0
+            if text[:1] in _TEXT_WS:  # also "": the scan below then fails
+                start = len(text) - len(text.lstrip(" \t\n\r"))
+            value, end = self._scan(text, start)
+            if end != len(text) and text[end:].lstrip(" \t\n\r"):
+                raise ValueError("extra data")
+            if b"\\u" in data and _SURROGATE.search(data) is not None:
                 value = _replace_surrogates(value)
             return value
+        except StopIteration:
+            pass
         except GoJSONError as exc:
             if str(exc).startswith("json:"):
                 raise

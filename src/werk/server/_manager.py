@@ -69,6 +69,7 @@ def backoff(retry_count: int, rand30: int) -> int:
 # Only a job with a non-empty ``custom`` object has this in its canonical encoding (a
 # nested object of args may too: such a job is passed on and the extensions find nothing).
 CUSTOM_MARK = b'"custom":{"'
+encode = JobCodec.encode
 
 
 def _drop(container: object) -> None:
@@ -154,26 +155,29 @@ class Manager(JobState):
         ``retry`` absent or null means 25 for this job only (the real server's default
         leaks from one PUSH to the next; werk's does not).
         """
-        jid = job.get("jid") or ""
+        get = job.get
+        jid = get("jid") or ""
         if len(jid) < 8 and len(jid.encode("utf-8", "surrogatepass")) < 8:
             return "jobs must have a reasonable jid parameter"
-        if not job.get("jobtype"):
+        if not get("jobtype"):
             return "jobs must have a jobtype parameter"
-        if job.get("args") is None:
+        if get("args") is None:
             return "jobs must have an args parameter"
-        reserve_for = job.get("reserve_for") or 0
+        reserve_for = get("reserve_for") or 0
         if reserve_for > 86400:
             return "jobs cannot be reserved for more than one day"
-        if job.get("retry") is None:
+        if get("retry") is None:
             job["retry"] = DEFAULT_RETRY
         stamp = None
-        if not job.get("created_at"):
+        if not get("created_at"):
             job["created_at"] = stamp = self.now_string()
-        if not job.get("queue"):
+        if not get("queue"):
             job["queue"] = "default"
+        at = get("at")
+        if not at and (self.hooks is None or not get("custom")):
+            return self.enqueue(job, stamp)  # the usual PUSH: no schedule, no extension
         when = 0.0
         scheduled = False
-        at = job.get("at")
         if at:
             try:
                 when = parse_rfc3339(at)
@@ -208,9 +212,10 @@ class Manager(JobState):
         if queue not in self.queues and not QUEUE_NAME_RE.match(queue):
             return f"cannot get {go_quote(queue)} queue: {BAD_QUEUE}"
         job["enqueued_at"] = stamp or self.now_string()
-        payload = self.codec.encode(job)
-        reserve_for = job.get("reserve_for") or 0
-        self.append_to_queue(queue, job["jid"], reserve_for, payload, bool(job.get("custom")))
+        get = job.get
+        self.append_to_queue(
+            queue, job["jid"], get("reserve_for") or 0, encode(job), bool(get("custom"))
+        )
         return None
 
     def append_to_queue(
@@ -221,9 +226,15 @@ class Manager(JobState):
         q = self.queues.get(queue)
         if q is None:
             q = self.queue_of(queue)
+        eid = self._next_id
+        self._next_id = eid + 1
+        if queue not in self.waiting.lines:  # nobody waits: the usual case, no item
+            q.add(eid, jid, reserve_for, payload, custom)
+            self.storage.queue_push(eid, queue, jid, payload)
+            return
         # Its id is the queue position it would have had, should it have to go back
         # (put_back) after being handed straight to a blocked FETCH.
-        item = QueueItem(self.next_id(), jid, reserve_for, payload, custom)
+        item = QueueItem(eid, jid, reserve_for, payload, custom)
         if self.hooks is None:
             waiter = self.waiting.first(queue)
             if waiter is not None:

@@ -92,6 +92,14 @@ class JobQueue:
             self._payloads.append(item.payload)
         self._keep(item)
 
+    def add(self, eid: int, jid: str, reserve_for: int, payload: bytes, custom: bool) -> None:
+        """:meth:`append` from the fields (a PUSH: no item to build)."""
+        self._ids.append(eid)
+        if self._payloads is not None:
+            self._payloads.append(payload)
+        if reserve_for or custom:
+            self._special[eid] = (jid, reserve_for, custom)
+
     def appendleft(self, item: QueueItem) -> None:
         """Add a job at the head (a job put back)."""
         self._ids.appendleft(item.id)

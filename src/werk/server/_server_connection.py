@@ -27,6 +27,7 @@ import asyncio
 import logging
 import socket
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Protocol, cast
 
 from werk._errors import LineTooLongError
@@ -298,22 +299,26 @@ class ServerConnection(asyncio.Protocol):
 
     def _reply(self, data: bytes, job: Reservation | None = None) -> None:
         # Durable storage: answer only once the command's changes are committed.
-        if self.server.storage.after_commit(lambda exc: self._committed(exc, data, job)):
+        # A partial, not a lambda: called with the error, it is one Python frame, not two.
+        if self.server.storage.after_commit(partial(self._committed, data, job)):
             self.busy = True
         elif job is None:
             self._write(data)
         else:
             self._write_job(data, job)
 
-    def _committed(self, exc: BaseException | None, data: bytes, job: Reservation | None) -> None:
+    def _committed(self, data: bytes, job: Reservation | None, exc: BaseException | None) -> None:
         self.busy = False
         if exc is not None:
             self._write(encode_error(str(exc) or exc.__class__.__name__))
         elif job is None:
-            self._write(data)
+            if not self.closed and self.transport is not None:
+                self.transport.write(data)
         else:
             self._write_job(data, job)
-        self._process()
+        # Nothing more read (a lone command, the usual case): no line to look for.
+        if self.reader.buffered or self._eof or self._paused:
+            self._process()
 
     def _sweep(self, sweep: Sweep) -> None:
         # One slice per loop turn: other clients' commands run in between.

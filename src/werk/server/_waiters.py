@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from werk.server._sets import Reservation
 
@@ -33,10 +33,12 @@ class Waiter:
 class WaitingFetches:
     """The blocked FETCHes of a server, in one line per queue."""
 
-    __slots__ = ("_lines",)
+    __slots__ = ("_lines", "lines")
 
     def __init__(self) -> None:
         self._lines: dict[str, deque[Waiter]] = {}
+        # Read-only outside: a queue no FETCH waits for is not in it (a PUSH's fast path).
+        self.lines: Mapping[str, deque[Waiter]] = self._lines
 
     def __len__(self) -> int:
         """How many FETCHes wait (each counted once, whatever the number of its queues)."""

@@ -257,7 +257,10 @@ class SQLiteStorage(Storage):
         """Append a job to a queue."""
         params = (eid, QUEUE, queue, 0.0, jid, payload, 0.0)
         self._queued[eid] = params
-        self._add((INSERT, params))
+        self._pending.append((INSERT, params))  # _add(), inlined: every PUSH comes here
+        if not self._scheduled and self._loop is not None:
+            self._scheduled = True
+            self._loop.call_soon(self._commit_turn)
 
     def queued_payload(self, eid: int) -> bytes:
         """A queued job's bytes: from memory until folded, then from the database."""
@@ -370,8 +373,8 @@ class SQLiteStorage(Storage):
     def _commit_turn(self) -> None:
         self._scheduled = False
         self._early = False
-        if self._closed:
-            return
+        if self._closed or not (self._pending or self._callbacks or self._future is not None):
+            return  # committed early (a lone command): this turn only resets the flags
         future, self._future = self._future, None
         callbacks, self._callbacks = self._callbacks, []
         error: BaseException | None = None
