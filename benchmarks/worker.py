@@ -487,21 +487,18 @@ def main() -> int:
     mode_list = modes(args.observe, args.tracing)
     results: dict[tuple[str, str, str], list[dict[str, float]]] = {}
     loops: dict[str, list[dict[str, float]]] = {LOOP: [], PIPELINED: []}
+
+    def spec(executor: str, mode: str) -> dict[str, Any]:
+        return {"url": url, "n": n, "c": c, "executor": executor, "observe": mode,
+                "handler": args.handler, "server_pid": pid}  # fmt: skip
+
     try:
         if args.instructions:
             counts = {}
             for ex in args.executor:
                 for mode in mode_list:
                     for name, source in sources.items():
-                        spec = {
-                            "url": url,
-                            "n": n,
-                            "c": c,
-                            "executor": ex,
-                            "observe": mode,
-                            "handler": args.handler,
-                        }
-                        found = instructions_per_job({**spec, "server_pid": pid}, source)
+                        found = instructions_per_job(spec(ex, mode), source)
                         counts[(ex, mode, name)] = found["instructions"]
                         print(f"{ex} {mode} {name}: {found}", file=sys.stderr, flush=True)
             report_instructions(counts, args.executor, mode_list, list(sources), n)
@@ -516,15 +513,7 @@ def main() -> int:
                     # down must not favour one.
                     order.reverse()
                     for name, source in order:
-                        spec = {
-                            "url": url,
-                            "n": n,
-                            "c": c,
-                            "executor": ex,
-                            "observe": mode,
-                            "handler": args.handler,
-                        }
-                        row = worker_row({**spec, "server_pid": pid}, source)
+                        row = worker_row(spec(ex, mode), source)
                         results.setdefault((ex, mode, name), []).append(row)
                         print(
                             f"round {r + 1}/{args.rounds} {ex} {mode} {name}:"
