@@ -46,7 +46,7 @@ from werk.server._extension import (
 from werk.server._payload import Payload
 from werk.server._sets import Reservation
 
-__all__ = ["COMMITTED_TTL", "UNCOMMITTED_TTL", "Batches"]
+__all__ = ["COMMITTED_TTL", "UNCOMMITTED_TTL", "Batches", "member_bid"]
 
 # A stored payload is the codec's canonical encoding: ``{"retry":N,`` then ``"failure":``
 # (a job that failed before) or ``"custom":`` (keys sorted). Without a failure, the custom
@@ -337,13 +337,8 @@ class Batches(Extension):
         # still; a callback keeps its state (as when it dies).
         if how == REQUEUED:
             return
-        m = _MEMBER.match(payload)
-        if m is not None:
-            self._member_failed(m.group(1).decode(), jid)
-            return
-        custom = _custom_of(payload)
-        bid = custom.get("bid") if custom else None
-        if bid and isinstance(bid, str):
+        bid = member_bid(payload)
+        if bid is not None:
             self._member_failed(bid, jid)
 
     def _member_failed(self, bid: str, jid: str) -> None:
@@ -467,6 +462,17 @@ class Batches(Extension):
             parent.open_c -= not b.c_done
             parent.open_s -= not b.s_done
             self._settle(parent)
+
+
+def member_bid(payload: bytes) -> str | None:
+    """The bid of the batch a stored job is a member of (its ``custom.bid``), else None;
+    found without decoding the payload when it has the usual shape."""
+    m = _MEMBER.match(payload)
+    if m is not None:
+        return m.group(1).decode()
+    custom = _custom_of(payload)
+    bid = custom.get("bid") if custom else None
+    return bid if bid and isinstance(bid, str) else None
 
 
 def _custom_of(payload: bytes) -> dict[str, Any] | None:

@@ -18,7 +18,7 @@ from itertools import islice
 from typing import Any
 
 from werk.server._batch import Batch, BatchInfo
-from werk.server._batches import _MEMBER, Batches, _custom_of
+from werk.server._batches import Batches, member_bid
 from werk.server._features import batches_of, tracking_of
 from werk.server._manager import Manager
 from werk.web._backend import (
@@ -164,13 +164,7 @@ def _is_member(payload: bytes, needle: bytes, bid: bytes) -> bool:
     # A byte search first (stored payloads are canonical JSON: ``"bid":"<bid>"`` with no
     # spaces); the bid may also be in the args, so the payload's custom.bid decides, read
     # the way the batches extension reads it at ACK (mostly without decoding anything).
-    if needle not in payload:
-        return False
-    m = _MEMBER.match(payload)
-    if m is not None:
-        return m.group(1) == bid
-    custom = _custom_of(payload)
-    return custom is not None and custom.get("bid") == bid.decode()
+    return needle in payload and member_bid(payload) == bid.decode()
 
 
 def _job(payload: bytes) -> dict[str, Any]:
