@@ -270,6 +270,14 @@ def client_fetch_ack(port: int, n: int) -> float:
         return n / (time.perf_counter() - start)
 
 
+# The fetch rows and the queue each one empties.
+_FETCHES: dict[Callable[[int, int], float], str] = {
+    raw_fetch_ack: "default",
+    raw_fetch_ack_custom: "custom",
+    client_fetch_ack: "default",
+}
+
+
 def measure(
     storage: str,
     sizes: dict[str, int],
@@ -306,6 +314,8 @@ def measure(
         for _ in range(rounds):  # rounds of every row, the variants taking turns
             for name, fn, n in plan:
                 for variant, server in servers.items():
+                    if fn in _FETCHES:  # (filled by the push rows, unless --only left them out)
+                        top_up(server.port, _FETCHES[fn], n)
                     before = server.cpu()
                     rates[variant].setdefault(name, []).append(fn(server.port, n))
                     time.sleep(0.05)  # the last replies' commits
@@ -322,6 +332,17 @@ def measure(
         variant: {name: statistics.median(v) for name, v in by_name.items()}
         for variant, by_name in rates.items()
     }
+
+
+def top_up(port: int, queue: str, n: int) -> None:
+    """Push jobs of the kind a fetch row of ``queue`` takes until ``n`` are queued there."""
+    c = Raw(port)
+    c.sock.sendall(b"INFO\r\n")
+    have = json.loads(c.reply())["faktory"]["queues"].get(queue, 0)
+    c.sock.close()
+    if have < n:
+        make = custom_job if queue == "custom" else job
+        raw_push(port, n - have, make)
 
 
 def fill(port: int, n: int, batch: int = 1000) -> None:
