@@ -40,7 +40,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -49,6 +48,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from _raw import Raw
 
 ROOT = Path(__file__).resolve().parents[1]
 KINDS = ("plain", "custom", "batch")
@@ -161,32 +162,6 @@ def cpu_of(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-class Conn:
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port))
-        self.buf = b""
-        self.line()
-        self.sock.sendall(b'HELLO {"v":2}\r\n')
-        self.line()
-
-    def line(self) -> bytes:
-        while b"\r\n" not in self.buf:
-            self.buf += self.sock.recv(1 << 20)
-        line, _, self.buf = self.buf.partition(b"\r\n")
-        return line
-
-    def cmd(self, data: bytes) -> bytes:
-        self.sock.sendall(data + b"\r\n")
-        line = self.line()
-        if line.startswith(b"$") and line != b"$-1":
-            size = int(line[1:]) + 2
-            while len(self.buf) < size:
-                self.buf += self.sock.recv(1 << 20)
-            body, self.buf = self.buf[: size - 2], self.buf[size:]
-            return body
-        return line
-
-
 SERVER = [sys.executable, "-m", "werk", "server", "--bind", "127.0.0.1:0", "--no-web"]
 WORKER = [sys.executable, "-m", "werk", "worker", "batch_noop_jobs", "-q", QUEUE]
 WORKER += ["--log-level", "WARNING"]
@@ -218,18 +193,18 @@ def end_to_end(kind: str, n: int, concurrency: int, workdir: Path) -> dict[str, 
     threading.Thread(target=server.stderr.read, daemon=True).start()
     worker: subprocess.Popen[bytes] | None = None
     try:
-        c = Conn(port)
+        c = Raw(port)
         bid = ""
         if kind == "batch":
-            bid = c.cmd(b"BATCH NEW " + json.dumps(CALLBACKS).encode()).decode()
+            bid = c.call(b"BATCH NEW " + json.dumps(CALLBACKS).encode() + b"\r\n").decode()
         lines = pushb_lines(kind, n, bid)
         cpu0 = cpu_of(server.pid)
         start = time.perf_counter()
         for line in lines:
-            assert c.cmd(line) == b"{}"
+            assert c.call(line + b"\r\n") == b"{}"
         push_wall = time.perf_counter() - start
         if bid:
-            assert c.cmd(b"BATCH COMMIT " + bid.encode()) == b"+OK"
+            assert c.call(b"BATCH COMMIT " + bid.encode() + b"\r\n") == b"+OK"
         time.sleep(0.2)  # the last commits
         cpu1 = cpu_of(server.pid)
         expected = n + (2 if bid else 0)  # the callbacks are no-op jobs of the same queue
@@ -241,13 +216,13 @@ def end_to_end(kind: str, n: int, concurrency: int, workdir: Path) -> dict[str, 
         start = time.perf_counter()
         while True:
             time.sleep(0.25)
-            info = json.loads(c.cmd(b"INFO"))["faktory"]
+            info = json.loads(c.call(b"INFO\r\n"))["faktory"]
             if info["total_processed"] >= expected:
                 break
         work_wall = time.perf_counter() - start
         cpu2 = cpu_of(server.pid)
         if bid:
-            status = json.loads(c.cmd(b"BATCH STATUS " + bid.encode()))
+            status = json.loads(c.call(b"BATCH STATUS " + bid.encode() + b"\r\n"))
             assert (status["pending"], status["complete_st"]) == (0, "2"), status
             assert status["success_st"] in ("1", "2"), status
         return {

@@ -38,7 +38,6 @@ import base64
 import json
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -47,6 +46,8 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from _raw import Raw
 
 HERE = Path(__file__).resolve()
 SRC = str(HERE.parents[1] / "src")
@@ -67,38 +68,6 @@ def _addr(url: str) -> tuple[str, int]:
     hostport = url.split("://", 1)[1].rsplit("@", 1)[-1]
     host, _, port = hostport.rpartition(":")
     return host.strip("[]"), int(port)
-
-
-class Raw:
-    """Hand-written blocking socket code: the least a Python client can do per command."""
-
-    def __init__(self, url: str) -> None:
-        self.sock = socket.create_connection(_addr(url))
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.buf = b""
-        self.line()
-        self.sock.sendall(b'HELLO {"v":2}\r\n')
-        self.line()
-
-    def line(self) -> bytes:
-        while b"\r\n" not in self.buf:
-            self.buf += self.sock.recv(65536)
-        line, _, self.buf = self.buf.partition(b"\r\n")
-        return line
-
-    def reply(self) -> bytes:
-        line = self.line()
-        if line[:1] == b"$" and line != b"$-1":
-            size = int(line[1:]) + 2
-            while len(self.buf) < size:
-                self.buf += self.sock.recv(65536)
-            body, self.buf = self.buf[: size - 2], self.buf[size:]
-            return body
-        return line
-
-    def call(self, line: bytes) -> bytes:
-        self.sock.sendall(line)
-        return self.reply()
 
 
 def _jid() -> str:
@@ -124,7 +93,7 @@ def _loads() -> Callable[[bytes], Any]:
 
 
 def raw_push(url: str, n: int) -> Callable[[], None]:
-    c, dumps = Raw(url), _dumps()
+    c, dumps = Raw(_addr(url)), _dumps()
 
     def run() -> None:
         for i in range(n):
@@ -136,7 +105,7 @@ def raw_push(url: str, n: int) -> Callable[[], None]:
 
 
 def raw_pushb(url: str, n: int) -> Callable[[], None]:
-    c, dumps = Raw(url), _dumps()
+    c, dumps = Raw(_addr(url)), _dumps()
 
     def run() -> None:
         for _ in range(0, n, 1000):
@@ -148,7 +117,7 @@ def raw_pushb(url: str, n: int) -> Callable[[], None]:
 
 
 def raw_fetch_ack(url: str, n: int) -> Callable[[], None]:
-    c, loads = Raw(url), _loads()
+    c, loads = Raw(_addr(url)), _loads()
     fetch = f"FETCH {QUEUE}\r\n".encode()
 
     def run() -> None:
@@ -402,7 +371,7 @@ def server_url() -> Iterator[str]:
 
 def prepare(url: str, group: str, jobs: int) -> None:
     """FLUSH, and for fetch+ack queue the jobs to fetch (the warm-up's too)."""
-    c = Raw(url)
+    c = Raw(_addr(url))
     c.call(b"FLUSH\r\n")
     if group == "fetch+ack":
         dumps = _dumps()

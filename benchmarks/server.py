@@ -38,7 +38,6 @@ import argparse
 import json
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -47,6 +46,8 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any
+
+from _raw import Raw
 
 REFERENCE = {
     "push (1 conn)": 11_000,
@@ -129,32 +130,6 @@ class Server:
         self.proc.terminate()
         self.proc.wait(300)  # a big backlog takes a while to fold and checkpoint
         self.tmp.cleanup()
-
-
-class Raw:
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port))
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.buf = b""
-        self.line()
-        self.sock.sendall(b'HELLO {"v":2}\r\n')
-        self.line()
-
-    def line(self) -> bytes:
-        while b"\r\n" not in self.buf:
-            self.buf += self.sock.recv(1 << 20)
-        line, _, self.buf = self.buf.partition(b"\r\n")
-        return line
-
-    def reply(self) -> bytes:
-        line = self.line()
-        if line.startswith(b"$") and line != b"$-1":
-            n = int(line[1:]) + 2
-            while len(self.buf) < n:
-                self.buf += self.sock.recv(1 << 20)
-            body, self.buf = self.buf[: n - 2], self.buf[n:]
-            return body
-        return line
 
 
 def job(i: int, prefix: str = "j") -> dict[str, object]:
