@@ -47,11 +47,8 @@ def _awaited(
         )
         try:
             reply = await fut
-        except NetworkError as exc:
-            raise self._lost(link, request, exc) from exc.__cause__
-        except FaktoryError:  # bytes that break the protocol
-            self._forget(link)
-            raise
+        except FaktoryError as exc:
+            raise self._broken(link, request, exc) from exc.__cause__
         return request.read(reply, request)
 
     return awaited  # type: ignore[no-any-return]
@@ -161,20 +158,20 @@ class AsyncClient:
                 reply.append(await last)
                 return reply
             return await link.send(request.line, allowance)
-        except NetworkError as exc:
-            raise self._lost(link, request, exc) from exc.__cause__
-        except FaktoryError:  # bytes that break the protocol
-            self._forget(link)
-            raise
+        except FaktoryError as exc:
+            raise self._broken(link, request, exc) from exc.__cause__
 
     def _forget(self, link: Pipeline) -> None:
         if self._link is link:
             self._link = None
 
-    def _lost(self, link: Pipeline, request: Request[Any], exc: NetworkError) -> NetworkError:
+    def _broken(self, link: Pipeline, request: Request[Any], exc: FaktoryError) -> FaktoryError:
+        # What a command whose reply did not come raises; the connection is not used again.
         self._forget(link)
-        # Every pending caller got the same exception object: annotate a copy.
-        return request.failed(type(exc)(*exc.args), sent=True)
+        if isinstance(exc, NetworkError):
+            # Every pending caller got the same exception object: annotate a copy.
+            return request.failed(type(exc)(*exc.args), sent=True)
+        return exc  # bytes that break the protocol
 
     def _send(self, request: Sendable[T]) -> Sendable[T]:
         # Client's command methods end in self._send(...): on an AsyncClient it hands the
@@ -247,11 +244,9 @@ class AsyncClient:
         )
         try:
             replies.append(await last)
-        except NetworkError as exc:
-            raise self._lost(link, Request(b"", raw, blocking=blocking), exc) from exc.__cause__
-        except FaktoryError:
-            self._forget(link)
-            raise
+        except FaktoryError as exc:
+            request = Request(b"", raw, blocking=blocking)
+            raise self._broken(link, request, exc) from exc.__cause__
         return replies
 
     # -- the commands: Client's, awaited ----------------------------------------------------
