@@ -170,12 +170,18 @@ def child_main(
     lifeline: Pipe,
     client_args: dict[str, Any] | None = None,
     out: Pipe | None = None,
+    environ: dict[str, str] | None = None,
 ) -> None:
     """The child process: run the jobs that arrive on ``conn`` until it closes, and reply
     on ``out`` (default: ``conn``).
 
     ``client_args`` (the worker's URL, password, timeouts) let its jobs reach the server
-    (:meth:`werk.JobContext.client`)."""
+    (:meth:`werk.JobContext.client`). ``environ`` replaces the child's environment first:
+    a child forked by a fork server would otherwise have the server's, from when it
+    started, not the one the worker has now (as a spawned child does)."""
+    if environ is not None:
+        os.environ.clear()
+        os.environ.update(environ)
     # The parent handles every signal; a Ctrl-C in the terminal reaches the whole process
     # group, and TSTP would freeze the child. The parent ends children with SIGTERM/SIGKILL.
     for name in ("SIGINT", "SIGTSTP", "SIGTTIN"):

@@ -1,18 +1,19 @@
 """The process executor's children as its parent sees them: start, hand over, end.
 
-A :class:`ChildProcess` is started with the ``spawn`` method (safe with the parent's
-threads) and imports the app by reference (``module:attribute``, see :func:`app_reference`).
-It gets its jobs on one pipe and answers on another (what runs in the child, and the
-protocol, are in :mod:`werk.worker._child`). The other way round, a child dies with the
-worker: if the worker is killed (``kill -9``), a lifeline pipe tells its children, which
-exit at once rather than run on a job that nobody can report and the server will hand out
-again.
+A :class:`ChildProcess` is started with the ``forkserver`` method (``spawn`` where there is
+none; both safe with the parent's threads) and imports the app by reference
+(``module:attribute``, see :func:`app_reference`). It gets its jobs on one pipe and answers
+on another (what runs in the child, and the protocol, are in :mod:`werk.worker._child`).
+The other way round, a child dies with the worker: if the worker is killed (``kill -9``), a
+lifeline pipe tells its children, which exit at once rather than run on a job that nobody
+can report and the server will hand out again.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import pickle
 import signal
 import sys
@@ -24,7 +25,7 @@ from werk.worker._child import READY, Channel, child_main
 from werk.worker._run import JobRun
 
 if TYPE_CHECKING:
-    from multiprocessing.context import SpawnProcess
+    from multiprocessing.process import BaseProcess
 
     from werk.worker._app import App
 
@@ -80,9 +81,10 @@ class ChildProcess:
         # The child's lifeline: this process keeps the writing end open until the child is
         # stopped, so the child sees EOF on it when this process dies.
         lifeline, self._lifeline = ctx.Pipe(duplex=False)
-        self.proc: SpawnProcess = ctx.Process(
+        self.proc: BaseProcess = ctx.Process(
             target=child_main,
             args=(ref, jobs_in, wid, lifeline, client_args, replies_out),
+            kwargs={"environ": dict(os.environ)},
             name=f"werk-child-{slot}",
             daemon=True,
         )
