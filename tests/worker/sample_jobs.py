@@ -30,6 +30,12 @@ def record(directory: str, name: str) -> None:
 
 
 @app.job
+def environment(directory: str, name: str, variable: str) -> None:
+    """Append this process's pid and the value of ``variable`` to ``directory/name``."""
+    _mark(directory, name, os.environ.get(variable, "<unset>"))
+
+
+@app.job
 def sleepy(directory: str, name: str, seconds: float) -> None:
     """Mark the start, sleep, mark the end."""
     _mark(directory, f"{name}.start")

@@ -58,3 +58,18 @@ def test_jobs_at_the_same_time_run_in_different_children(
     assert len(set(started)) == 3
     assert _pids(tmp_path / "next")[0] in started  # a child that is already warm
     assert server.info()["failures"] == 0
+
+
+def test_a_child_has_the_environment_the_worker_has_when_the_child_starts(
+    server: EmbeddedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Children are forked from a fork server that outlives a worker (and may have started
+    # long before): what a child sees is still the worker's environment of the moment.
+    for value in ("first", "second"):
+        monkeypatch.setenv("WERK_TEST_CHILD_ENV", value)
+        worker = werk.Worker(sample_jobs.app, server.url, concurrency=1, executor="process")
+        with running(worker, server), werk.Client(server.url) as client:
+            client.push("environment", str(tmp_path), value, "WERK_TEST_CHILD_ENV")
+            wait_until(lambda w=worker: w.processed == 1, timeout=30, what=f"the {value} job")
+        pid, seen = (tmp_path / value).read_text().split()
+        assert (seen, int(pid) != os.getpid()) == (value, True)
