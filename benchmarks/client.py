@@ -37,7 +37,6 @@ import asyncio
 import base64
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -47,27 +46,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from _raw import Raw
+import _callgrind
+from _raw import Raw, RawAsync
+from _server import Server, address
 
 HERE = Path(__file__).resolve()
 SRC = str(HERE.parents[1] / "src")
 QUEUE = "bench"
 
-_SERVER = """
-import sys
-from werk.server import EmbeddedServer
-with EmbeddedServer() as srv:
-    print(srv.url, flush=True)
-    sys.stdin.read()
-"""
-
 # -- the measured code (runs in a child process) -------------------------------------------
-
-
-def _addr(url: str) -> tuple[str, int]:
-    hostport = url.split("://", 1)[1].rsplit("@", 1)[-1]
-    host, _, port = hostport.rpartition(":")
-    return host.strip("[]"), int(port)
 
 
 def _jid() -> str:
@@ -93,7 +80,7 @@ def _loads() -> Callable[[bytes], Any]:
 
 
 def raw_push(url: str, n: int) -> Callable[[], None]:
-    c, dumps = Raw(_addr(url)), _dumps()
+    c, dumps = Raw(address(url)), _dumps()
 
     def run() -> None:
         for i in range(n):
@@ -105,7 +92,7 @@ def raw_push(url: str, n: int) -> Callable[[], None]:
 
 
 def raw_pushb(url: str, n: int) -> Callable[[], None]:
-    c, dumps = Raw(_addr(url)), _dumps()
+    c, dumps = Raw(address(url)), _dumps()
 
     def run() -> None:
         for _ in range(0, n, 1000):
@@ -117,7 +104,7 @@ def raw_pushb(url: str, n: int) -> Callable[[], None]:
 
 
 def raw_fetch_ack(url: str, n: int) -> Callable[[], None]:
-    c, loads = Raw(_addr(url)), _loads()
+    c, loads = Raw(address(url)), _loads()
     fetch = f"FETCH {QUEUE}\r\n".encode()
 
     def run() -> None:
@@ -171,50 +158,11 @@ def client_fetch_ack(url: str, n: int) -> Callable[[], None]:
     return run
 
 
-class RawAsync(asyncio.Protocol):
-    """Hand-written asyncio code: one future per command, no timeouts, no error handling."""
-
-    def __init__(self) -> None:
-        self.buf = b""
-        self.waiter: asyncio.Future[bytes] | None = None
-        self.transport: Any = None
-
-    def connection_made(self, transport: Any) -> None:
-        self.transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        self.buf += data
-        if self.waiter is not None and b"\r\n" in self.buf:
-            line, _, rest = self.buf.partition(b"\r\n")
-            if line[:1] == b"$" and line != b"$-1":
-                size = int(line[1:])
-                if len(rest) < size + 2:
-                    return
-                line, rest = rest[:size], rest[size + 2 :]
-            self.buf = rest
-            self.waiter.set_result(line)
-            self.waiter = None
-
-    def call(self, line: bytes | None) -> asyncio.Future[bytes]:
-        self.waiter = fut = asyncio.get_running_loop().create_future()
-        if line is not None:
-            self.transport.write(line)
-        self.data_received(b"")
-        return fut
-
-
-async def _raw_async(url: str) -> RawAsync:
-    _, proto = await asyncio.get_running_loop().create_connection(RawAsync, *_addr(url))
-    await proto.call(None)
-    await proto.call(b'HELLO {"v":2}\r\n')
-    return proto
-
-
 def raw_async_push(url: str, n: int) -> Callable[[], Awaitable[None]]:
     dumps = _dumps()
 
     async def run() -> None:
-        c = await _raw_async(url)
+        c = await RawAsync.open(address(url))
         started()
         for i in range(n):
             job = {"jid": _jid(), "jobtype": "Bench", "args": [i]}
@@ -229,7 +177,7 @@ def raw_async_fetch_ack(url: str, n: int) -> Callable[[], Awaitable[None]]:
     fetch = f"FETCH {QUEUE}\r\n".encode()
 
     async def run() -> None:
-        c = await _raw_async(url)
+        c = await RawAsync.open(address(url))
         started()
         for _ in range(n):
             job = loads(await c.call(fetch))
@@ -349,29 +297,21 @@ def child(name: str, loop: str, url: str, n: int) -> None:
 
 @contextmanager
 def server_url() -> Iterator[str]:
-    """FAKTORY_URL, else a werk embedded server (this tree) in a child process."""
+    """FAKTORY_URL, else a werk server (this tree, memory storage) in a child process."""
     url = os.environ.get("FAKTORY_URL")
     if url:
         yield url
         return
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _SERVER],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        env=dict(os.environ, PYTHONPATH=SRC),
-    )
+    server = Server("memory", SRC)
     try:
-        assert proc.stdout is not None
-        yield proc.stdout.readline().decode().strip()
+        yield server.url
     finally:
-        if proc.stdin is not None:
-            proc.stdin.close()
-        proc.wait(10)
+        server.close()
 
 
 def prepare(url: str, group: str, jobs: int) -> None:
     """FLUSH, and for fetch+ack queue the jobs to fetch (the warm-up's too)."""
-    c = Raw(_addr(url))
+    c = Raw(address(url))
     c.call(b"FLUSH\r\n")
     if group == "fetch+ack":
         dumps = _dumps()
@@ -400,19 +340,13 @@ def measure(url: str, name: str, loop: str, src: str, n: int) -> tuple[float, fl
 def instructions(url: str, group: str, name: str, loop: str, src: str, n: int) -> float:
     """Instructions per job of a child run (callgrind: runs of n and 2n, the difference)."""
     env = dict(os.environ, PYTHONPATH=src)
-    counts = []
-    for size in (n, 2 * n):
+
+    def count(size: int) -> int:
         prepare(url, group, size)
-        cmd = [
-            *("valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"),
-            *(sys.executable, str(HERE), "--child", name, loop, url, str(size)),
-        ]
-        out = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        found = re.search(r"Collected : (\d+)", out.stderr)
-        if out.returncode or not found:
-            raise RuntimeError(f"{name} ({src}) failed under callgrind:\n{out.stderr[-3000:]}")
-        counts.append(int(found[1]))
-    return (counts[1] - counts[0]) / n
+        argv = [sys.executable, str(HERE), "--child", name, loop, url, str(size)]
+        return _callgrind.run(argv, env)[0]
+
+    return _callgrind.per_job(count, n)
 
 
 def report_instructions(

@@ -47,9 +47,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
-import socket
-import statistics
 import subprocess
 import sys
 import time
@@ -61,12 +58,16 @@ ROOT = Path(__file__).resolve().parents[1]
 if "--child" not in sys.argv:  # a measured worker imports the werk its PYTHONPATH names
     sys.path.insert(0, str(ROOT / "src"))
 
+import _callgrind  # noqa: E402
+from _observe import TRACINGS, modes, observe_mode, observers  # noqa: E402
+from _server import Server, cpu_of  # noqa: E402
+from _table import medians  # noqa: E402
+
 import werk  # noqa: E402
 from werk._protocol import command_lines as commands  # noqa: E402
 from werk._protocol.replies import fetched_payload  # noqa: E402
 
 QUEUE = "bench"
-TRACINGS = ("noop", "unsampled", "sampled", "all")
 LOOP, PIPELINED = "fetch+ack loop, 1 conn", "ACK+FETCH one write, 1 conn"
 
 app = werk.App()
@@ -86,22 +87,6 @@ async def noop_async() -> None:
     on its loop (a sync handler there takes a trip to a thread and back)."""
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _cpu_of(pid: int) -> float:
-    """User+system CPU seconds of a process (Linux /proc), 0.0 elsewhere."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _children() -> list[int]:
     """Pids of this process's live children (Linux /proc), [] elsewhere."""
     pids: list[int] = []
@@ -116,48 +101,10 @@ def _children() -> list[int]:
 def _tree_cpu() -> float:
     """CPU seconds of this process (all threads) plus its live children."""
     t = os.times()
-    return t.user + t.system + sum(_cpu_of(pid) for pid in _children())
+    return t.user + t.system + sum(cpu_of(pid) or 0.0 for pid in _children())
 
 
 # -- the measured worker (a process of its own) -------------------------------------------
-
-
-def observers(observe: str) -> list[werk.Middleware]:
-    """The middleware of ``observe`` (``none``, ``metrics``, ``tracing:VARIANT``,
-    ``both:VARIANT``), recording into a registry and spans of their own."""
-    out: list[werk.Middleware] = []
-    what, _, variant = observe.partition(":")
-    if what in ("metrics", "both"):
-        from prometheus_client import CollectorRegistry
-
-        from werk.metrics import PrometheusMiddleware
-
-        out.append(PrometheusMiddleware(app, registry=CollectorRegistry()))
-    if what in ("tracing", "both"):
-        from werk.tracing import TracingMiddleware
-
-        out.append(TracingMiddleware(_tracer_provider(variant)))
-    return out
-
-
-def _tracer_provider(variant: str) -> Any:
-    from opentelemetry.trace import NoOpTracerProvider
-
-    if variant == "noop":
-        return NoOpTracerProvider()
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, TraceIdRatioBased
-
-    class Nowhere(SpanExporter):
-        def export(self, spans: Any) -> SpanExportResult:
-            return SpanExportResult.SUCCESS
-
-    ratio = {"sampled": 0.01, "all": 1.0}.get(variant)
-    sampler = ALWAYS_OFF if ratio is None else ParentBased(TraceIdRatioBased(ratio))
-    provider = TracerProvider(sampler=sampler)
-    provider.add_span_processor(BatchSpanProcessor(Nowhere()))
-    return provider
 
 
 class FirstJob(werk.Middleware):
@@ -176,7 +123,7 @@ def run_child(spec: dict[str, Any]) -> dict[str, float]:
     n, server_pid = spec["n"], spec["server_pid"]
     marker = FirstJob()
     chosen = async_app if spec.get("handler") == "async" else app
-    for middleware in [marker, *observers(spec["observe"])]:
+    for middleware in [marker, *observers(app, spec["observe"])]:
         chosen.add_middleware(middleware)
     worker = werk.Worker(
         chosen, spec["url"], concurrency=spec["c"], queues=[QUEUE], executor=spec["executor"]
@@ -187,12 +134,12 @@ def run_child(spec: dict[str, Any]) -> dict[str, float]:
     while worker.processed + worker.failed < warm:
         time.sleep(poll)
     done0, t0, cpu0 = worker.processed + worker.failed, time.perf_counter(), _tree_cpu()
-    srv0 = _cpu_of(server_pid) if server_pid else float("nan")
+    srv0 = (cpu_of(server_pid) or 0.0) if server_pid else float("nan")
     while worker.processed + worker.failed < n:
         time.sleep(poll)
     end = time.perf_counter()
     cpu = _tree_cpu() - cpu0
-    srv = (_cpu_of(server_pid) - srv0) if server_pid else float("nan")
+    srv = ((cpu_of(server_pid) or 0.0) - srv0) if server_pid else float("nan")
     worker.stop(30)
     assert worker.failed == 0, f"{worker.failed} jobs failed"
     assert marker.first is not None
@@ -227,13 +174,13 @@ def _drained(url: str) -> None:
 def loop_row(url: str, n: int, server_pid: int | None, fn: Callable[[], float]) -> dict[str, float]:
     """A single-connection loop in this process: its rate and CPU per job."""
     prefill(url, n)
-    srv0 = _cpu_of(server_pid) if server_pid else float("nan")
+    srv0 = (cpu_of(server_pid) or 0.0) if server_pid else float("nan")
     t = os.times()
     own0 = t.user + t.system
     seconds = fn()
     t = os.times()
     _drained(url)
-    srv = (_cpu_of(server_pid) - srv0) if server_pid else float("nan")
+    srv = ((cpu_of(server_pid) or 0.0) - srv0) if server_pid else float("nan")
     us = (t.user + t.system - own0) / n * 1e6
     return {"rate": n / seconds, "steady_rate": n / seconds, "steady_us": us,
             "steady_srv_us": srv / n * 1e6}  # fmt: skip
@@ -273,23 +220,18 @@ def worker_row(
     directory; None: this tree); under callgrind, the row has its ``instructions``."""
     prefill(spec["url"], spec["n"])
     env = {**os.environ, "PYTHONPATH": source or str(ROOT / "src")}
-    valgrind = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
-    out = subprocess.run(
-        [*(valgrind if callgrind else ()), sys.executable, __file__, "--child", json.dumps(spec)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=False,
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"worker run {spec} failed:\n{out.stderr}")
-    _drained(spec["url"])
-    row: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    argv = [sys.executable, __file__, "--child", json.dumps(spec)]
     if callgrind:
-        found = re.search(r"Collected : (\d+)", out.stderr)
-        assert found, out.stderr[-2000:]
-        row["instructions"] = float(found[1])
+        count, stdout = _callgrind.run(argv, env)
+    else:
+        out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=1800)
+        if out.returncode != 0:
+            raise RuntimeError(f"worker run {spec} failed:\n{out.stderr}")
+        stdout = out.stdout
+    _drained(spec["url"])
+    row: dict[str, float] = json.loads(stdout.strip().splitlines()[-1])
+    if callgrind:
+        row["instructions"] = float(count)
     return row
 
 
@@ -299,49 +241,14 @@ def instructions_per_job(spec: dict[str, Any], source: str | None) -> dict[str, 
     on the machine's load, unlike wall-clock and CPU time."""
     # Poll slowly: the main thread's waiting must not add instructions as time goes by.
     spec = {**spec, "poll": 0.2}
-    short = worker_row(spec, source, callgrind=True)
-    long = worker_row({**spec, "n": spec["n"] * 2}, source, callgrind=True)
-    return {"instructions": (long["instructions"] - short["instructions"]) / spec["n"]}
+
+    def count(n: int) -> int:
+        return int(worker_row({**spec, "n": n}, source, callgrind=True)["instructions"])
+
+    return {"instructions": _callgrind.per_job(count, spec["n"])}
 
 
-def _observe(value: str) -> str:
-    what, colon, variant = value.partition(":")
-    if what in ("none", "metrics") and not colon:
-        return value
-    if what in ("tracing", "both") and (not colon or variant in TRACINGS):
-        return value
-    raise argparse.ArgumentTypeError(f"not a mode: {value!r}")
-
-
-def modes(observe: list[str], tracings: list[str]) -> list[str]:
-    """``none`` first, then each of ``observe``, tracing ones once per tracing variant
-    unless they name theirs."""
-    out = ["none"]
-    for what in observe:
-        wanted = [f"{what}:{v}" for v in tracings] if what in ("tracing", "both") else [what]
-        out += [mode for mode in wanted if mode not in out]
-    return out
-
-
-def _start_server() -> tuple[str, subprocess.Popen[bytes]]:
-    port = _free_port()
-    server = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "werk", "server", "--storage", "memory"),
-            *("--bind", f"127.0.0.1:{port}", "--no-web", "--log-level", "WARNING"),
-        ],
-        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
-    )
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.1).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    return f"tcp://127.0.0.1:{port}", server
-
-
-def _pin(server: subprocess.Popen[bytes] | None) -> None:
+def _pin(server: Server | None) -> None:
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) < 2:
         raise SystemExit("--pin needs two CPUs")
@@ -351,7 +258,7 @@ def _pin(server: subprocess.Popen[bytes] | None) -> None:
 
 
 def _median(rows: list[dict[str, float]]) -> dict[str, float]:
-    return {key: statistics.median(r[key] for r in rows) for key in rows[0]}
+    return medians({key: [r[key] for r in rows] for key in rows[0]})
 
 
 def _header(sources: list[str], width: int, columns: str, compared: str) -> None:
@@ -442,7 +349,7 @@ def main() -> int:
         "--observe",
         nargs="*",
         default=[],
-        type=_observe,
+        type=observe_mode,
         help="also run each executor with the metrics and/or tracing middleware: none,"
         " metrics, tracing, both (once per --tracing variant), or tracing:VARIANT,"
         " both:VARIANT",
@@ -474,9 +381,10 @@ def main() -> int:
     )
     args = parser.parse_args()
     url = os.environ.get("FAKTORY_URL")
-    server: subprocess.Popen[bytes] | None = None
+    server: Server | None = None
     if not url:
-        url, server = _start_server()
+        server = Server("memory", str(ROOT / "src"))
+        url = server.url
     if args.pin:
         _pin(server)
     pid = server.pid if server else None
@@ -522,8 +430,7 @@ def main() -> int:
                         )
     finally:
         if server is not None:
-            server.terminate()
-            server.wait(10)
+            server.close()
     where = "werk server (separate process)" if server else url
     header = (
         f"\n{n} no-op jobs, c={c}, server: {where}, python {sys.version.split()[0]},"
