@@ -25,7 +25,7 @@ NO_UVLOOP = (
 RUN_WERK = ["-m", "werk"]
 
 
-def cpu_of(pid: int) -> float | None:
+def cpu_of(pid: int | str) -> float | None:
     """CPU seconds (user + system) process ``pid`` has used (Linux /proc), else None."""
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -33,6 +33,22 @@ def cpu_of(pid: int) -> float | None:
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int | str = "self") -> list[int]:
+    """Pids of a process's live children (Linux /proc), [] elsewhere."""
+    pids: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            pids.extend(int(p) for p in task.read_text().split())
+        except OSError:
+            continue
+    return pids
+
+
+def process_cpu(pid: int | str) -> float:
+    """CPU seconds of a process and its live children (0.0 where /proc has none)."""
+    return sum(cpu_of(p) or 0.0 for p in [pid, *children(pid)])
 
 
 def address(url: str) -> tuple[str, int]:
@@ -117,13 +133,14 @@ class Server:
 
 class Remote:
     """A server already running at ``url`` (``--url``), not started here: its CPU is known
-    only when ``pid`` (``--server-pid``) names its process on this machine."""
+    only when ``pid`` (``--server-pid``) names its process on this machine; its live
+    children count too (a real Faktory runs its Redis as one)."""
 
     def __init__(self, url: str, pid: int | None = None) -> None:
         self.url, self.address, self.pid = url, address(url), pid
 
     def cpu(self) -> float | None:
-        return cpu_of(self.pid) if self.pid else None
+        return process_cpu(self.pid) if self.pid else None
 
     def close(self) -> None:
         pass

@@ -13,6 +13,8 @@ Usage::
     python benchmarks/server.py --memory 200000        # resident bytes per queued job
     python benchmarks/server.py --backlog 5000000      # push/fetch behind a backlog
     python benchmarks/server.py --asyncio              # the servers without uvloop
+    python benchmarks/server.py --url tcp://127.0.0.1:7519 --server-pid PID  # vs another
+    python benchmarks/server.py --external go='./bench-client'   # rows of another client
 
 ``--baseline`` runs a second server from another source tree (e.g. ``git archive`` of an
 older commit) next to the current one; each measurement alternates between the two, so
@@ -27,6 +29,24 @@ prints the server's resident memory growth per job. ``--backlog N`` runs two ser
 each tree, fills one with N such jobs, then times lone pushes and fetch+ack on one
 connection against both in turns (the median of ``--rounds``): a backlog should cost
 nothing, queues being deques and SQLite reading a fetched job by its id.
+
+``--url URL`` measures a server that is not werk's, already running at URL (e.g. a real
+Faktory), next to werk's own in the same rounds: its columns come first (``url``), and
+``x`` is werk / it. It is measured in the memory pass and again in the SQLite pass, and
+everything queued on every server is FLUSHed at the start of each round (never point
+this at a server whose data you need). Its CPU per job is shown only with
+``--server-pid PID`` (its process on this machine); the in-process rows, ``--memory``
+and ``--backlog`` need werk's own servers and are left out.
+
+``--external LABEL=COMMAND`` (repeatable) adds rows ``LABEL push``, ``LABEL pushb`` and
+``LABEL fetch+ack``: a client program that is not werk's (built elsewhere), run in the
+same rounds against the same servers. COMMAND runs through the shell with FAKTORY_URL
+(the server under test), BENCH_ROW (``push``: single PUSHes, ``pushb``: PUSHB of 1,000
+jobs a batch, ``fetch+ack``), BENCH_JOBS (N) and BENCH_QUEUE (``default``) in its
+environment, the queue filled beforehand for ``fetch+ack`` as for the other fetch rows;
+it prints one JSON line ``{"jobs_per_s": float, "cpu_us_per_job": float}``. Its jobs/s
+are the row's, the server's CPU is measured as for every row (the program's own CPU is
+not shown here: client.py compares clients); a last table gives ``werk.Client`` / it.
 
 Reference (real Faktory 1.10, Go + Redis): ~11,000 single pushes/s, 25,000-36,000 jobs/s
 by PUSHB from one connection, ~2,800 fetch+ack/s on one connection.
@@ -43,10 +63,11 @@ import threading
 import time
 from collections.abc import Callable
 
+import _external
 from _backlog import backlog, backlog_in_process, memory_per_job
 from _inproc import Dispatcher, best_of
 from _raw import Raw, custom_job, fat_job, job, raw_fetch_ack, raw_push
-from _server import NO_UVLOOP, NOOP, RUN_WERK, Server, address
+from _server import NO_UVLOOP, NOOP, RUN_WERK, Remote, Server, address, flush
 from _table import cells, medians
 
 REFERENCE = {
@@ -140,12 +161,9 @@ def client_fetch_ack(url: str, n: int) -> float:
         return n / (time.perf_counter() - start)
 
 
-# The fetch rows and the queue each one empties.
-_FETCHES: dict[Callable[[str, int], float], str] = {
-    raw_fetch_ack_1: "default",
-    raw_fetch_ack_custom: "custom",
-    client_fetch_ack: "default",
-}
+def external_row(command: str, row: str) -> Callable[[str, int], float]:
+    """A row of ``--external``: the program's own jobs/s."""
+    return lambda url, n: _external.run(command, url, row, n, "default")["jobs_per_s"]
 
 
 def top_up(url: str, queue: str, n: int) -> None:
@@ -165,36 +183,51 @@ def measure(
     cpu: dict[str, dict[str, float]],
     rounds: int = 1,
     only: list[str] | None = None,
+    remote: Remote | None = None,
+    externals: list[tuple[str, str]] | None = None,
 ) -> dict[str, dict[str, float]]:
     """``{variant: {benchmark: jobs/s}}`` (medians of ``rounds``; rows whose name holds a
-    word of ``only``, if given); the variants' servers run side by side. The
-    server's CPU microseconds per job go into ``cpu`` (``{variant: {benchmark: us}}``):
-    unlike jobs/s, they hardly move when other processes load the machine."""
-    plan: list[tuple[str, Callable[[str, int], float], int]] = [
-        ("push (1 conn)", raw_push_1, sizes["push"]),
-        ("push (8 conns)", raw_push_many, sizes["push"]),
-        ("pushb x1000 (1 conn)", raw_pushb, sizes["pushb"]),
-        ("fetch+ack (1 conn)", raw_fetch_ack_1, sizes["fetch"]),
-        ("push custom (1 conn)", raw_push_custom, sizes["fetch"]),
-        ("fetch+ack custom (1 conn)", raw_fetch_ack_custom, sizes["fetch"]),
+    word of ``only``, if given); the variants' servers run side by side, ``remote``
+    (``--url``) first. The server's CPU microseconds per job go into ``cpu`` (``{variant:
+    {benchmark: us}}``): unlike jobs/s, they hardly move when other processes load the
+    machine."""
+    # (name, function, jobs, the queue a fetch row empties: filled by the push rows,
+    # unless --only left them out, and topped up to be sure)
+    plan: list[tuple[str, Callable[[str, int], float], int, str | None]] = [
+        ("push (1 conn)", raw_push_1, sizes["push"], None),
+        ("push (8 conns)", raw_push_many, sizes["push"], None),
+        ("pushb x1000 (1 conn)", raw_pushb, sizes["pushb"], None),
+        ("fetch+ack (1 conn)", raw_fetch_ack_1, sizes["fetch"], "default"),
+        ("push custom (1 conn)", raw_push_custom, sizes["fetch"], None),
+        ("fetch+ack custom (1 conn)", raw_fetch_ack_custom, sizes["fetch"], "custom"),
     ]
     if with_client:
         plan += [
-            ("werk.Client push", client_push, sizes["push"]),
-            ("werk.Client push_bulk x1000", client_pushb, sizes["pushb"]),
-            ("werk.Client fetch+ack", client_fetch_ack, sizes["fetch"]),
+            ("werk.Client push", client_push, sizes["push"], None),
+            ("werk.Client push_bulk x1000", client_pushb, sizes["pushb"], None),
+            ("werk.Client fetch+ack", client_fetch_ack, sizes["fetch"], "default"),
+        ]
+    for label, command in externals or []:
+        plan += [
+            (f"{label} push", external_row(command, "push"), sizes["push"], None),
+            (f"{label} pushb", external_row(command, "pushb"), sizes["pushb"], None),
+            (f"{label} fetch+ack", external_row(command, "fetch+ack"), sizes["fetch"], "default"),
         ]
     if only:
         plan = [row for row in plan if any(word in row[0] for word in only)]
-    servers = {variant: Server(storage, src) for variant, src in sources.items()}
-    rates: dict[str, dict[str, list[float]]] = {variant: {} for variant in sources}
-    costs: dict[str, dict[str, list[float]]] = {variant: {} for variant in sources}
+    servers: dict[str, Server | Remote] = {"url": remote} if remote else {}
+    servers.update({variant: Server(storage, src) for variant, src in sources.items()})
+    rates: dict[str, dict[str, list[float]]] = {variant: {} for variant in servers}
+    costs: dict[str, dict[str, list[float]]] = {variant: {} for variant in servers}
     try:
         for _ in range(rounds):  # rounds of every row, the variants taking turns
-            for name, fn, n in plan:
+            if remote:  # the same (empty) queues on every server, whatever was there
+                for server in servers.values():
+                    flush(server.url)
+            for name, fn, n, queue in plan:
                 for variant, server in servers.items():
-                    if fn in _FETCHES:  # (filled by the push rows, unless --only left them out)
-                        top_up(server.url, _FETCHES[fn], n)
+                    if queue:
+                        top_up(server.url, queue, n)
                     before = server.cpu()
                     rates[variant].setdefault(name, []).append(fn(server.url, n))
                     time.sleep(0.05)  # the last replies' commits
@@ -309,6 +342,27 @@ def in_process(sources: dict[str, str | None], n: int, rounds: int) -> dict[str,
     )
 
 
+def versus_external(
+    table: dict[str, dict[str, dict[str, float]]], variants: list[str], label: str
+) -> None:
+    """``werk.Client`` rows over the ``--external`` rows of ``label``, server by server."""
+    head = "".join(f" {st + ' ' + v:>12}" for st in ("memory", "sqlite") for v in variants)
+    print(f"\n{'werk.Client / ' + label + ' (jobs/s)':30}{head}")
+    for row, werk_row in (
+        ("push", "werk.Client push"),
+        ("pushb", "werk.Client push_bulk x1000"),
+        ("fetch+ack", "werk.Client fetch+ack"),
+    ):
+        ratios = [
+            f" {rates[werk_row] / rates[f'{label} {row}']:>12.2f}"
+            for st in ("memory", "sqlite")
+            for rates in (table[st][v] for v in variants)
+            if werk_row in rates and f"{label} {row}" in rates
+        ]
+        if ratios:  # (unless --only left a row out)
+            print(f"{row:30}" + "".join(ratios))
+
+
 def main() -> None:
     if sys.argv[1:2] == ["--serve-with-noop-extension"]:
         serve_with_noop_extension(*sys.argv[2:4])
@@ -325,6 +379,13 @@ def main() -> None:
     which.add_argument(
         "--extension", action="store_true", help="no extension vs a do-nothing extension"
     )
+    which.add_argument(
+        "--url", help="a running server that is not werk's (e.g. Faktory), next to werk's"
+    )
+    parser.add_argument(
+        "--server-pid", type=int, metavar="PID", help="--url's server process, for its CPU"
+    )
+    _external.add_option(parser, "three more rows")
     parser.add_argument(
         "--memory", type=int, metavar="N", help="only: RSS per queued job, N jobs of 100 bytes"
     )
@@ -362,6 +423,9 @@ def main() -> None:
         sources = {"before": os.path.abspath(opts.baseline), "now": None}
     elif opts.extension:
         sources = {"none": None, NOOP: NOOP}
+    if opts.url and (opts.memory or opts.backlog or opts.backlog_in_process):
+        parser.error("--memory and --backlog measure werk's own servers: not with --url")
+    remote = Remote(opts.url, opts.server_pid) if opts.url else None
     if opts.memory:
         memory_per_job(sources, opts.memory)
         return
@@ -371,11 +435,14 @@ def main() -> None:
     if opts.backlog:
         backlog(sources, opts.backlog, opts.storage, max(opts.rounds, 3))
         return
-    variants = list(sources)  # the first is the reference, the last is "now"
+    # The first is the reference, the last is "now".
+    variants = (["url"] if remote else []) + list(sources)
     now_v = variants[-1]
     cpu: dict[str, dict[str, dict[str, float]]] = {"memory": {}, "sqlite": {}}
     table = {
-        st: measure(st, sizes, with_client, sources, cpu[st], opts.rounds, opts.only)
+        st: measure(
+            st, sizes, with_client, sources, cpu[st], opts.rounds, opts.only, remote, opts.external
+        )
         for st in ("memory", "sqlite")
     }
     names = list(table["memory"][now_v])
@@ -402,7 +469,14 @@ def main() -> None:
     print("\nFaktory column: real Faktory 1.10 (Go + Redis, not durable), one connection.")
     if len(variants) > 1:
         print(f"x: {now_v} / {variants[0]} (jobs/s: above 1 = faster; CPU: below 1 = cheaper).")
-    if opts.no_in_process:
+    if remote:
+        print(f"url: {opts.url}" + ("" if opts.server_pid else "; its CPU: give --server-pid"))
+    if with_client:
+        for label, _ in opts.external:
+            versus_external(table, variants, label)
+    if remote and not opts.no_in_process:
+        print("\n(in-process rows: werk's own dispatcher, left out with --url)")
+    if opts.no_in_process or remote:
         return
     # The steadiest number on a busy machine: the server's own work per job, no sockets.
     steady = in_process(sources, sizes["fetch"] * 2, 3 if opts.quick else 7)
