@@ -38,18 +38,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
 import tempfile
 import textwrap
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from _inproc import Dispatcher, best_of
 from _raw import Raw
+from _server import Server
 
 ROOT = Path(__file__).resolve().parents[1]
 KINDS = ("plain", "custom", "batch")
@@ -89,50 +89,27 @@ def in_process_child(kind: str, n: int) -> None:
     import gc
 
     sys.path.insert(0, str(ROOT / "src"))
-    from werk.server._clock import ManualClock
     from werk.server._config import ServerConfig
-    from werk.server._dispatch import ClientState, ServerStats, dispatch
     from werk.server._features import standard_extensions
-    from werk.server._manager import Manager
-    from werk.server._periodic import PeriodicTasks
-    from werk.server._storage import MemoryStorage
 
-    m = Manager(
-        MemoryStorage(), ManualClock(1_700_000_000), extensions=standard_extensions(ServerConfig())
-    )
-    state = ClientState(m, ServerStats(0.0), PeriodicTasks(m), "w")
-    fetch = b"FETCH " + QUEUE.encode()
-    for i in range(2000):  # warm up
-        dispatch(state, b'PUSH {"jid":"warm-%08d","jobtype":"noop","args":[],"queue":"w"}' % i)
-        dispatch(state, b"FETCH w")
-        res = state.fetched
-        state.fetched = None
-        assert res is not None
-        dispatch(state, b'ACK {"jid":"' + res.jid.encode() + b'"}')
+    d = Dispatcher(extensions=standard_extensions(ServerConfig()))
+    d.warm_up()
     bid = ""
     if kind == "batch":
-        reply = dispatch(state, b"BATCH NEW " + json.dumps(CALLBACKS).encode())
+        reply = d.dispatch(d.state, b"BATCH NEW " + json.dumps(CALLBACKS).encode())
         assert isinstance(reply, bytes)
         bid = reply.split(b"\r\n")[1].decode()
     lines = pushb_lines(kind, n, bid)
     gc.collect()
     gc.disable()
-    start = time.process_time()
-    for line in lines:
-        assert dispatch(state, line) == b"$2\r\n{}\r\n"
-    push = (time.process_time() - start) / n * 1e6
+    took, reply = d.pushes(lines, clock=time.process_time)
+    assert reply == b"$2\r\n{}\r\n", reply
+    push = took / n * 1e6
     if bid:
-        assert dispatch(state, b"BATCH COMMIT " + bid.encode()) == b"+OK\r\n"
-    start = time.process_time()
-    for _ in range(n):
-        dispatch(state, fetch)
-        res = state.fetched
-        state.fetched = None
-        assert res is not None
-        dispatch(state, b'ACK {"jid":"' + res.jid.encode() + b'"}')
-    work = (time.process_time() - start) / n * 1e6
+        assert d.dispatch(d.state, b"BATCH COMMIT " + bid.encode()) == b"+OK\r\n"
+    work = d.fetch_acks(QUEUE.encode(), n, clock=time.process_time) / n * 1e6
     if bid:  # the bookkeeping did its job: complete fired, every member counted
-        status = dispatch(state, b"BATCH STATUS " + bid.encode())
+        status = d.dispatch(d.state, b"BATCH STATUS " + bid.encode())
         assert isinstance(status, bytes)
         body = json.loads(status.split(b"\r\n")[1])
         assert (body["pending"], body["complete_st"]) == (0, "1"), body
@@ -140,65 +117,27 @@ def in_process_child(kind: str, n: int) -> None:
 
 
 def in_process(n: int, rounds: int) -> dict[str, dict[str, float]]:
-    best = {kind: {"push": 1e9, "work": 1e9} for kind in KINDS}
-    for _ in range(rounds):
-        for kind in KINDS:
-            out = subprocess.run(
-                [sys.executable, __file__, "--in-process-child", kind, str(n)],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
-            for name, value in json.loads(out).items():
-                best[kind][name] = min(best[kind][name], value)
-    return best
+    argv = [sys.executable, __file__, "--in-process-child"]
+    return best_of(rounds, {kind: ([*argv, kind, str(n)], None) for kind in KINDS})
 
 
 # -- 2. end to end ---------------------------------------------------------------------
 
 
-def cpu_of(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-SERVER = [sys.executable, "-m", "werk", "server", "--bind", "127.0.0.1:0", "--no-web"]
 WORKER = [sys.executable, "-m", "werk", "worker", "batch_noop_jobs", "-q", QUEUE]
 WORKER += ["--log-level", "WARNING"]
 
 
-def env_with_src(extra: str = "") -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("FAKTORY_PASSWORD", None)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT / "src"), extra) if p)
-    return env
-
-
 def end_to_end(kind: str, n: int, concurrency: int, workdir: Path) -> dict[str, float]:
-    data = Path(tempfile.mkdtemp(dir=workdir))
-    server = subprocess.Popen(
-        [*SERVER, "--storage", "sqlite", "--data", str(data)],
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env_with_src(),
-    )
-    assert server.stderr is not None
-    for line in server.stderr:
-        m = re.search(r"listening on tcp://[^:]+:(\d+)", line)
-        if m:
-            port = int(m.group(1))
-            break
-    else:
-        raise RuntimeError("server did not start")
-    threading.Thread(target=server.stderr.read, daemon=True).start()
+    server = Server("sqlite", str(ROOT / "src"))
     worker: subprocess.Popen[bytes] | None = None
     try:
-        c = Raw(port)
+        c = Raw(server.address)
         bid = ""
         if kind == "batch":
             bid = c.call(b"BATCH NEW " + json.dumps(CALLBACKS).encode() + b"\r\n").decode()
         lines = pushb_lines(kind, n, bid)
-        cpu0 = cpu_of(server.pid)
+        cpu0 = server.cpu() or 0.0
         start = time.perf_counter()
         for line in lines:
             assert c.call(line + b"\r\n") == b"{}"
@@ -206,11 +145,13 @@ def end_to_end(kind: str, n: int, concurrency: int, workdir: Path) -> dict[str, 
         if bid:
             assert c.call(b"BATCH COMMIT " + bid.encode() + b"\r\n") == b"+OK"
         time.sleep(0.2)  # the last commits
-        cpu1 = cpu_of(server.pid)
+        cpu1 = server.cpu() or 0.0
         expected = n + (2 if bid else 0)  # the callbacks are no-op jobs of the same queue
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join((str(ROOT / "src"), str(workdir))))
+        env.pop("FAKTORY_PASSWORD", None)
         worker = subprocess.Popen(
-            [*WORKER, "-c", str(concurrency), "--url", f"tcp://127.0.0.1:{port}"],
-            env=env_with_src(str(workdir)),
+            [*WORKER, "-c", str(concurrency), "--url", server.url],
+            env=env,
             stderr=subprocess.DEVNULL,
         )
         start = time.perf_counter()
@@ -220,7 +161,7 @@ def end_to_end(kind: str, n: int, concurrency: int, workdir: Path) -> dict[str, 
             if info["total_processed"] >= expected:
                 break
         work_wall = time.perf_counter() - start
-        cpu2 = cpu_of(server.pid)
+        cpu2 = server.cpu() or 0.0
         if bid:
             status = json.loads(c.call(b"BATCH STATUS " + bid.encode() + b"\r\n"))
             assert (status["pending"], status["complete_st"]) == (0, "2"), status
@@ -235,8 +176,7 @@ def end_to_end(kind: str, n: int, concurrency: int, workdir: Path) -> dict[str, 
         if worker is not None:
             worker.send_signal(signal.SIGTERM)
             worker.wait(60)
-        server.terminate()
-        server.wait(30)
+        server.close()
 
 
 # -- report ----------------------------------------------------------------------------

@@ -7,16 +7,17 @@ Usage::
     python benchmarks/client.py --quick                 # a smoke run (CI)
     python benchmarks/client.py --baseline ../old/src   # before/after, side by side
     python benchmarks/client.py --instructions --baseline ../old/src   # callgrind counts
-    FAKTORY_URL=tcp://localhost:7419 python benchmarks/client.py
+    python benchmarks/client.py --url tcp://127.0.0.1:7519   # against another server
+    python benchmarks/client.py --external go='./bench-client'   # next to another client
 
 Rows: PUSH one job at a time, PUSHB of 1,000 jobs a batch (the jobs built in the loop, as
 an application does) and FETCH + ACK on one connection, for ``werk.Client`` and
 ``werk.AsyncClient`` (also on uvloop when it is installed). Each measurement runs in a
 fresh child process, importing werk from this tree or from ``--baseline`` (another
 ``src`` directory, e.g. ``git archive`` of an older commit), so ``time.process_time()``
-there is that client's CPU alone; the server (werk's embedded server in another process,
-unless ``FAKTORY_URL`` names one) is FLUSHed before each measurement: never point this at
-a server whose data you need.
+there is that client's CPU alone; the server (``werk server`` in another process, unless
+``--url`` or ``FAKTORY_URL`` names one, e.g. a real Faktory) is FLUSHed before each
+measurement: never point this at a server whose data you need.
 
 The variants take turns, round after round, so that other load on the machine slows them
 alike; each figure is the median of the rounds. The raw rows are the least a Python
@@ -28,358 +29,62 @@ any asyncio client can do one command at a time.
 ``--instructions`` counts instructions per job instead, under valgrind's callgrind (runs
 of N and 2N jobs, the difference over N: start-up cancels out), which the machine's other
 load does not change: one round, a small N (default 1,000).
+
+``--external LABEL=COMMAND`` (repeatable) adds a client that is not werk's, built
+elsewhere, as one more row of each group, run in the same rounds against the same
+server: the harness FLUSHes the server (and for ``fetch+ack`` queues the jobs, 100 more
+than N, as for werk's rows), then runs COMMAND through the shell with FAKTORY_URL,
+BENCH_ROW (``push``, ``pushb``: PUSHB of 1,000 jobs a batch, or ``fetch+ack``),
+BENCH_JOBS (N) and BENCH_QUEUE (``bench``) in its environment. It prints one JSON line,
+``{"jobs_per_s": float, "cpu_us_per_job": float}``: its own rate and its own CPU per
+job. A last table gives werk's rows over it (not under ``--instructions``).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import base64
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
-import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
+import _callgrind
+import _external
+from _client_rows import QUEUE, ROWS, UVLOOP, child, dumper, jid
 from _raw import Raw
+from _server import Server, address
 
 HERE = Path(__file__).resolve()
 SRC = str(HERE.parents[1] / "src")
-QUEUE = "bench"
-
-_SERVER = """
-import sys
-from werk.server import EmbeddedServer
-with EmbeddedServer() as srv:
-    print(srv.url, flush=True)
-    sys.stdin.read()
-"""
-
-# -- the measured code (runs in a child process) -------------------------------------------
-
-
-def _addr(url: str) -> tuple[str, int]:
-    hostport = url.split("://", 1)[1].rsplit("@", 1)[-1]
-    host, _, port = hostport.rpartition(":")
-    return host.strip("[]"), int(port)
-
-
-def _jid() -> str:
-    return base64.urlsafe_b64encode(os.urandom(12)).decode()
-
-
-def _dumps() -> Callable[[Any], bytes]:
-    try:
-        import orjson
-
-        return orjson.dumps  # type: ignore[no-any-return]
-    except ImportError:
-        return lambda obj: json.dumps(obj, separators=(",", ":")).encode()
-
-
-def _loads() -> Callable[[bytes], Any]:
-    try:
-        import orjson
-
-        return orjson.loads  # type: ignore[no-any-return]
-    except ImportError:
-        return json.loads
-
-
-def raw_push(url: str, n: int) -> Callable[[], None]:
-    c, dumps = Raw(_addr(url)), _dumps()
-
-    def run() -> None:
-        for i in range(n):
-            job = {"jid": _jid(), "jobtype": "Bench", "args": [i]}
-            if c.call(b"PUSH " + dumps(job) + b"\r\n") != b"+OK":
-                raise RuntimeError("push failed")
-
-    return run
-
-
-def raw_pushb(url: str, n: int) -> Callable[[], None]:
-    c, dumps = Raw(_addr(url)), _dumps()
-
-    def run() -> None:
-        for _ in range(0, n, 1000):
-            jobs = [{"jid": _jid(), "jobtype": "Bench", "args": [i]} for i in range(1000)]
-            if c.call(b"PUSHB " + dumps(jobs) + b"\r\n") != b"{}":
-                raise RuntimeError("push failed")
-
-    return run
-
-
-def raw_fetch_ack(url: str, n: int) -> Callable[[], None]:
-    c, loads = Raw(_addr(url)), _loads()
-    fetch = f"FETCH {QUEUE}\r\n".encode()
-
-    def run() -> None:
-        for _ in range(n):
-            job = loads(c.call(fetch))
-            if c.call(b'ACK {"jid":"' + job["jid"].encode() + b'"}\r\n') != b"+OK":
-                raise RuntimeError("ack failed")
-
-    return run
-
-
-def client_push(url: str, n: int) -> Callable[[], None]:
-    import werk
-
-    client = werk.Client(url)
-    client.connect()
-
-    def run() -> None:
-        for i in range(n):
-            client.push("Bench", i)
-
-    return run
-
-
-def client_pushb(url: str, n: int) -> Callable[[], None]:
-    import werk
-
-    client = werk.Client(url)
-    client.connect()
-
-    def run() -> None:
-        for _ in range(0, n, 1000):
-            if client.push_bulk([werk.Job("Bench", [i]) for i in range(1000)]):
-                raise RuntimeError("push failed")
-
-    return run
-
-
-def client_fetch_ack(url: str, n: int) -> Callable[[], None]:
-    import werk
-
-    client = werk.Client(url)
-    client.connect()
-
-    def run() -> None:
-        for _ in range(n):
-            job = client.fetch(QUEUE)
-            assert job is not None
-            client.ack(job)
-
-    return run
-
-
-class RawAsync(asyncio.Protocol):
-    """Hand-written asyncio code: one future per command, no timeouts, no error handling."""
-
-    def __init__(self) -> None:
-        self.buf = b""
-        self.waiter: asyncio.Future[bytes] | None = None
-        self.transport: Any = None
-
-    def connection_made(self, transport: Any) -> None:
-        self.transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        self.buf += data
-        if self.waiter is not None and b"\r\n" in self.buf:
-            line, _, rest = self.buf.partition(b"\r\n")
-            if line[:1] == b"$" and line != b"$-1":
-                size = int(line[1:])
-                if len(rest) < size + 2:
-                    return
-                line, rest = rest[:size], rest[size + 2 :]
-            self.buf = rest
-            self.waiter.set_result(line)
-            self.waiter = None
-
-    def call(self, line: bytes | None) -> asyncio.Future[bytes]:
-        self.waiter = fut = asyncio.get_running_loop().create_future()
-        if line is not None:
-            self.transport.write(line)
-        self.data_received(b"")
-        return fut
-
-
-async def _raw_async(url: str) -> RawAsync:
-    _, proto = await asyncio.get_running_loop().create_connection(RawAsync, *_addr(url))
-    await proto.call(None)
-    await proto.call(b'HELLO {"v":2}\r\n')
-    return proto
-
-
-def raw_async_push(url: str, n: int) -> Callable[[], Awaitable[None]]:
-    dumps = _dumps()
-
-    async def run() -> None:
-        c = await _raw_async(url)
-        started()
-        for i in range(n):
-            job = {"jid": _jid(), "jobtype": "Bench", "args": [i]}
-            if await c.call(b"PUSH " + dumps(job) + b"\r\n") != b"+OK":
-                raise RuntimeError("push failed")
-
-    return run
-
-
-def raw_async_fetch_ack(url: str, n: int) -> Callable[[], Awaitable[None]]:
-    loads = _loads()
-    fetch = f"FETCH {QUEUE}\r\n".encode()
-
-    async def run() -> None:
-        c = await _raw_async(url)
-        started()
-        for _ in range(n):
-            job = loads(await c.call(fetch))
-            if await c.call(b'ACK {"jid":"' + job["jid"].encode() + b'"}\r\n') != b"+OK":
-                raise RuntimeError("ack failed")
-
-    return run
-
-
-def async_push(url: str, n: int) -> Callable[[], Awaitable[None]]:
-    import werk
-
-    async def run() -> None:
-        async with werk.AsyncClient(url) as client:
-            started()
-            for i in range(n):
-                await client.push("Bench", i)
-
-    return run
-
-
-def async_push_concurrent(url: str, n: int) -> Callable[[], Awaitable[None]]:
-    import werk
-
-    async def run() -> None:
-        async with werk.AsyncClient(url) as client:
-            started()
-            for start in range(0, n, 100):
-                await asyncio.gather(*(client.push("Bench", i) for i in range(start, start + 100)))
-
-    return run
-
-
-def async_pushb(url: str, n: int) -> Callable[[], Awaitable[None]]:
-    import werk
-
-    async def run() -> None:
-        async with werk.AsyncClient(url) as client:
-            started()
-            for _ in range(0, n, 1000):
-                if await client.push_bulk([werk.Job("Bench", [i]) for i in range(1000)]):
-                    raise RuntimeError("push failed")
-
-    return run
-
-
-def async_fetch_ack(url: str, n: int) -> Callable[[], Awaitable[None]]:
-    import werk
-
-    async def run() -> None:
-        async with werk.AsyncClient(url) as client:
-            started()
-            for _ in range(n):
-                job = await client.fetch(QUEUE)
-                assert job is not None
-                await client.ack(job)
-
-    return run
-
-
-_clock: list[float] = []
-
-
-def started() -> None:
-    """The measured part of an asyncio case begins (after connecting)."""
-    _clock[:] = [time.perf_counter(), time.process_time()]
-
-
-# (group, client, case, kind): kind "raw" runs once; "werk" once per source tree.
-Case = Callable[[str, int], Callable[[], Any]]
-ROWS: list[tuple[str, str, Case, str]] = [
-    ("push", "raw socket", raw_push, "raw"),
-    ("push", "Client.push", client_push, "werk"),
-    ("push", "raw asyncio protocol", raw_async_push, "raw"),
-    ("push", "AsyncClient.push", async_push, "werk"),
-    ("push", "AsyncClient.push, 100 concurrent", async_push_concurrent, "werk"),
-    ("pushb", "raw socket", raw_pushb, "raw"),
-    ("pushb", "Client.push_bulk(Jobs)", client_pushb, "werk"),
-    ("pushb", "AsyncClient.push_bulk(Jobs)", async_pushb, "werk"),
-    ("fetch+ack", "raw socket", raw_fetch_ack, "raw"),
-    ("fetch+ack", "Client.fetch + ack", client_fetch_ack, "werk"),
-    ("fetch+ack", "raw asyncio protocol", raw_async_fetch_ack, "raw"),
-    ("fetch+ack", "AsyncClient.fetch + ack", async_fetch_ack, "werk"),
-]
-UVLOOP = {
-    "raw asyncio protocol",
-    "AsyncClient.push",
-    "AsyncClient.push_bulk(Jobs)",
-    "AsyncClient.fetch + ack",
-}
-
-
-def child(name: str, loop: str, url: str, n: int) -> None:
-    """Run one case ``n`` jobs (after a warm-up) and print its wall and CPU seconds."""
-    case = {f"{group}/{client}": case for group, client, case, _ in ROWS}[name]
-    warm = case(url, 1000 if name.startswith("pushb/") else min(n, 100))
-    run = case(url, n)
-    if asyncio.iscoroutinefunction(run):
-        runner: Callable[[Any], Any] = asyncio.run
-        if loop == "uvloop":
-            import uvloop
-
-            runner = uvloop.run
-        runner(warm())
-        runner(run())
-        wall, cpu = time.perf_counter() - _clock[0], time.process_time() - _clock[1]
-    else:
-        warm()
-        wall, cpu = time.perf_counter(), time.process_time()
-        run()
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    print(json.dumps({"wall": wall, "cpu": cpu}))
-
-
-# -- the driver ----------------------------------------------------------------------------
 
 
 @contextmanager
-def server_url() -> Iterator[str]:
-    """FAKTORY_URL, else a werk embedded server (this tree) in a child process."""
-    url = os.environ.get("FAKTORY_URL")
+def server_url(url: str | None) -> Iterator[str]:
+    """``url``, else a werk server (this tree, memory storage) in a child process."""
     if url:
         yield url
         return
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _SERVER],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        env=dict(os.environ, PYTHONPATH=SRC),
-    )
+    server = Server("memory", SRC)
     try:
-        assert proc.stdout is not None
-        yield proc.stdout.readline().decode().strip()
+        yield server.url
     finally:
-        if proc.stdin is not None:
-            proc.stdin.close()
-        proc.wait(10)
+        server.close()
 
 
 def prepare(url: str, group: str, jobs: int) -> None:
     """FLUSH, and for fetch+ack queue the jobs to fetch (the warm-up's too)."""
-    c = Raw(_addr(url))
+    c = Raw(address(url))
     c.call(b"FLUSH\r\n")
     if group == "fetch+ack":
-        dumps = _dumps()
+        dumps = dumper()
         for start in range(0, jobs + 100, 1000):
             size = min(1000, jobs + 100 - start)
             batch = [
-                {"jid": _jid(), "jobtype": "Bench", "args": [i], "queue": QUEUE}
-                for i in range(size)
+                {"jid": jid(), "jobtype": "Bench", "args": [i], "queue": QUEUE} for i in range(size)
             ]
             c.call(b"PUSHB " + dumps(batch) + b"\r\n")
     c.sock.sendall(b"END\r\n")
@@ -400,19 +105,13 @@ def measure(url: str, name: str, loop: str, src: str, n: int) -> tuple[float, fl
 def instructions(url: str, group: str, name: str, loop: str, src: str, n: int) -> float:
     """Instructions per job of a child run (callgrind: runs of n and 2n, the difference)."""
     env = dict(os.environ, PYTHONPATH=src)
-    counts = []
-    for size in (n, 2 * n):
+
+    def count(size: int) -> int:
         prepare(url, group, size)
-        cmd = [
-            *("valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"),
-            *(sys.executable, str(HERE), "--child", name, loop, url, str(size)),
-        ]
-        out = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        found = re.search(r"Collected : (\d+)", out.stderr)
-        if out.returncode or not found:
-            raise RuntimeError(f"{name} ({src}) failed under callgrind:\n{out.stderr[-3000:]}")
-        counts.append(int(found[1]))
-    return (counts[1] - counts[0]) / n
+        argv = [sys.executable, str(HERE), "--child", name, loop, url, str(size)]
+        return _callgrind.run(argv, env)[0]
+
+    return _callgrind.per_job(count, n)
 
 
 def report_instructions(
@@ -466,7 +165,10 @@ def main() -> None:
         action="store_true",
         help="count instructions per job under callgrind instead (one round, N 1000)",
     )
+    parser.add_argument("--url", help="the server to use (default: FAKTORY_URL, else werk's)")
+    _external.add_option(parser, "one more row of each group")
     opts = parser.parse_args()
+    url = opts.url or os.environ.get("FAKTORY_URL")
     n = opts.jobs or (200 if opts.quick else 1000 if opts.instructions else 2000)
     rounds = opts.rounds or (2 if opts.quick else 5)
     sizes = {"push": n, "pushb": max(1000, n * 10 // 1000 * 1000), "fetch+ack": n}
@@ -485,17 +187,24 @@ def main() -> None:
             label = client + (", uvloop" if loop == "uvloop" else "")
             for tree in trees if kind == "werk" else ["raw"]:
                 runs.append((group, label, f"{group}/{client}", loop, tree))
+        if client == [row[1] for row in ROWS if row[0] == group][-1]:  # the group's last
+            runs += [(group, label, command, "", "ext") for label, command in opts.external]
     samples: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
     if opts.instructions:
-        with server_url() as url:
-            report_instructions(url, runs, trees, n)
+        if opts.external:
+            print("(--external rows are not counted under --instructions)", file=sys.stderr)
+        with server_url(url) as url:
+            report_instructions(url, [run for run in runs if run[4] != "ext"], trees, n)
         return
-    with server_url() as url:
+    with server_url(url) as url:
         for r in range(rounds):
             for group, label, name, loop, tree in runs:
                 prepare(url, group, sizes[group])
-                src = trees.get(tree, SRC)
-                result = measure(url, name, loop, src, sizes[group])
+                if tree == "ext":  # name: the command
+                    got = _external.run(name, url, group, sizes[group], QUEUE)
+                    result = got["jobs_per_s"], got["cpu_us_per_job"]
+                else:
+                    result = measure(url, name, loop, trees.get(tree, SRC), sizes[group])
                 samples.setdefault((group, label, tree), []).append(result)
             print(f"round {r + 1}/{rounds} done", file=sys.stderr)
 
@@ -523,22 +232,45 @@ def main() -> None:
             raw_label += ", uvloop"
         if tree == "raw":
             raw_label = label
-        elif (group, raw_label, "raw") not in samples:  # no asyncio PUSHB floor: the socket's
+        elif tree == "ext" or (group, raw_label, "raw") not in samples:
             raw_label = "raw socket"
         floor = med(group, raw_label, "raw")[1]
         line = f"{group:<10} {label:<36}"
         values = []
-        for t in cols if tree != "raw" else ["raw"]:
+        for t in cols if tree not in ("raw", "ext") else [tree]:
             rate, cpu = med(group, label, t)
             values.append((rate, cpu))
             line += f" {rate:>13,.0f} {cpu:>10.1f} {cpu / floor:>6.2f}x"
-        if tree == "raw" and len(cols) > 1:
+        if tree in ("raw", "ext") and len(cols) > 1:
             line += " " * (32 * (len(cols) - 1))
         if len(values) > 1:
             line += f" {values[-1][0] / values[0][0]:>8.2f}x {values[-1][1] / values[0][1]:>5.2f}x"
         print(line)
     if len(cols) > 1:
         print("jobs/s x: now / before (above 1 = faster); CPU x: now / before (below 1 = cheaper)")
+    if opts.external:
+        versus_external(runs, med)
+
+
+def versus_external(
+    runs: list[tuple[str, str, str, str, str]],
+    med: Callable[[str, str, str], tuple[float, float]],
+) -> None:
+    """Each werk row (this tree) of a group over each external row of the same group."""
+    print("\nwerk / external (now; jobs/s x above 1 = werk faster, CPU x below 1 = cheaper)")
+    print(f"{'row':<10} {'client':<36} {'external':<12} {'jobs/s x':>9} {'CPU x':>7}")
+    externals = [(group, label) for group, label, _, _, tree in runs if tree == "ext"]
+    for group, label, _, _, tree in runs:
+        if tree != "now":
+            continue
+        rate, cpu = med(group, label, "now")
+        for ext_group, ext_label in externals:
+            if ext_group == group:
+                ext_rate, ext_cpu = med(group, ext_label, "ext")
+                print(
+                    f"{group:<10} {label:<36} {ext_label:<12}"
+                    f" {rate / ext_rate:>8.2f}x {cpu / ext_cpu:>6.2f}x"
+                )
 
 
 if __name__ == "__main__":

@@ -26,7 +26,8 @@ import statistics
 import threading
 import time
 
-from server import Raw, Server  # benchmarks/server.py
+from _raw import Raw
+from _server import Server
 
 FUTURE = "2099-01-01T00:00:00Z"
 PATTERN = '*"jobtype":"Even"*'

@@ -13,6 +13,8 @@ Usage::
     python benchmarks/server.py --memory 200000        # resident bytes per queued job
     python benchmarks/server.py --backlog 5000000      # push/fetch behind a backlog
     python benchmarks/server.py --asyncio              # the servers without uvloop
+    python benchmarks/server.py --url tcp://127.0.0.1:7519 --server-pid PID  # vs another
+    python benchmarks/server.py --external go='./bench-client'   # rows of another client
 
 ``--baseline`` runs a second server from another source tree (e.g. ``git archive`` of an
 older commit) next to the current one; each measurement alternates between the two, so
@@ -28,6 +30,24 @@ each tree, fills one with N such jobs, then times lone pushes and fetch+ack on o
 connection against both in turns (the median of ``--rounds``): a backlog should cost
 nothing, queues being deques and SQLite reading a fetched job by its id.
 
+``--url URL`` measures a server that is not werk's, already running at URL (e.g. a real
+Faktory), next to werk's own in the same rounds: its columns come first (``url``), and
+``x`` is werk / it. It is measured in the memory pass and again in the SQLite pass, and
+everything queued on every server is FLUSHed at the start of each round (never point
+this at a server whose data you need). Its CPU per job is shown only with
+``--server-pid PID`` (its process on this machine); the in-process rows, ``--memory``
+and ``--backlog`` need werk's own servers and are left out.
+
+``--external LABEL=COMMAND`` (repeatable) adds rows ``LABEL push``, ``LABEL pushb`` and
+``LABEL fetch+ack``: a client program that is not werk's (built elsewhere), run in the
+same rounds against the same servers. COMMAND runs through the shell with FAKTORY_URL
+(the server under test), BENCH_ROW (``push``: single PUSHes, ``pushb``: PUSHB of 1,000
+jobs a batch, ``fetch+ack``), BENCH_JOBS (N) and BENCH_QUEUE (``default``) in its
+environment, the queue filled beforehand for ``fetch+ack`` as for the other fetch rows;
+it prints one JSON line ``{"jobs_per_s": float, "cpu_us_per_job": float}``. Its jobs/s
+are the row's, the server's CPU is measured as for every row (the program's own CPU is
+not shown here: client.py compares clients); a last table gives ``werk.Client`` / it.
+
 Reference (real Faktory 1.10, Go + Redis): ~11,000 single pushes/s, 25,000-36,000 jobs/s
 by PUSHB from one connection, ~2,800 fetch+ack/s on one connection.
 """
@@ -37,17 +57,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
-import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
-from _raw import Raw
+import _external
+from _backlog import backlog, backlog_in_process, memory_per_job
+from _inproc import Dispatcher, best_of
+from _raw import Raw, custom_job, fat_job, job, raw_fetch_ack, raw_push
+from _server import NO_UVLOOP, NOOP, RUN_WERK, Remote, Server, address, flush
+from _table import cells, medians
 
 REFERENCE = {
     "push (1 conn)": 11_000,
@@ -56,110 +77,13 @@ REFERENCE = {
 }
 
 
-NOOP = "noop"  # a variant's source: this tree, with a do-nothing extension
-
-# How the servers are started: ``python -m werk`` (uvloop when installed), or with
-# ``--asyncio`` the same CLI with uvloop made unimportable (the standard library's loop).
-_NO_UVLOOP = (
-    "import sys; sys.modules['uvloop'] = None; sys.argv[0] = 'werk'; "
-    "from werk.cli import main; raise SystemExit(main())"
-)
-RUN_WERK = ["-m", "werk"]
+def raw_push_1(url: str, n: int) -> float:
+    return raw_push(address(url), n)
 
 
-def _has_no_web(src: str | None) -> bool:
-    """Whether the tree's ``werk server`` takes ``--no-web`` (both sides must say it)."""
-    if src is None:
-        return True
-    try:
-        with open(os.path.join(src, "werk", "cli", "_server.py")) as f:
-            return "--no-web" in f.read()
-    except OSError:
-        return False
-
-
-class Server:
-    """``werk server`` in a child process (``pythonpath``: another tree, or :data:`NOOP`)."""
-
-    def __init__(self, storage: str, pythonpath: str | None = None) -> None:
-        self.tmp = tempfile.TemporaryDirectory()
-        if pythonpath == NOOP:
-            cmd = [sys.executable, __file__, "--serve-with-noop-extension", storage, self.tmp.name]
-            pythonpath = None
-        else:
-            cmd = [sys.executable, *RUN_WERK, "server", "--bind", "127.0.0.1:0"]
-            cmd += ["--storage", storage, "--data", self.tmp.name]
-            if _has_no_web(pythonpath):  # older trees have none (and serve no pages anyway)
-                cmd.append("--no-web")
-        env = dict(os.environ)
-        env.pop("FAKTORY_PASSWORD", None)
-        if pythonpath:
-            env["PYTHONPATH"] = pythonpath
-        self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:  # the start-up log line names the bound port
-            m = re.search(r"listening on tcp://[^:]+:(\d+)", line)
-            if m:
-                self.port = int(m.group(1))
-                break
-        else:
-            raise RuntimeError("server did not start")
-        threading.Thread(target=self.proc.stderr.read, daemon=True).start()
-
-    def cpu(self) -> float | None:
-        """CPU seconds the server process has used (Linux), else None."""
-        try:
-            with open(f"/proc/{self.proc.pid}/stat") as f:
-                fields = f.read().rpartition(")")[2].split()
-        except OSError:
-            return None
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def rss(self) -> int:
-        """The server process's resident memory in bytes (Linux), else 0."""
-        try:
-            with open(f"/proc/{self.proc.pid}/status") as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        return int(line.split()[1]) * 1024
-        except OSError:
-            pass
-        return 0
-
-    def close(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(300)  # a big backlog takes a while to fold and checkpoint
-        self.tmp.cleanup()
-
-
-def job(i: int, prefix: str = "j") -> dict[str, object]:
-    return {"jid": f"{prefix}-{i:012d}", "jobtype": "Bench", "args": [i, "payload"]}
-
-
-ARGS_100 = ["x" * 96]  # 100 bytes of JSON: the issue's "job with 100 bytes of args"
-
-
-def fat_job(i: int, prefix: str = "f") -> dict[str, object]:
-    return {"jid": f"{prefix}-{i:012d}", "jobtype": "Bench", "args": ARGS_100}
-
-
-def custom_job(i: int, prefix: str = "c") -> dict[str, object]:
-    return {**job(i, prefix), "queue": "custom", "custom": {"trace": f"t-{i}"}}
-
-
-def raw_push(port: int, n: int, make: Callable[[int, str], dict[str, object]] = job) -> float:
-    c = Raw(port)
-    lines = [b"PUSH " + json.dumps(make(i, "p")).encode() + b"\r\n" for i in range(n)]
-    start = time.perf_counter()
-    for line in lines:
-        c.sock.sendall(line)
-        c.line()
-    return n / (time.perf_counter() - start)
-
-
-def raw_push_many(port: int, n: int, conns: int = 8) -> float:
+def raw_push_many(url: str, n: int, conns: int = 8) -> float:
     per = n // conns
-    clients = [Raw(port) for _ in range(conns)]
+    clients = [Raw(address(url)) for _ in range(conns)]
 
     def run(k: int) -> None:
         c = clients[k]
@@ -176,8 +100,8 @@ def raw_push_many(port: int, n: int, conns: int = 8) -> float:
     return per * conns / (time.perf_counter() - start)
 
 
-def raw_pushb(port: int, n: int, batch: int = 1000) -> float:
-    c = Raw(port)
+def raw_pushb(url: str, n: int, batch: int = 1000) -> float:
+    c = Raw(address(url))
     lines = [
         b"PUSHB " + json.dumps([job(i + b, "b") for i in range(batch)]).encode() + b"\r\n"
         for b in range(0, n, batch)
@@ -189,40 +113,32 @@ def raw_pushb(port: int, n: int, batch: int = 1000) -> float:
     return len(lines) * batch / (time.perf_counter() - start)
 
 
-def raw_push_custom(port: int, n: int) -> float:
-    return raw_push(port, n, custom_job)
+def raw_fetch_ack_1(url: str, n: int) -> float:
+    return raw_fetch_ack(address(url), n)
 
 
-def raw_fetch_ack_custom(port: int, n: int) -> float:
-    return raw_fetch_ack(port, n, b"custom")
+def raw_push_custom(url: str, n: int) -> float:
+    return raw_push(address(url), n, custom_job)
 
 
-def raw_fetch_ack(port: int, n: int, queue: bytes = b"default") -> float:
-    c = Raw(port)
-    start = time.perf_counter()
-    for _ in range(n):
-        c.sock.sendall(b"FETCH " + queue + b"\r\n")
-        body = c.reply()
-        jid = body[body.index(b'"jid":"') + 7 :].split(b'"', 1)[0]
-        c.sock.sendall(b'ACK {"jid":"' + jid + b'"}\r\n')
-        c.line()
-    return n / (time.perf_counter() - start)
+def raw_fetch_ack_custom(url: str, n: int) -> float:
+    return raw_fetch_ack(address(url), n, b"custom")
 
 
-def client_push(port: int, n: int) -> float:
+def client_push(url: str, n: int) -> float:
     import werk
 
-    with werk.Client(f"tcp://127.0.0.1:{port}") as client:
+    with werk.Client(url) as client:
         start = time.perf_counter()
         for i in range(n):
             client.push("Bench", i, "payload")
         return n / (time.perf_counter() - start)
 
 
-def client_pushb(port: int, n: int, batch: int = 1000) -> float:
+def client_pushb(url: str, n: int, batch: int = 1000) -> float:
     import werk
 
-    with werk.Client(f"tcp://127.0.0.1:{port}") as client:
+    with werk.Client(url) as client:
         batches = [
             [werk.Job("Bench", args=[i, "payload"]) for i in range(batch)]
             for _ in range(0, n, batch)
@@ -233,10 +149,10 @@ def client_pushb(port: int, n: int, batch: int = 1000) -> float:
         return len(batches) * batch / (time.perf_counter() - start)
 
 
-def client_fetch_ack(port: int, n: int) -> float:
+def client_fetch_ack(url: str, n: int) -> float:
     import werk
 
-    with werk.Client(f"tcp://127.0.0.1:{port}") as client:
+    with werk.Client(url) as client:
         start = time.perf_counter()
         for _ in range(n):
             job_ = client.fetch("default")
@@ -245,12 +161,18 @@ def client_fetch_ack(port: int, n: int) -> float:
         return n / (time.perf_counter() - start)
 
 
-# The fetch rows and the queue each one empties.
-_FETCHES: dict[Callable[[int, int], float], str] = {
-    raw_fetch_ack: "default",
-    raw_fetch_ack_custom: "custom",
-    client_fetch_ack: "default",
-}
+def external_row(command: str, row: str) -> Callable[[str, int], float]:
+    """A row of ``--external``: the program's own jobs/s."""
+    return lambda url, n: _external.run(command, url, row, n, "default")["jobs_per_s"]
+
+
+def top_up(url: str, queue: str, n: int) -> None:
+    """Push jobs of the kind a fetch row of ``queue`` takes until ``n`` are queued there."""
+    c = Raw(address(url))
+    have = json.loads(c.call(b"INFO\r\n"))["faktory"]["queues"].get(queue, 0)
+    c.sock.close()
+    if have < n:
+        raw_push(address(url), n - have, custom_job if queue == "custom" else job)
 
 
 def measure(
@@ -261,38 +183,53 @@ def measure(
     cpu: dict[str, dict[str, float]],
     rounds: int = 1,
     only: list[str] | None = None,
+    remote: Remote | None = None,
+    externals: list[tuple[str, str]] | None = None,
 ) -> dict[str, dict[str, float]]:
     """``{variant: {benchmark: jobs/s}}`` (medians of ``rounds``; rows whose name holds a
-    word of ``only``, if given); the variants' servers run side by side. The
-    server's CPU microseconds per job go into ``cpu`` (``{variant: {benchmark: us}}``):
-    unlike jobs/s, they hardly move when other processes load the machine."""
-    plan: list[tuple[str, Callable[[int, int], float], int]] = [
-        ("push (1 conn)", raw_push, sizes["push"]),
-        ("push (8 conns)", raw_push_many, sizes["push"]),
-        ("pushb x1000 (1 conn)", raw_pushb, sizes["pushb"]),
-        ("fetch+ack (1 conn)", raw_fetch_ack, sizes["fetch"]),
-        ("push custom (1 conn)", raw_push_custom, sizes["fetch"]),
-        ("fetch+ack custom (1 conn)", raw_fetch_ack_custom, sizes["fetch"]),
+    word of ``only``, if given); the variants' servers run side by side, ``remote``
+    (``--url``) first. The server's CPU microseconds per job go into ``cpu`` (``{variant:
+    {benchmark: us}}``): unlike jobs/s, they hardly move when other processes load the
+    machine."""
+    # (name, function, jobs, the queue a fetch row empties: filled by the push rows,
+    # unless --only left them out, and topped up to be sure)
+    plan: list[tuple[str, Callable[[str, int], float], int, str | None]] = [
+        ("push (1 conn)", raw_push_1, sizes["push"], None),
+        ("push (8 conns)", raw_push_many, sizes["push"], None),
+        ("pushb x1000 (1 conn)", raw_pushb, sizes["pushb"], None),
+        ("fetch+ack (1 conn)", raw_fetch_ack_1, sizes["fetch"], "default"),
+        ("push custom (1 conn)", raw_push_custom, sizes["fetch"], None),
+        ("fetch+ack custom (1 conn)", raw_fetch_ack_custom, sizes["fetch"], "custom"),
     ]
     if with_client:
         plan += [
-            ("werk.Client push", client_push, sizes["push"]),
-            ("werk.Client push_bulk x1000", client_pushb, sizes["pushb"]),
-            ("werk.Client fetch+ack", client_fetch_ack, sizes["fetch"]),
+            ("werk.Client push", client_push, sizes["push"], None),
+            ("werk.Client push_bulk x1000", client_pushb, sizes["pushb"], None),
+            ("werk.Client fetch+ack", client_fetch_ack, sizes["fetch"], "default"),
+        ]
+    for label, command in externals or []:
+        plan += [
+            (f"{label} push", external_row(command, "push"), sizes["push"], None),
+            (f"{label} pushb", external_row(command, "pushb"), sizes["pushb"], None),
+            (f"{label} fetch+ack", external_row(command, "fetch+ack"), sizes["fetch"], "default"),
         ]
     if only:
         plan = [row for row in plan if any(word in row[0] for word in only)]
-    servers = {variant: Server(storage, src) for variant, src in sources.items()}
-    rates: dict[str, dict[str, list[float]]] = {variant: {} for variant in sources}
-    costs: dict[str, dict[str, list[float]]] = {variant: {} for variant in sources}
+    servers: dict[str, Server | Remote] = {"url": remote} if remote else {}
+    servers.update({variant: Server(storage, src) for variant, src in sources.items()})
+    rates: dict[str, dict[str, list[float]]] = {variant: {} for variant in servers}
+    costs: dict[str, dict[str, list[float]]] = {variant: {} for variant in servers}
     try:
         for _ in range(rounds):  # rounds of every row, the variants taking turns
-            for name, fn, n in plan:
+            if remote:  # the same (empty) queues on every server, whatever was there
+                for server in servers.values():
+                    flush(server.url)
+            for name, fn, n, queue in plan:
                 for variant, server in servers.items():
-                    if fn in _FETCHES:  # (filled by the push rows, unless --only left them out)
-                        top_up(server.port, _FETCHES[fn], n)
+                    if queue:
+                        top_up(server.url, queue, n)
                     before = server.cpu()
-                    rates[variant].setdefault(name, []).append(fn(server.port, n))
+                    rates[variant].setdefault(name, []).append(fn(server.url, n))
                     time.sleep(0.05)  # the last replies' commits
                     after = server.cpu()
                     if before is not None and after is not None:
@@ -302,177 +239,8 @@ def measure(
         for server in servers.values():
             server.close()
     for variant, by_name in costs.items():
-        cpu[variant] = {name: statistics.median(v) for name, v in by_name.items()}
-    return {
-        variant: {name: statistics.median(v) for name, v in by_name.items()}
-        for variant, by_name in rates.items()
-    }
-
-
-def top_up(port: int, queue: str, n: int) -> None:
-    """Push jobs of the kind a fetch row of ``queue`` takes until ``n`` are queued there."""
-    c = Raw(port)
-    c.sock.sendall(b"INFO\r\n")
-    have = json.loads(c.reply())["faktory"]["queues"].get(queue, 0)
-    c.sock.close()
-    if have < n:
-        make = custom_job if queue == "custom" else job
-        raw_push(port, n - have, make)
-
-
-def fill(port: int, n: int, batch: int = 1000) -> None:
-    """PUSHB ``n`` jobs of :data:`ARGS_100` into ``default`` (the prefix keeps jids apart)."""
-    c = Raw(port)
-    for start in range(0, n, batch):
-        size = min(batch, n - start)
-        jobs = [fat_job(start + i, "q") for i in range(size)]
-        c.sock.sendall(b"PUSHB " + json.dumps(jobs).encode() + b"\r\n")
-        c.reply()
-
-
-def memory_per_job(sources: dict[str, str | None], n: int) -> None:
-    """Resident bytes per queued job: the server's RSS before and after ``n`` jobs with
-    100 bytes of args (the mean over ``n``; the allocator's slack is in it too)."""
-    print(f"\n{'bytes per queued job':30}" + "".join(f" {v:>12}" for v in sources))
-    for storage in ("memory", "sqlite"):
-        row = f"{storage:30}"
-        for src in sources.values():
-            server = Server(storage, src)
-            try:
-                fill(server.port, 2_000)  # warm up: caches, the first fold
-                time.sleep(1.5)
-                before = server.rss()
-                fill(server.port, n)
-                time.sleep(2.5)  # the last fold
-                row += f" {(server.rss() - before) / n:>12.0f}"
-            finally:
-                server.close()
-        print(row)
-
-
-def backlog(sources: dict[str, str | None], n: int, storage: str, rounds: int) -> None:
-    """Push and fetch+ack rates of one connection on an empty queue and behind a
-    backlog of ``n`` queued jobs: two servers of each tree, one filled, measured in turns
-    (which goes first alternates). The pushed jobs go to the end of the backlog; the
-    fetches take its head. Also the server's CPU per job, steadier than rates on a busy
-    machine."""
-    size = 3_000
-    for variant, src in sources.items():
-        empty, full = Server(storage, src), Server(storage, src)
-        try:
-            started = time.perf_counter()
-            fill(full.port, n)
-            took = time.perf_counter() - started
-            time.sleep(2.0)  # the last fold
-            rates: dict[str, list[float]] = {}
-            costs: dict[str, list[float]] = {}
-            for r in range(rounds):
-                pair = [("empty", empty), ("backlog", full)]
-                for label, server in pair if r % 2 == 0 else pair[::-1]:
-                    for what, fn in (("push", raw_push), ("fetch+ack", raw_fetch_ack)):
-                        before = server.cpu() or 0.0
-                        rates.setdefault(f"{what} {label}", []).append(fn(server.port, size))
-                        time.sleep(0.05)
-                        used = ((server.cpu() or 0.0) - before) / size * 1e6
-                        costs.setdefault(f"{what} {label}", []).append(used)
-            rss = full.rss()
-        finally:
-            empty.close()
-            full.close()
-        med = {k: statistics.median(v) for k, v in rates.items()}
-        cpu = {k: statistics.median(v) for k, v in costs.items()}
-        print(
-            f"\n{variant} ({storage}): {n:,} queued in {took:.0f} s, server RSS "
-            f"{rss / 2**20:.0f} MiB; medians of {rounds} rounds"
-        )
-        for what in ("push", "fetch+ack"):
-            e, b = med[f"{what} empty"], med[f"{what} backlog"]
-            ce, cb = cpu[f"{what} empty"], cpu[f"{what} backlog"]
-            print(
-                f"  {what:10} jobs/s empty {e:>7,.0f} backlog {b:>7,.0f} ({b / e:.2f}x); "
-                f"server CPU us/job empty {ce:.0f} backlog {cb:.0f} ({cb / ce:.2f}x)"
-            )
-
-
-def lone_pushes(state: Any, store: Any, lines: list[bytes]) -> float:
-    """Seconds of CPU per PUSH, each committed alone (the dispatcher, no socket)."""
-    from werk.server._dispatch import dispatch
-
-    start = time.process_time()
-    for line in lines:
-        dispatch(state, line)
-        store.flush()
-    return (time.process_time() - start) / len(lines)
-
-
-def lone_fetch_acks(state: Any, store: Any, n: int) -> float:
-    """Seconds of CPU per FETCH + ACK of the default queue, each committed alone."""
-    from werk.server._dispatch import dispatch
-
-    start = time.process_time()
-    for _ in range(n):
-        dispatch(state, b"FETCH default")
-        res = state.fetched
-        state.fetched = None
-        store.flush()
-        dispatch(state, b'ACK {"jid":"' + res.jid.encode() + b'"}')
-        store.flush()
-    return (time.process_time() - start) / n
-
-
-def backlog_in_process(n: int, storage: str, rounds: int) -> None:
-    """The server's own CPU per lone push and per fetch+ack (each committed alone, as
-    for one client), in this process, on an empty queue and behind ``n`` queued jobs:
-    two managers, measured in turns (which goes first alternates), medians. Steadier
-    than rates over sockets on a busy machine."""
-    import gc
-
-    from werk.server._clock import ManualClock
-    from werk.server._dispatch import ClientState, ServerStats, dispatch
-    from werk.server._manager import Manager
-    from werk.server._periodic import PeriodicTasks
-    from werk.server._storage import MemoryStorage, SQLiteStorage, Storage
-
-    tmp = tempfile.TemporaryDirectory()
-
-    def make(name: str) -> tuple[Storage, ClientState]:
-        store: Storage = (
-            SQLiteStorage(os.path.join(tmp.name, name + ".sqlite3"))
-            if storage == "sqlite"
-            else MemoryStorage()
-        )
-        m = Manager(store, ManualClock(1_700_000_000))
-        return store, ClientState(m, ServerStats(0.0), PeriodicTasks(m), "w")
-
-    sides = {"empty": make("empty"), "backlog": make("backlog")}
-    store, state = sides["backlog"]
-    started = time.perf_counter()
-    for start in range(0, n, 1000):
-        jobs = [fat_job(i, "q") for i in range(start, min(n, start + 1000))]
-        dispatch(state, b"PUSHB " + json.dumps(jobs).encode())
-        store.flush()
-    if isinstance(store, SQLiteStorage):
-        store.fold()
-    print(f"{n:,} queued ({storage}) in {time.perf_counter() - started:.0f} s")
-    size = 5_000
-    cost: dict[str, list[float]] = {}
-    gc.collect()
-    gc.disable()
-    for r in range(rounds):
-        order = ["empty", "backlog"] if r % 2 == 0 else ["backlog", "empty"]
-        for label in order:
-            store, state = sides[label]
-            lines = [b"PUSH " + json.dumps(fat_job(i, f"r{r}")).encode() for i in range(size)]
-            cost.setdefault(f"push {label}", []).append(lone_pushes(state, store, lines))
-            cost.setdefault(f"fetch+ack {label}", []).append(lone_fetch_acks(state, store, size))
-    gc.enable()
-    for what in ("push", "fetch+ack"):
-        e = statistics.median(cost[f"{what} empty"]) * 1e6
-        b = statistics.median(cost[f"{what} backlog"]) * 1e6
-        print(f"  {what:10} CPU us/job empty {e:6.1f}  backlog {b:6.1f}  ({b / e:.2f}x)")
-    for store, _ in sides.values():
-        store.close()
-    tmp.cleanup()
+        cpu[variant] = medians(by_name)
+    return {variant: medians(by_name) for variant, by_name in rates.items()}
 
 
 def noop_extension() -> object:
@@ -537,98 +305,62 @@ IN_PROCESS = (
 
 
 def in_process_child(kind: str, n: int) -> None:
-    """Time the dispatcher alone (memory storage, no socket), print us/job as JSON."""
+    """Time the dispatcher alone, print us/job as JSON: memory storage (``kind`` NOOP: with
+    the do-nothing extension), then SQLite storage with each command committed alone (one
+    journal record each, as for a lone client; CPU time, folding in place)."""
     import gc
 
-    try:  # this tree
-        from werk.server._clock import ManualClock
-        from werk.server._dispatch import ClientState, ServerStats, dispatch
-        from werk.server._manager import Manager
-        from werk.server._periodic import PeriodicTasks
-        from werk.server._storage import MemoryStorage
-    except ImportError:  # a tree from before the private modules
-        from werk.server.clock import ManualClock  # type: ignore[no-redef]
-        from werk.server.commands import (  # type: ignore[no-redef]
-            ClientState,
-            ServerStats,
-            dispatch,
-        )
-        from werk.server.manager import Manager  # type: ignore[no-redef]
-        from werk.server.storage import MemoryStorage  # type: ignore[no-redef]
-
-        PeriodicTasks = None  # type: ignore[assignment,misc]
-    options: dict[str, object] = {"extensions": [noop_extension()]} if kind == NOOP else {}
-    m = Manager(MemoryStorage(), ManualClock(1_700_000_000), **options)  # type: ignore[arg-type]
-    state = (
-        ClientState(m, ServerStats(0.0), PeriodicTasks(m), "w")  # type: ignore[call-arg]
-        if PeriodicTasks is not None
-        else ClientState(m, ServerStats(0.0), "w")  # type: ignore[call-arg]
-    )
-    out: dict[str, float] = {}
-    for i in range(2000):  # warm up: caches, the once-per-second time formats
-        dispatch(state, b"PUSH " + json.dumps(job(i, "w")).encode())
-        dispatch(state, b"FETCH default")
-        state.fetched = None
+    d = Dispatcher(extensions=[noop_extension()] if kind == NOOP else ())
+    d.warm_up()
     gc.disable()
+    out: dict[str, float] = {}
     for name, queue, make in (("", "default", job), (" custom", "custom", custom_job)):
         lines = [b"PUSH " + json.dumps(make(i, "i")).encode() for i in range(n)]
-        start = time.perf_counter()
-        for line in lines:
-            dispatch(state, line)
-        out["push" + name] = (time.perf_counter() - start) / n * 1e6
-        fetch = b"FETCH " + queue.encode()
-        start = time.perf_counter()
-        for _ in range(n):
-            dispatch(state, fetch)
-            res = state.fetched
-            state.fetched = None
-            dispatch(state, b'ACK {"jid":"' + res.jid.encode() + b'"}')
-        out["fetch+ack" + name] = (time.perf_counter() - start) / n * 1e6
-    out.update(in_process_sqlite(n))
-    print(json.dumps(out))
-
-
-def in_process_sqlite(n: int) -> dict[str, float]:
-    """The dispatcher over SQLite storage, each command committed alone (one journal
-    record each, as for a lone client; folds in place): us/job of CPU."""
-    import gc
-
-    from werk.server._clock import ManualClock
-    from werk.server._dispatch import ClientState, ServerStats
-    from werk.server._manager import Manager
-    from werk.server._periodic import PeriodicTasks
-    from werk.server._storage import SQLiteStorage
-
+        out["push" + name] = d.pushes(lines)[0] / n * 1e6
+        out["fetch+ack" + name] = d.fetch_acks(queue.encode(), n) / n * 1e6
     with tempfile.TemporaryDirectory() as tmp:
-        store = SQLiteStorage(os.path.join(tmp, "werk.sqlite3"))
-        m = Manager(store, ManualClock(1_700_000_000))
-        state = ClientState(m, ServerStats(0.0), PeriodicTasks(m), "w")
-        out: dict[str, float] = {}
+        d = Dispatcher("sqlite", os.path.join(tmp, "werk.sqlite3"))
         lines = [b"PUSH " + json.dumps(fat_job(i, "s")).encode() for i in range(n)]
-        gc.disable()
-        out["sqlite push"] = lone_pushes(state, store, lines) * 1e6
-        store.fold()  # what waits in a queue has been folded
-        out["sqlite fetch+ack"] = lone_fetch_acks(state, store, n) * 1e6
-        gc.enable()
-        store.close()
-    return out
+        out["sqlite push"] = d.pushes(lines, True, time.process_time)[0] / n * 1e6
+        d.store.fold()  # what waits in a queue has been folded
+        out["sqlite fetch+ack"] = d.fetch_acks(b"default", n, True, time.process_time) / n * 1e6
+        d.store.close()
+    print(json.dumps(out))
 
 
 def in_process(sources: dict[str, str | None], n: int, rounds: int) -> dict[str, dict[str, float]]:
     """The best of ``rounds`` in-process runs per variant, the variants taking turns."""
-    best: dict[str, dict[str, float]] = {v: dict.fromkeys(IN_PROCESS, 1e9) for v in sources}
-    for _ in range(rounds):
-        for variant, src in sources.items():
-            env = dict(os.environ)
-            if src not in (None, NOOP):
-                env["PYTHONPATH"] = src
-            cmd = [sys.executable, __file__, "--in-process-child", str(src), str(n)]
-            result = json.loads(
-                subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+    return best_of(
+        rounds,
+        {
+            variant: (
+                [sys.executable, __file__, "--in-process-child", str(src), str(n)],
+                None if src == NOOP else src,
             )
-            for name, value in result.items():
-                best[variant][name] = min(best[variant][name], value)
-    return best
+            for variant, src in sources.items()
+        },
+    )
+
+
+def versus_external(
+    table: dict[str, dict[str, dict[str, float]]], variants: list[str], label: str
+) -> None:
+    """``werk.Client`` rows over the ``--external`` rows of ``label``, server by server."""
+    head = "".join(f" {st + ' ' + v:>12}" for st in ("memory", "sqlite") for v in variants)
+    print(f"\n{'werk.Client / ' + label + ' (jobs/s)':30}{head}")
+    for row, werk_row in (
+        ("push", "werk.Client push"),
+        ("pushb", "werk.Client push_bulk x1000"),
+        ("fetch+ack", "werk.Client fetch+ack"),
+    ):
+        ratios = [
+            f" {rates[werk_row] / rates[f'{label} {row}']:>12.2f}"
+            for st in ("memory", "sqlite")
+            for rates in (table[st][v] for v in variants)
+            if werk_row in rates and f"{label} {row}" in rates
+        ]
+        if ratios:  # (unless --only left a row out)
+            print(f"{row:30}" + "".join(ratios))
 
 
 def main() -> None:
@@ -647,6 +379,13 @@ def main() -> None:
     which.add_argument(
         "--extension", action="store_true", help="no extension vs a do-nothing extension"
     )
+    which.add_argument(
+        "--url", help="a running server that is not werk's (e.g. Faktory), next to werk's"
+    )
+    parser.add_argument(
+        "--server-pid", type=int, metavar="PID", help="--url's server process, for its CPU"
+    )
+    _external.add_option(parser, "three more rows")
     parser.add_argument(
         "--memory", type=int, metavar="N", help="only: RSS per queued job, N jobs of 100 bytes"
     )
@@ -667,7 +406,7 @@ def main() -> None:
     )
     opts = parser.parse_args()
     if opts.asyncio:
-        RUN_WERK[:] = ["-c", _NO_UVLOOP]
+        RUN_WERK[:] = ["-c", NO_UVLOOP]
     sizes = (
         {"push": 2_000, "pushb": 10_000, "fetch": 1_000}
         if opts.quick
@@ -684,6 +423,9 @@ def main() -> None:
         sources = {"before": os.path.abspath(opts.baseline), "now": None}
     elif opts.extension:
         sources = {"none": None, NOOP: NOOP}
+    if opts.url and (opts.memory or opts.backlog or opts.backlog_in_process):
+        parser.error("--memory and --backlog measure werk's own servers: not with --url")
+    remote = Remote(opts.url, opts.server_pid) if opts.url else None
     if opts.memory:
         memory_per_job(sources, opts.memory)
         return
@@ -693,11 +435,14 @@ def main() -> None:
     if opts.backlog:
         backlog(sources, opts.backlog, opts.storage, max(opts.rounds, 3))
         return
-    variants = list(sources)  # the first is the reference, the last is "now"
+    # The first is the reference, the last is "now".
+    variants = (["url"] if remote else []) + list(sources)
     now_v = variants[-1]
     cpu: dict[str, dict[str, dict[str, float]]] = {"memory": {}, "sqlite": {}}
     table = {
-        st: measure(st, sizes, with_client, sources, cpu[st], opts.rounds, opts.only)
+        st: measure(
+            st, sizes, with_client, sources, cpu[st], opts.rounds, opts.only, remote, opts.external
+        )
         for st in ("memory", "sqlite")
     }
     names = list(table["memory"][now_v])
@@ -707,10 +452,7 @@ def main() -> None:
     for name in names:
         row = f"{name:30}"
         for st in ("memory", "sqlite"):
-            values = [table[st][v][name] for v in variants]
-            row += "".join(f" {v:>12,.0f}" for v in values)
-            if len(values) > 1:
-                row += f" {values[-1] / values[0]:>12.2f}"
+            row += cells([table[st][v].get(name) for v in variants], 12, ",.0f")
         ratio = table["sqlite"][now_v][name] / table["memory"][now_v][name]
         ref = REFERENCE.get(name)
         ref_text = f"{ref:>8,}" if ref else f"{'':>8}"
@@ -719,28 +461,29 @@ def main() -> None:
         head = "".join(f" {st + ' ' + col:>13}" for st in ("memory", "sqlite") for col in cols)
         print(f"\n{'server CPU us/job':30}{head}")
         for name in names:
-            row = f"{name:30}"
-            for st in ("memory", "sqlite"):
-                values = [cpu[st][v][name] for v in variants]
-                row += "".join(f" {v:>13.1f}" for v in values)
-                if len(values) > 1:
-                    row += f" {values[-1] / values[0]:>13.2f}"
-            print(row)
+            row = "".join(
+                cells([cpu[st][v].get(name) for v in variants], 13, ".1f")
+                for st in ("memory", "sqlite")
+            )
+            print(f"{name:30}{row}")
     print("\nFaktory column: real Faktory 1.10 (Go + Redis, not durable), one connection.")
     if len(variants) > 1:
         print(f"x: {now_v} / {variants[0]} (jobs/s: above 1 = faster; CPU: below 1 = cheaper).")
-    if opts.no_in_process:
+    if remote:
+        print(f"url: {opts.url}" + ("" if opts.server_pid else "; its CPU: give --server-pid"))
+    if with_client:
+        for label, _ in opts.external:
+            versus_external(table, variants, label)
+    if remote and not opts.no_in_process:
+        print("\n(in-process rows: werk's own dispatcher, left out with --url)")
+    if opts.no_in_process or remote:
         return
     # The steadiest number on a busy machine: the server's own work per job, no sockets.
     steady = in_process(sources, sizes["fetch"] * 2, 3 if opts.quick else 7)
     head = "".join(f" {col:>12}" for col in cols)
     print(f"\n{'in-process us/job (best)':30}{head}")
     for name in IN_PROCESS:
-        values = [steady[v][name] for v in variants]
-        row = "".join(f" {v:>12.2f}" for v in values)
-        if len(values) > 1:
-            row += f" {values[-1] / values[0]:>12.2f}"
-        print(f"{name:30}{row}")
+        print(f"{name:30}" + cells([steady[v][name] for v in variants], 12, ".2f"))
 
 
 if __name__ == "__main__":

@@ -24,14 +24,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
-import time
 from collections.abc import Callable
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from server import Raw, Server
+from _inproc import Dispatcher, best_of
+from _raw import raw_push
+from _server import Server
 
 BARE = "bare"
 KINDS: dict[str, Callable[[int], dict[str, object]]] = {
@@ -61,12 +59,6 @@ def child(variant: str, n: int) -> None:
     """Time the dispatcher alone for each kind of job; print us/job as JSON."""
     import gc
 
-    from werk.server._clock import ManualClock
-    from werk.server._dispatch import ClientState, ServerStats, dispatch
-    from werk.server._manager import Manager
-    from werk.server._periodic import PeriodicTasks
-    from werk.server._storage import MemoryStorage
-
     extensions: list[object] = []
     if variant != BARE:
         try:
@@ -76,62 +68,38 @@ def child(variant: str, n: int) -> None:
             extensions = list(standard_extensions(ServerConfig()))
         except ImportError:
             pass
-    m = Manager(MemoryStorage(), ManualClock(1_700_000_000), extensions=extensions)  # type: ignore[arg-type]
-    state = ClientState(m, ServerStats(0.0), PeriodicTasks(m), "w")
-    for i in range(2000):  # warm up
-        dispatch(state, b"PUSH " + json.dumps({**KINDS["plain"](i), "jid": f"w-{i:09d}"}).encode())
-        dispatch(state, b"FETCH default")
-        state.fetched = None
+    d = Dispatcher(extensions=extensions)
+    d.warm_up()
     gc.disable()
     out: dict[str, float] = {}
     for kind, make in KINDS.items():
         queue = "q-" + kind.replace("+", "-")
         lines = [b"PUSH " + json.dumps({**make(i), "queue": queue}).encode() for i in range(n)]
-        start = time.perf_counter()
-        for line in lines:
-            reply = dispatch(state, line)
-        out["push " + kind] = (time.perf_counter() - start) / n * 1e6
+        took, reply = d.pushes(lines)
+        out["push " + kind] = took / n * 1e6
         assert reply == b"+OK\r\n", reply
-        fetch = b"FETCH " + queue.encode()
-        start = time.perf_counter()
-        for _ in range(n):
-            dispatch(state, fetch)
-            res = state.fetched
-            state.fetched = None
-            assert res is not None
-            dispatch(state, b'ACK {"jid":"' + res.jid.encode() + b'"}')
-        out["fetch+ack " + kind] = (time.perf_counter() - start) / n * 1e6
+        out["fetch+ack " + kind] = d.fetch_acks(queue.encode(), n) / n * 1e6
     print(json.dumps(out))
 
 
 def in_process(sources: dict[str, str | None], n: int, rounds: int) -> dict[str, dict[str, float]]:
-    best: dict[str, dict[str, float]] = {v: {} for v in sources}
-    for _ in range(rounds):
-        for variant, src in sources.items():
-            env = dict(os.environ)
-            if src not in (None, BARE):
-                env["PYTHONPATH"] = str(src)
-            cmd = [sys.executable, __file__, "--child", variant, str(n)]
-            done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
-            for name, value in json.loads(done.stdout).items():
-                best[variant][name] = min(best[variant].get(name, 1e9), value)
-    return best
+    return best_of(
+        rounds,
+        {
+            variant: (
+                [sys.executable, __file__, "--child", variant, str(n)],
+                None if src == BARE else src,
+            )
+            for variant, src in sources.items()
+        },
+    )
 
 
-def tcp_push(port: int, n: int, kind: str, tag: str) -> float:
-    c = Raw(port)
+def tcp_push(address: tuple[str, int], n: int, kind: str, tag: str) -> float:
     make = KINDS[kind]
-    lines = [
-        b"PUSH "
-        + json.dumps({**make(i), "jid": f"{tag}-{i:012d}", "args": [tag, i]}).encode()
-        + b"\r\n"
-        for i in range(n)
-    ]
-    start = time.perf_counter()
-    for line in lines:
-        c.sock.sendall(line)
-        assert c.line() == b"+OK"
-    return n / (time.perf_counter() - start)
+    return raw_push(
+        address, n, lambda i, tag: {**make(i), "jid": f"{tag}-{i:012d}", "args": [tag, i]}, tag
+    )
 
 
 def over_tcp(
@@ -146,7 +114,7 @@ def over_tcp(
             for r in range(rounds):
                 for kind in ("plain", "unique"):
                     for variant, server in servers.items():
-                        rate = tcp_push(server.port, n, kind, f"{kind}-{r}")
+                        rate = tcp_push(server.address, n, kind, f"{kind}-{r}")
                         table[variant][kind] = max(table[variant].get(kind, 0.0), rate)
         finally:
             for server in servers.values():

@@ -23,8 +23,19 @@ staying the same, and prints both side by side. ``--rounds R`` repeats everythin
 interleaved (each round runs every variant once, in alternating order), and reports the
 medians: on a busy machine a single wall-clock run can be off by 10% or more.
 
-The server is ``FAKTORY_URL`` when set (e.g. a real Faktory), else ``werk server`` started
-in a separate process (memory storage) so that it gets a core of its own.
+The server is ``--url`` or ``FAKTORY_URL`` when set (e.g. a real Faktory; it is FLUSHed
+before each run), else ``werk server`` started in a separate process (memory storage) so
+that it gets a core of its own. The server's CPU per job is read from /proc: for a server
+not started here, only with ``--server-pid PID`` (its live children count too: a real
+Faktory runs its Redis as one).
+
+``--external LABEL=COMMAND`` (repeatable) runs a worker that is not werk's (built
+elsewhere) as one more row of each round, against the same server: the queue is prefilled
+with N no-op jobs (jobtype ``noop``, no args) exactly as for werk's workers, then COMMAND
+runs through the shell with FAKTORY_URL, BENCH_ROW=worker, BENCH_JOBS (N), BENCH_QUEUE
+(``bench``) and BENCH_CONCURRENCY (C) in its environment, drains the queue and prints one
+JSON line ``{"jobs_per_s": float, "cpu_us_per_job": float}`` (its own rate and CPU per
+job, the window its own). Last, werk's executors (no middleware) over it.
 
 ``--pin`` keeps the server started here on the first CPU and this script and every worker
 (the process executor's children too) on the second. The worker's CPU is then the limit, so
@@ -40,6 +51,8 @@ Usage::
     python benchmarks/worker.py --executor thread --observe metrics tracing both \\
         --tracing noop sampled all --rounds 5 --baseline ../main/src
     python benchmarks/worker.py --pin --observe metrics both --rounds 3
+    python benchmarks/worker.py --url tcp://127.0.0.1:7519 --server-pid PID \\
+        --external go='./bench-worker' --rounds 3
 """
 
 from __future__ import annotations
@@ -47,13 +60,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
-import socket
-import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -61,13 +71,19 @@ ROOT = Path(__file__).resolve().parents[1]
 if "--child" not in sys.argv:  # a measured worker imports the werk its PYTHONPATH names
     sys.path.insert(0, str(ROOT / "src"))
 
+import _callgrind  # noqa: E402
+import _external  # noqa: E402
+from _observe import TRACINGS, modes, observe_mode, observers  # noqa: E402
+from _server import Server, process_cpu  # noqa: E402
+from _worker_report import LOOP, median, report, report_instructions, versus_external  # noqa: E402
+
 import werk  # noqa: E402
 from werk._protocol import command_lines as commands  # noqa: E402
 from werk._protocol.replies import fetched_payload  # noqa: E402
 
 QUEUE = "bench"
-TRACINGS = ("noop", "unsampled", "sampled", "all")
-LOOP, PIPELINED = "fetch+ack loop, 1 conn", "ACK+FETCH one write, 1 conn"
+PIPELINED = "ACK+FETCH one write, 1 conn"
+Run = Callable[[], tuple[float, float]]  # a loop_row's loop: (jobs/s, its CPU us per job)
 
 app = werk.App()
 
@@ -86,78 +102,7 @@ async def noop_async() -> None:
     on its loop (a sync handler there takes a trip to a thread and back)."""
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _cpu_of(pid: int) -> float:
-    """User+system CPU seconds of a process (Linux /proc), 0.0 elsewhere."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _children() -> list[int]:
-    """Pids of this process's live children (Linux /proc), [] elsewhere."""
-    pids: list[int] = []
-    for task in Path("/proc/self/task").glob("*/children"):
-        try:
-            pids.extend(int(p) for p in task.read_text().split())
-        except OSError:
-            continue
-    return pids
-
-
-def _tree_cpu() -> float:
-    """CPU seconds of this process (all threads) plus its live children."""
-    t = os.times()
-    return t.user + t.system + sum(_cpu_of(pid) for pid in _children())
-
-
 # -- the measured worker (a process of its own) -------------------------------------------
-
-
-def observers(observe: str) -> list[werk.Middleware]:
-    """The middleware of ``observe`` (``none``, ``metrics``, ``tracing:VARIANT``,
-    ``both:VARIANT``), recording into a registry and spans of their own."""
-    out: list[werk.Middleware] = []
-    what, _, variant = observe.partition(":")
-    if what in ("metrics", "both"):
-        from prometheus_client import CollectorRegistry
-
-        from werk.metrics import PrometheusMiddleware
-
-        out.append(PrometheusMiddleware(app, registry=CollectorRegistry()))
-    if what in ("tracing", "both"):
-        from werk.tracing import TracingMiddleware
-
-        out.append(TracingMiddleware(_tracer_provider(variant)))
-    return out
-
-
-def _tracer_provider(variant: str) -> Any:
-    from opentelemetry.trace import NoOpTracerProvider
-
-    if variant == "noop":
-        return NoOpTracerProvider()
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, TraceIdRatioBased
-
-    class Nowhere(SpanExporter):
-        def export(self, spans: Any) -> SpanExportResult:
-            return SpanExportResult.SUCCESS
-
-    ratio = {"sampled": 0.01, "all": 1.0}.get(variant)
-    sampler = ALWAYS_OFF if ratio is None else ParentBased(TraceIdRatioBased(ratio))
-    provider = TracerProvider(sampler=sampler)
-    provider.add_span_processor(BatchSpanProcessor(Nowhere()))
-    return provider
 
 
 class FirstJob(werk.Middleware):
@@ -176,7 +121,7 @@ def run_child(spec: dict[str, Any]) -> dict[str, float]:
     n, server_pid = spec["n"], spec["server_pid"]
     marker = FirstJob()
     chosen = async_app if spec.get("handler") == "async" else app
-    for middleware in [marker, *observers(spec["observe"])]:
+    for middleware in [marker, *observers(app, spec["observe"])]:
         chosen.add_middleware(middleware)
     worker = werk.Worker(
         chosen, spec["url"], concurrency=spec["c"], queues=[QUEUE], executor=spec["executor"]
@@ -186,13 +131,13 @@ def run_child(spec: dict[str, Any]) -> dict[str, float]:
     poll = spec.get("poll", 0.002)
     while worker.processed + worker.failed < warm:
         time.sleep(poll)
-    done0, t0, cpu0 = worker.processed + worker.failed, time.perf_counter(), _tree_cpu()
-    srv0 = _cpu_of(server_pid) if server_pid else float("nan")
+    done0, t0, cpu0 = worker.processed + worker.failed, time.perf_counter(), process_cpu("self")
+    srv0 = process_cpu(server_pid) if server_pid else float("nan")
     while worker.processed + worker.failed < n:
         time.sleep(poll)
     end = time.perf_counter()
-    cpu = _tree_cpu() - cpu0
-    srv = (_cpu_of(server_pid) - srv0) if server_pid else float("nan")
+    cpu = process_cpu("self") - cpu0
+    srv = (process_cpu(server_pid) - srv0) if server_pid else float("nan")
     worker.stop(30)
     assert worker.failed == 0, f"{worker.failed} jobs failed"
     assert marker.first is not None
@@ -224,19 +169,38 @@ def _drained(url: str) -> None:
     assert left == 0, f"{left} jobs not acknowledged"
 
 
-def loop_row(url: str, n: int, server_pid: int | None, fn: Callable[[], float]) -> dict[str, float]:
-    """A single-connection loop in this process: its rate and CPU per job."""
+def loop_row(url: str, n: int, server_pid: int | None, fn: Run) -> dict[str, float]:
+    """A loop on a queue of ``n`` jobs: ``fn`` runs it and returns its rate and its CPU
+    per job; the server's CPU per job is read around it."""
     prefill(url, n)
-    srv0 = _cpu_of(server_pid) if server_pid else float("nan")
-    t = os.times()
-    own0 = t.user + t.system
-    seconds = fn()
-    t = os.times()
+    srv0 = process_cpu(server_pid) if server_pid else float("nan")
+    rate, us = fn()
     _drained(url)
-    srv = (_cpu_of(server_pid) - srv0) if server_pid else float("nan")
-    us = (t.user + t.system - own0) / n * 1e6
-    return {"rate": n / seconds, "steady_rate": n / seconds, "steady_us": us,
-            "steady_srv_us": srv / n * 1e6}  # fmt: skip
+    srv = (process_cpu(server_pid) - srv0) if server_pid else float("nan")
+    return {"rate": rate, "steady_rate": rate, "steady_us": us, "steady_srv_us": srv / n * 1e6}
+
+
+def in_here(loop: Callable[[str, int], float], url: str, n: int) -> Run:
+    """A single-connection loop in this process, as :func:`loop_row` runs it."""
+
+    def run() -> tuple[float, float]:
+        t = os.times()
+        own0 = t.user + t.system
+        seconds = loop(url, n)
+        t = os.times()
+        return n / seconds, (t.user + t.system - own0) / n * 1e6
+
+    return run
+
+
+def external(command: str, url: str, n: int, c: int) -> Run:
+    """An ``--external`` worker, as :func:`loop_row` runs it."""
+
+    def run() -> tuple[float, float]:
+        got = _external.run(command, url, "worker", n, QUEUE, concurrency=c)
+        return got["jobs_per_s"], got["cpu_us_per_job"]
+
+    return run
 
 
 def bare_loop(url: str, n: int) -> float:
@@ -273,23 +237,18 @@ def worker_row(
     directory; None: this tree); under callgrind, the row has its ``instructions``."""
     prefill(spec["url"], spec["n"])
     env = {**os.environ, "PYTHONPATH": source or str(ROOT / "src")}
-    valgrind = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
-    out = subprocess.run(
-        [*(valgrind if callgrind else ()), sys.executable, __file__, "--child", json.dumps(spec)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=False,
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"worker run {spec} failed:\n{out.stderr}")
-    _drained(spec["url"])
-    row: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    argv = [sys.executable, __file__, "--child", json.dumps(spec)]
     if callgrind:
-        found = re.search(r"Collected : (\d+)", out.stderr)
-        assert found, out.stderr[-2000:]
-        row["instructions"] = float(found[1])
+        count, stdout = _callgrind.run(argv, env)
+    else:
+        out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=1800)
+        if out.returncode != 0:
+            raise RuntimeError(f"worker run {spec} failed:\n{out.stderr}")
+        stdout = out.stdout
+    _drained(spec["url"])
+    row: dict[str, float] = json.loads(stdout.strip().splitlines()[-1])
+    if callgrind:
+        row["instructions"] = float(count)
     return row
 
 
@@ -299,130 +258,20 @@ def instructions_per_job(spec: dict[str, Any], source: str | None) -> dict[str, 
     on the machine's load, unlike wall-clock and CPU time."""
     # Poll slowly: the main thread's waiting must not add instructions as time goes by.
     spec = {**spec, "poll": 0.2}
-    short = worker_row(spec, source, callgrind=True)
-    long = worker_row({**spec, "n": spec["n"] * 2}, source, callgrind=True)
-    return {"instructions": (long["instructions"] - short["instructions"]) / spec["n"]}
+
+    def count(n: int) -> int:
+        return int(worker_row({**spec, "n": n}, source, callgrind=True)["instructions"])
+
+    return {"instructions": _callgrind.per_job(count, spec["n"])}
 
 
-def _observe(value: str) -> str:
-    what, colon, variant = value.partition(":")
-    if what in ("none", "metrics") and not colon:
-        return value
-    if what in ("tracing", "both") and (not colon or variant in TRACINGS):
-        return value
-    raise argparse.ArgumentTypeError(f"not a mode: {value!r}")
-
-
-def modes(observe: list[str], tracings: list[str]) -> list[str]:
-    """``none`` first, then each of ``observe``, tracing ones once per tracing variant
-    unless they name theirs."""
-    out = ["none"]
-    for what in observe:
-        wanted = [f"{what}:{v}" for v in tracings] if what in ("tracing", "both") else [what]
-        out += [mode for mode in wanted if mode not in out]
-    return out
-
-
-def _start_server() -> tuple[str, subprocess.Popen[bytes]]:
-    port = _free_port()
-    server = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "werk", "server", "--storage", "memory"),
-            *("--bind", f"127.0.0.1:{port}", "--no-web", "--log-level", "WARNING"),
-        ],
-        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
-    )
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.1).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    return f"tcp://127.0.0.1:{port}", server
-
-
-def _pin(server: subprocess.Popen[bytes] | None) -> None:
+def _pin(server: Server | None) -> None:
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) < 2:
         raise SystemExit("--pin needs two CPUs")
     if server is not None:
         os.sched_setaffinity(server.pid, {cpus[0]})
     os.sched_setaffinity(0, {cpus[1]})  # inherited by every worker and its children
-
-
-def _median(rows: list[dict[str, float]]) -> dict[str, float]:
-    return {key: statistics.median(r[key] for r in rows) for key in rows[0]}
-
-
-def _header(sources: list[str], width: int, columns: str, compared: str) -> None:
-    print(f"{'':24}" + "".join(f" {name:-^{width}}" for name in sources))
-    print(f"{'':24}" + columns * len(sources) + (f"  {compared}" if len(sources) == 2 else ""))
-
-
-def _rows(executors: list[str], mode_list: list[str]) -> Iterator[tuple[str, str, str]]:
-    """(executor, mode, the row's label padded) for each row of a table."""
-    for ex in executors:
-        for mode in mode_list:
-            label = f"{ex} {mode}" if mode == "none" else f"  +{mode}"
-            yield ex, mode, f"{label:24}"
-
-
-def report(
-    results: dict[tuple[str, str, str], list[dict[str, float]]],
-    loops: dict[str, list[dict[str, float]]],
-    executors: list[str],
-    mode_list: list[str],
-    sources: list[str],
-    header: str,
-) -> None:
-    print(header)
-    for name, rows in loops.items():
-        row = _median(rows)
-        print(
-            f"{name}: {row['rate']:.0f} jobs/s, client {row['steady_us']:.0f}us CPU per job,"
-            f" server {row['steady_srv_us']:.0f}us"
-        )
-    loop = _median(loops[LOOP])
-    columns = f" {'jobs/s':>7} {'vs loop':>7} {'vs none':>7} {'wkr CPU':>8} {'+CPU':>7}"
-    _header(sources, 41, columns, "now/before")
-    for ex, mode, line in _rows(executors, mode_list):
-        rates = []
-        for source in sources:
-            row = _median(results[(ex, mode, source)])
-            plain = _median(results[(ex, "none", source)])
-            rates.append(row["steady_rate"])
-            line += (
-                f" {row['steady_rate']:7.0f} {row['steady_rate'] / loop['rate']:6.2f}x"
-                f" {row['steady_rate'] / plain['steady_rate'] - 1:+7.1%}"
-                f" {row['steady_us']:6.0f}us {row['steady_us'] - plain['steady_us']:+5.0f}us"
-            )
-        if len(rates) == 2:
-            line += f"  {rates[0] / rates[1] - 1:+10.1%}"
-        print(line)
-    print(
-        "(steady state, after the first 20% of the jobs; jobs/s and CPU are medians of the"
-        " rounds;\n wkr CPU = CPU time per job of the worker process and its live children;"
-        " vs none / +CPU:\n against the same executor without middleware, same source tree)"
-    )
-
-
-def report_instructions(
-    counts: dict[tuple[str, str, str], float],
-    executors: list[str],
-    mode_list: list[str],
-    sources: list[str],
-    n: int,
-) -> None:
-    print(f"\ninstructions per job of the worker process (callgrind; runs of {n} and {2 * n})")
-    _header(sources, 19, f" {'Ir/job':>9} {'+Ir':>9}", "now-before")
-    for ex, mode, line in _rows(executors, mode_list):
-        for source in sources:
-            count, plain = counts[(ex, mode, source)], counts[(ex, "none", source)]
-            line += f" {count / 1e3:8.1f}k {(count - plain) / 1e3:+8.1f}k"
-        if len(sources) == 2:
-            now, before = (counts[(ex, mode, source)] for source in sources)
-            line += f"  {(now - before) / 1e3:+9.1f}k"
-        print(line)
 
 
 def main() -> int:
@@ -442,7 +291,7 @@ def main() -> int:
         "--observe",
         nargs="*",
         default=[],
-        type=_observe,
+        type=observe_mode,
         help="also run each executor with the metrics and/or tracing middleware: none,"
         " metrics, tracing, both (once per --tracing variant), or tracing:VARIANT,"
         " both:VARIANT",
@@ -472,14 +321,20 @@ def main() -> int:
         action="store_true",
         help="the server on the first CPU, the workers on the second (see above)",
     )
+    parser.add_argument("--url", help="the server to use (default: FAKTORY_URL, else werk's)")
+    parser.add_argument(
+        "--server-pid", type=int, metavar="PID", help="--url's server process, for its CPU"
+    )
+    _external.add_option(parser, "one more row")
     args = parser.parse_args()
-    url = os.environ.get("FAKTORY_URL")
-    server: subprocess.Popen[bytes] | None = None
+    url = args.url or os.environ.get("FAKTORY_URL")
+    server: Server | None = None
     if not url:
-        url, server = _start_server()
+        server = Server("memory", str(ROOT / "src"))
+        url = server.url
     if args.pin:
         _pin(server)
-    pid = server.pid if server else None
+    pid = server.pid if server else args.server_pid
     n, c = args.jobs, args.concurrency
     sources: dict[str, str | None] = {"now": None}
     if args.baseline:
@@ -504,8 +359,11 @@ def main() -> int:
             report_instructions(counts, args.executor, mode_list, list(sources), n)
             return 0
         for r in range(args.rounds):
-            loops[LOOP].append(loop_row(url, n, pid, lambda: bare_loop(url, n)))
-            loops[PIPELINED].append(loop_row(url, n, pid, lambda: pipelined_loop(url, n)))
+            loops[LOOP].append(loop_row(url, n, pid, in_here(bare_loop, url, n)))
+            loops[PIPELINED].append(loop_row(url, n, pid, in_here(pipelined_loop, url, n)))
+            for label, command in args.external:
+                row = loop_row(url, n, pid, external(command, url, n, c))
+                loops.setdefault(label, []).append(row)
             order = list(sources.items())
             for ex in args.executor:
                 for mode in mode_list:
@@ -522,8 +380,7 @@ def main() -> int:
                         )
     finally:
         if server is not None:
-            server.terminate()
-            server.wait(10)
+            server.close()
     where = "werk server (separate process)" if server else url
     header = (
         f"\n{n} no-op jobs, c={c}, server: {where}, python {sys.version.split()[0]},"
@@ -534,6 +391,10 @@ def main() -> int:
     if args.baseline:
         header += f"; before = {args.baseline}"
     report(results, loops, args.executor, mode_list, list(sources), header)
+    if pid is None:
+        print("(server CPU: not read from an outside server without --server-pid)")
+    for label, _ in args.external:
+        versus_external(results, median(loops[label]), label, args.executor, list(sources))
     return 0
 
 
