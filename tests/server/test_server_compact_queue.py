@@ -164,21 +164,23 @@ def _bytes_per_job(m: Manager, store: SQLiteStorage | MemoryStorage, n: int) -> 
         tracemalloc.stop()
 
 
-def test_a_queued_job_costs_some_40_bytes_with_sqlite(tmp_path: Path):
+def test_a_queued_job_costs_some_5_bytes_with_sqlite(tmp_path: Path):
     store = SQLiteStorage(tmp_path / "werk.sqlite3")
     m = Manager(store, ManualClock(T0))
     per_job = _bytes_per_job(m, store, 20_000)
     store.close()
-    # An id and a deque slot (a QueueItem with its jid and bytes took over 500).
-    assert per_job < 80, per_job
+    # Its id marshalled in a chunk, and the loose head's and tail's share (an id in a
+    # deque was 36 bytes; a QueueItem with its jid and bytes took over 500).
+    assert per_job < 20, per_job
 
 
 def test_a_queued_job_costs_its_bytes_and_its_id_in_memory_storage():
     store = MemoryStorage()
     m = Manager(store, ManualClock(T0))
     per_job = _bytes_per_job(m, store, 20_000)
-    # 230 bytes of JSON (plus the bytes object's 33), an id, two deque slots.
-    assert per_job < 340, per_job
+    # Some 255 bytes of JSON and 10 of marshalled id and length in a chunk (as loose
+    # objects in deques: 330).
+    assert per_job < 280, per_job
 
 
 def test_bytes_read_ahead_serve_interleaved_queues_and_put_backs(tmp_path: Path):
