@@ -9,7 +9,12 @@ import asyncio
 import gc
 import json
 import tracemalloc
+from collections import deque
 from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from werk.server import _admin as admin
 from werk.server._clock import ManualClock
@@ -59,7 +64,7 @@ def test_sqlite_keeps_folded_queued_jobs_out_of_memory(tmp_path: Path):
     store.fold()
     assert store._queued == {}
     q = m.queues["default"]
-    assert q._payloads is None
+    assert q._head_payloads is None and q._tail_payloads is None
     assert [item.jid for item in q] == [job["jid"] for job in ODD]
     assert json.loads(q[0].payload)["args"] == [1]
     _check_fetched(m)
@@ -159,21 +164,23 @@ def _bytes_per_job(m: Manager, store: SQLiteStorage | MemoryStorage, n: int) -> 
         tracemalloc.stop()
 
 
-def test_a_queued_job_costs_some_40_bytes_with_sqlite(tmp_path: Path):
+def test_a_queued_job_costs_some_5_bytes_with_sqlite(tmp_path: Path):
     store = SQLiteStorage(tmp_path / "werk.sqlite3")
     m = Manager(store, ManualClock(T0))
     per_job = _bytes_per_job(m, store, 20_000)
     store.close()
-    # An id and a deque slot (a QueueItem with its jid and bytes took over 500).
-    assert per_job < 80, per_job
+    # Its id marshalled in a chunk, and the loose head's and tail's share (an id in a
+    # deque was 36 bytes; a QueueItem with its jid and bytes took over 500).
+    assert per_job < 20, per_job
 
 
 def test_a_queued_job_costs_its_bytes_and_its_id_in_memory_storage():
     store = MemoryStorage()
     m = Manager(store, ManualClock(T0))
     per_job = _bytes_per_job(m, store, 20_000)
-    # 230 bytes of JSON (plus the bytes object's 33), an id, two deque slots.
-    assert per_job < 340, per_job
+    # Some 255 bytes of JSON and 10 of marshalled id and length in a chunk (as loose
+    # objects in deques: 330).
+    assert per_job < 280, per_job
 
 
 def test_bytes_read_ahead_serve_interleaved_queues_and_put_backs(tmp_path: Path):
@@ -239,3 +246,162 @@ def test_queue_remove_reads_back_only_the_jobs_with_custom(tmp_path: Path):
     store.fold()
     assert m.fetch(["default"], "w1") is None
     store.close()
+
+
+# -- JobQueue against a deque of QueueItem ----------------------------------------------
+
+
+class _Source:
+    """Gives queued jobs' bytes back by id, like a storage that keeps them."""
+
+    def __init__(self) -> None:
+        self.payloads: dict[int, bytes] = {}
+
+    def queued_payload(self, eid: int) -> bytes:
+        return self.payloads[eid]
+
+
+def _job(eid: int, kind: int) -> QueueItem:
+    """Job ``eid`` of a kind: plain, escaped jid, custom (with a "jid" of its own) or
+    reserve_for; the bytes vary in length, down to a few bytes of args, and a rare one
+    has a newline."""
+    args = b"x" * (eid * 37 % 300)
+    if kind == 1:
+        jid = f"jid-<{eid}>"
+        return QueueItem(
+            eid, jid, 0, b'{"retry":25,"jid":"jid-\\u003c%d\\u003e","args":["%s"]}' % (eid, args)
+        )
+    if kind == 2:
+        jid = f"jid-c{eid}"
+        payload = b'{"retry":25,"custom":{"jid":"no"},"jid":"%s","args":["%s"]}' % (
+            jid.encode(),
+            args,
+        )
+        return QueueItem(eid, jid, 0, payload, True)
+    jid = f"jid-{eid}"
+    payload = b'{"retry":25,"jid":"%s","args":["%s"]}' % (jid.encode(), args)
+    if eid % 1000 == 999:  # not canonical: a newline between tokens
+        payload = payload.replace(b',"args"', b',\n"args"')
+    return QueueItem(eid, jid, 600 if kind == 3 else 0, payload)
+
+
+_OPS = st.one_of(
+    st.tuples(st.just("push"), st.integers(1, 700), st.integers(0, 3)),
+    st.tuples(st.just("popleft"), st.integers(1, 700)),
+    st.tuples(st.just("appendleft"), st.integers(1, 3)),
+    st.tuples(st.just("pop"), st.integers(1, 300)),
+    st.tuples(st.just("remove"), st.integers()),
+    st.tuples(st.just("getitem"), st.integers()),
+    st.tuples(st.just("copy"), st.just(0)),
+    st.tuples(st.just("clear"), st.just(0)),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.booleans(), st.lists(_OPS, max_size=30))
+def test_job_queue_behaves_like_a_deque_of_items(with_source: bool, ops: list[tuple]):
+    source = _Source()
+    q = JobQueue(source if with_source else None)
+    model: deque[QueueItem] = deque()
+    copies: list[tuple[JobQueue, list[QueueItem]]] = []
+    popped: list[QueueItem] = []
+    next_id = 1
+    for op, arg, *rest in ops:
+        if op == "push":
+            for _ in range(arg):
+                item = _job(next_id, (next_id * rest[0]) % 4)
+                source.payloads[item.id] = item.payload
+                next_id += 1
+                if next_id % 2:
+                    q.append(item)
+                else:
+                    q.add(item.id, item.jid, item.reserve_for, item.payload, item.custom)
+                model.append(item)
+        elif op == "popleft":
+            for _ in range(min(arg, len(model))):
+                popped.append(q.popleft())
+                assert popped[-1] == model.popleft()
+            if not model:
+                with pytest.raises(IndexError):
+                    q.popleft()
+        elif op == "appendleft":
+            for _ in range(min(arg, len(popped))):
+                item = popped.pop()
+                q.appendleft(item)
+                model.appendleft(item)
+        elif op == "pop":
+            for _ in range(min(arg, len(model))):
+                q.pop()
+                model.pop()
+            if not model:
+                with pytest.raises(IndexError):
+                    q.pop()
+        elif op == "remove":
+            if model:
+                item = model[arg % len(model)]
+                q.remove(item)
+                model.remove(item)
+            with pytest.raises(ValueError):
+                q.remove(_job(next_id + 1, 0))
+        elif op == "getitem":
+            if model:
+                index = arg % (2 * len(model)) - len(model)  # negative ones too
+                assert q[index] == model[index]
+            with pytest.raises(IndexError):
+                q[len(model)]
+        elif op == "copy":
+            copies.append((q.copy(), list(model)))
+        else:
+            q.clear()
+            model.clear()
+        assert len(q) == len(model) and bool(q) == bool(model)
+        assert list(q) == list(model)
+        assert sorted(q.custom_items()) == sorted(item for item in model if item.custom)
+    for copy, items in copies:  # untouched by what the original went through
+        assert list(copy) == items and len(copy) == len(items)
+
+
+def _grown(with_source: bool, n: int) -> JobQueue:
+    source = _Source()
+    q = JobQueue(source if with_source else None)
+    for eid in range(1, n + 1):
+        item = _job(eid, eid % 4)
+        source.payloads[eid] = item.payload
+        q.append(item)
+    return q
+
+
+MUTATIONS = {
+    "push": lambda q: q.append(_job(10_000, 0)),
+    "popleft": lambda q: q.popleft(),
+    "push and popleft": lambda q: (q.append(_job(10_000, 0)), q.popleft()),
+    "popleft and put back": lambda q: q.appendleft(q.popleft()),
+    "pop": lambda q: q.pop(),
+    "remove": lambda q: q.remove(q[len(q) // 2]),
+    "clear": lambda q: q.clear(),
+}
+
+
+@pytest.mark.parametrize("with_source", [False, True])
+@pytest.mark.parametrize("size", [5, 300, 2000])  # one deque; head and tail; chunks
+@pytest.mark.parametrize("where", [0, 1, 280, 1000])  # in the head, a chunk or the tail
+@pytest.mark.parametrize("mutation", list(MUTATIONS))
+def test_a_queue_changed_while_iterated_ends_the_iteration(
+    with_source: bool, size: int, where: int, mutation: str
+):
+    q = _grown(with_source, size)
+    it = iter(q)
+    for _ in range(min(where, size - 1) + 1):
+        next(it)
+    MUTATIONS[mutation](q)
+    with pytest.raises(RuntimeError):
+        next(it)
+
+
+@pytest.mark.parametrize("with_source", [False, True])
+def test_a_backlog_is_packed_and_comes_out_in_order(with_source: bool):
+    q = _grown(with_source, 3000)
+    assert len(q._chunks) >= 9  # all but some two chunks' worth packed
+    assert [item.id for item in q] == list(range(1, 3001))
+    assert [q.popleft().id for _ in range(3000)] == list(range(1, 3001))
+    assert not q and not q._chunks and q._head_ids is q._tail_ids
