@@ -48,8 +48,8 @@ it prints one JSON line ``{"jobs_per_s": float, "cpu_us_per_job": float}``. Its 
 are the row's, the server's CPU is measured as for every row (the program's own CPU is
 not shown here: client.py compares clients); a last table gives ``werk.Client`` / it.
 
-Reference (real Faktory 1.10, Go + Redis): ~11,000 single pushes/s, 25,000-36,000 jobs/s
-by PUSHB from one connection, ~2,800 fetch+ack/s on one connection.
+For a real Faktory, start one and pass ``--url`` (and ``--server-pid``): its figures from
+another machine, or another hour of a shared one, say little about this run.
 """
 
 from __future__ import annotations
@@ -69,12 +69,6 @@ from _inproc import Dispatcher, best_of
 from _raw import Raw, custom_job, fat_job, job, raw_fetch_ack, raw_push
 from _server import NO_UVLOOP, NOOP, RUN_WERK, Remote, Server, address, flush
 from _table import cells, medians
-
-REFERENCE = {
-    "push (1 conn)": 11_000,
-    "pushb x1000 (1 conn)": 30_000,
-    "fetch+ack (1 conn)": 2_800,
-}
 
 
 def raw_push_1(url: str, n: int) -> float:
@@ -448,15 +442,13 @@ def main() -> None:
     names = list(table["memory"][now_v])
     cols = (*variants, "x") if len(variants) > 1 else (now_v,)
     head = "".join(f" {st + ' ' + col:>12}" for st in ("memory", "sqlite") for col in cols)
-    print(f"\n{'jobs/s':30}{head} {now_v + ' sql/mem':>11} {'Faktory':>8}")
+    print(f"\n{'jobs/s':30}{head} {now_v + ' sql/mem':>11}")
     for name in names:
         row = f"{name:30}"
         for st in ("memory", "sqlite"):
             row += cells([table[st][v].get(name) for v in variants], 12, ",.0f")
         ratio = table["sqlite"][now_v][name] / table["memory"][now_v][name]
-        ref = REFERENCE.get(name)
-        ref_text = f"{ref:>8,}" if ref else f"{'':>8}"
-        print(f"{row} {ratio:>11.2f} {ref_text}")
+        print(f"{row} {ratio:>11.2f}")
     if cpu["memory"].get(now_v):
         head = "".join(f" {st + ' ' + col:>13}" for st in ("memory", "sqlite") for col in cols)
         print(f"\n{'server CPU us/job':30}{head}")
@@ -466,7 +458,6 @@ def main() -> None:
                 for st in ("memory", "sqlite")
             )
             print(f"{name:30}{row}")
-    print("\nFaktory column: real Faktory 1.10 (Go + Redis, not durable), one connection.")
     if len(variants) > 1:
         print(f"x: {now_v} / {variants[0]} (jobs/s: above 1 = faster; CPU: below 1 = cheaper).")
     if remote:
