@@ -9,17 +9,18 @@ keeps those three in a side table. Taking a job out gives a full
 
 The jobs sit in three stretches: a *head* and a *tail* of loose jobs (an int and a
 ``bytes`` object each, in two parallel deques) and between them *chunks* of
-:data:`CHUNK` jobs packed into flat buffers (see :mod:`werk.server._packed`): 8 bytes of
-id and 4 of offset per job next to its bytes. A PUSH appends to the tail, which is packed
-into a chunk once it is :data:`CHUNK` long; a FETCH pops from the head, which is the
-oldest chunk unpacked once it runs out. So the per-job path stays a deque append and a
-deque pop, and a backlog costs its bytes and some 12 bytes a job. A short queue (the
-usual case: jobs fetched as they come) has no chunks and its head *is* its tail.
+:data:`CHUNK` jobs, each one ``marshal`` blob of their ids and bytes (see
+:mod:`werk.server._packed`): 5 bytes of id and 5 of header per job next to its bytes. A
+PUSH appends to the tail, which is packed into a chunk once it is :data:`CHUNK` long; a
+FETCH pops from the head, which is the oldest chunk unpacked once it runs out. So the
+per-job path stays a deque append and a deque pop, and a backlog costs its bytes and some
+10 bytes a job. A short queue (the usual case: jobs fetched as they come) has no chunks
+and its head *is* its tail.
 
 With a storage that can give a queued job's bytes back by id (SQLite: its journal, then
-its database), the bytes are not held in memory at all: a waiting job costs 8 bytes of
-id, where a :class:`~werk.server._sets.QueueItem` with its jid and bytes cost over 500 for
-a job with 100 bytes of args.
+its database), the bytes are not held in memory at all: a waiting job costs its 5 bytes of
+id in a chunk, where a :class:`~werk.server._sets.QueueItem` with its jid and bytes cost
+over 500 for a job with 100 bytes of args.
 
 Example::
 
