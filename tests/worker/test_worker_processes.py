@@ -152,6 +152,9 @@ def test_process_executor_survives_a_crashing_child(
     worker = werk.Worker(app, server.url, concurrency=2, executor="process")
     with running(worker, server):
         _push(server.url, "crash", str(tmp_path), "crash", how, retry=0)
+        # Once the crash has started, its child is busy until it dies, so no later job can
+        # run in it; pushed together, a quick job could run there first, legitimately.
+        wait_until(lambda: _lines(tmp_path / "crash.start"), timeout=30, what="the crash")
         for i in range(10):
             _push(server.url, "record", str(tmp_path), f"ok{i}")
         wait_until(lambda: server.info()["processed"] == 11, timeout=30, what="11 jobs")
