@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from tests.faults.harness import Ledger, WorkerProcess, scaled
 from tests.faults.proxy import CutProxy
-from tests.worker.helpers import FETCH_BLOCK, wait_until
+from tests.worker.helpers import end_parked_fetches, wait_until
 
 import werk
 from werk.server import EmbeddedServer
@@ -85,7 +85,7 @@ def test_a_worker_behind_a_cutting_proxy_loses_nothing(
             # Blocked FETCHes end when the server's clock moves.
             deadline = time.monotonic() + 15
             while worker.running() and time.monotonic() < deadline:
-                srv.advance(FETCH_BLOCK)
+                end_parked_fetches(srv)
                 time.sleep(0.02)
             assert worker.wait(1) == 0, worker.log()
         info = srv.info()

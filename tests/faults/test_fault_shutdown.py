@@ -28,8 +28,9 @@ pytestmark = pytest.mark.slow
 EXECUTORS = ["thread", "asyncio", "process"]
 SHUTDOWN_TIMEOUT = 1.0
 # The jobs would end this long after they start: after the worker's deadline and exit,
-# early enough for the test to watch for an end that must not come.
-JOB_SECONDS = SHUTDOWN_TIMEOUT + 1.5
+# early enough for the test to watch for an end that must not come. The margin is wide
+# because the four jobs may start well apart on a loaded machine.
+JOB_SECONDS = SHUTDOWN_TIMEOUT + 4.0
 JOBTYPES = ["sleepy", "sleepy", "async_sleepy", "offloaded_sleepy"]
 
 
@@ -60,7 +61,7 @@ def _check_failed_back_and_stopped(
 def test_sigterm_exits_in_time_and_leaves_no_job_running(
     server: EmbeddedServer, tmp_path: Path, executor: str
 ) -> None:
-    """``werk worker``: TERM, then the deadline FAILs the 4 jobs; the exit follows within 2 s."""
+    """``werk worker``: TERM, then the deadline FAILs the 4 jobs; the exit follows soon after."""
     ledger = Ledger(tmp_path)
     jids = _push_long_jobs(server, tmp_path)
     args = ("-c", "4", "--executor", executor, "--shutdown-timeout", str(SHUTDOWN_TIMEOUT))
@@ -72,7 +73,7 @@ def test_sigterm_exits_in_time_and_leaves_no_job_running(
         assert worker.exited_at is not None
         took = worker.exited_at - started
         print(f"\n{executor}: exit {took:.2f} s after SIGTERM (timeout {SHUTDOWN_TIMEOUT} s)")
-        assert took < SHUTDOWN_TIMEOUT + 2.0, worker.log()
+        assert took < SHUTDOWN_TIMEOUT + 3.0, worker.log()
         assert "0 jobs done, 4 failed" in worker.log()
         _check_failed_back_and_stopped(server, worker, ledger, jids, started)
 
@@ -97,6 +98,6 @@ def test_second_signal_stops_a_library_worker_at_once(
         assert worker.exited_at is not None
         took = worker.exited_at - second
         print(f"\n{executor}: exit {took:.2f} s after the second signal")
-        assert took < 2.0, worker.log()
+        assert took < 3.0, worker.log()
         assert "stopping now" in worker.log()
         _check_failed_back_and_stopped(server, worker, ledger, jids, started)

@@ -101,7 +101,7 @@ def test_push_then_worker_acks_fails_and_obeys_beat(interop_server: EmbeddedServ
         if worker.faktory.is_connected:
             worker.faktory.disconnect()
         worker.executor.shutdown(wait=True)
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 15
     while "cdrx-interop-wid" in workers(srv) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert "cdrx-interop-wid" not in workers(srv)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from tests.worker.helpers import FETCH_BLOCK, wait_until
+from tests.worker.helpers import end_parked_fetches, wait_until
 
 import werk
 from werk.server import EmbeddedServer
@@ -43,7 +43,7 @@ def test_a_handler_returning_after_the_deadline_is_acknowledged_not_failed(
         release.set()
         wait_until(lambda: finished == [jid], what="the handler to return")
         while not worker.wait(0.02):
-            srv.advance(FETCH_BLOCK)
+            end_parked_fetches(srv)
     finally:
         release.set()
     info = srv.info()

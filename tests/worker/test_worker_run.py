@@ -144,13 +144,15 @@ def test_thread_and_asyncio_workers_side_by_side(server: EmbeddedServer) -> None
         with lock:
             where["async"] += 1
 
-    for i in range(100):
-        s.push(i)
-        a.push(i)
-    app.close()
     w1 = werk.Worker(app, concurrency=4, executor="thread")
     w2 = werk.Worker(app, concurrency=4, executor="asyncio")
     with w1, w2:
+        # Every slot of both is waiting in FETCH before the first job: neither drains it all.
+        wait_until(lambda: server.call(lambda: len(server.manager.waiting)) == 8, what="8 FETCHes")
+        for i in range(100):
+            s.push(i)
+            a.push(i)
+        app.close()
         wait_until(lambda: server.info()["processed"] == 200, what="200 jobs")
         assert w1.wid != w2.wid
     assert where["async"] == 100
