@@ -70,6 +70,7 @@ def _import_app(ref: str) -> App:
 _HEADER = struct.Struct("!i")
 READY = b"ready"
 OK = b""
+_EMPTY = _HEADER.pack(0)  # the frame of OK
 PICKLE = pickle.HIGHEST_PROTOCOL
 
 
@@ -96,9 +97,12 @@ class Channel:
         if self._out_fd < 0:
             self._out.send_bytes(data)
             return
-        frame = memoryview(_HEADER.pack(len(data)) + data)
-        while frame:
-            frame = frame[os.write(self._out_fd, frame) :]
+        frame = _HEADER.pack(len(data)) + data if data else _EMPTY
+        sent = os.write(self._out_fd, frame)
+        if sent < len(frame):  # (a frame larger than the pipe's buffer)
+            rest = memoryview(frame)[sent:]
+            while rest:
+                rest = rest[os.write(self._out_fd, rest) :]
 
     def recv(self) -> bytes:
         """The next frame's bytes; EOFError when the other end is gone."""
@@ -106,6 +110,8 @@ class Channel:
             return self._conn.recv_bytes()
         read = os.read
         data = read(self._fd, 65536)
+        if data == _EMPTY:  # the usual reply: the handler returned
+            return OK
         while len(data) < 4:
             if not data or not (more := read(self._fd, 65536)):
                 raise EOFError

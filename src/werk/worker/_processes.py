@@ -37,6 +37,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from werk._errors import ConfigurationError
+from werk.client._failure import MAX_BACKTRACE
 from werk.worker._child import PICKLE, READY
 from werk.worker._children import ChildProcess, app_reference
 from werk.worker._host import SlotHost
@@ -52,6 +53,8 @@ log = logging.getLogger("werk.worker.process")
 _monotonic = time.monotonic
 _CHECK_EVERY = 0.02  # seconds between looks at pauses, late replies and the hard stop
 _START_TIMEOUT = 60.0  # seconds a new child has to import the app
+_LIMITS = [bytes((i,)) for i in range(MAX_BACKTRACE + 1)]  # a job frame's first byte
+_dumps = pickle.dumps
 
 
 def _start_method() -> Any:
@@ -229,7 +232,9 @@ class ProcessSlots:
                 return
 
     def _send(self, wire: Wire, action: Send) -> Any:
-        link = wire.plain()
+        link = wire.link
+        if link is None or link is not wire.client._link:  # (else: plain, watched already)
+            link = wire.plain()
         if link is None:  # not connected (or TLS): the blocking client, on a helper thread
             wire.unwatch()
             self._helpers.submit(blocking_send, wire, action, self.host.fetched, self._post)
@@ -291,8 +296,14 @@ class ProcessSlots:
 
     def _hand(self, wire: Wire, run: JobRun) -> None:
         wire.run = run
-        wire.context = context = contextvars.Context()
-        context.run(run.__enter__)
+        hooks = run._hooks
+        if hooks.before_process is None and hooks.after_process is None and not hooks.on_failure:
+            # No middleware sees the job: no context of its own to make it current in (it
+            # would be current only while its hooks run here; the handler runs in a child).
+            wire.context = None
+        else:
+            wire.context = context = contextvars.Context()
+            context.run(run.__enter__)
         self._dispatch(wire)
 
     def _dispatch(self, wire: Wire) -> None:
@@ -309,16 +320,17 @@ class ProcessSlots:
             self._ended(wire, RemoteJobError("JobTimeout", "timed out waiting for a child"))
             return
         child = self._idle.pop()
-        limit = backtrace_limit(run.job, self._default_backtrace)
-        payload = (run.payload, run.ctx.timeout, run.deadline)
-        frame = bytes((limit,)) + pickle.dumps(payload, PICKLE)
+        limit = run.job.backtrace or self._default_backtrace
+        if not 0 <= limit <= MAX_BACKTRACE:  # (backtrace_limit, inline: once a job)
+            limit = backtrace_limit(run.job, self._default_backtrace)
+        frame = _LIMITS[limit] + _dumps((run.payload, run.ctx.timeout, run.deadline), PICKLE)
         # Its run from before the job is sent: the shutdown deadline ends busy children.
         child.run = run
         child.wire = wire
         try:
             if child.dead:
                 raise BrokenPipeError("its pipe was closed")
-            child.send(frame)
+            child.channel.send(frame)
         except OSError as exc:
             # It died while idle, so the job never reached it: a new child gets it.
             child.run = child.wire = None
@@ -342,7 +354,8 @@ class ProcessSlots:
         wire: Wire = child.wire
         error: BaseException | None = None
         try:
-            outcome = child.outcome()
+            reply = child.channel.recv()
+            outcome = None if not reply else child.outcome(reply)
         except (EOFError, OSError) as exc:
             message = child.describe_death()
             if run.timed_out:
@@ -371,9 +384,14 @@ class ProcessSlots:
     def _ended(self, wire: Wire, error: BaseException | None) -> None:
         # The job's outcome: the middleware hears of it, then the slot.
         run, context = wire.run, wire.context
-        assert run is not None and context is not None
+        assert run is not None
         wire.run = wire.context = None
-        if error is None:
+        if context is None:  # (no middleware when it started: see _hand)
+            if error is None:
+                run.__exit__(None, None, None)
+            else:
+                run.__exit__(type(error), error, error.__traceback__)
+        elif error is None:
             context.run(run.__exit__, None, None, None)
         else:
             context.run(run.__exit__, type(error), error, error.__traceback__)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing.connection
 import os
+import select
 import selectors
 import socket
 import ssl
@@ -36,26 +37,43 @@ __all__ = ["Poller", "Wire", "blocking_send"]
 
 _monotonic = time.monotonic
 _DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
+_OK = b"+OK\r\n"
 
 
 class Poller:
-    """Which of the registered files are readable: a selector (epoll) where there is one
-    for pipes, else :func:`multiprocessing.connection.wait` (Windows, where a selector
-    only takes sockets)."""
+    """Which of the registered files are readable: epoll itself where there is one (the
+    selectors module would add a call and a key tuple per event, two events a job), another
+    selector elsewhere on POSIX, else :func:`multiprocessing.connection.wait` (Windows,
+    where a selector only takes sockets)."""
 
     def __init__(self) -> None:
-        self._selector = selectors.DefaultSelector() if os.name == "posix" else None
-        self._data: dict[Any, Any] = {}
+        self._epoll = select.epoll() if hasattr(select, "epoll") else None
+        self._selector = (
+            selectors.DefaultSelector() if self._epoll is None and os.name == "posix" else None
+        )
+        self._data: dict[Any, Any] = {}  # epoll: fd -> data; else file -> data
+        self._fds: dict[Any, int] = {}  # epoll: file -> its fd when registered
 
     def register(self, fileobj: Any, data: Any) -> None:
-        if self._selector is not None:
+        if self._epoll is not None:
+            fd = fileobj.fileno()
+            self._epoll.register(fd, select.EPOLLIN)
+            self._fds[fileobj] = fd
+            self._data[fd] = data
+        elif self._selector is not None:
             self._selector.register(fileobj, selectors.EVENT_READ, data)
         else:
             self._data[fileobj] = data
 
     def unregister(self, fileobj: Any) -> None:
         """Forget ``fileobj`` (nothing if it was not registered)."""
-        if self._selector is not None:
+        if self._epoll is not None:
+            fd = self._fds.pop(fileobj, None)
+            if fd is not None:
+                del self._data[fd]
+                with contextlib.suppress(OSError, ValueError):  # (closed already)
+                    self._epoll.unregister(fd)
+        elif self._selector is not None:
             with contextlib.suppress(KeyError, ValueError):
                 self._selector.unregister(fileobj)
         else:
@@ -63,15 +81,22 @@ class Poller:
 
     def select(self, timeout: float) -> list[Any]:
         """The data of each readable file, after at most ``timeout`` seconds."""
+        data = self._data
+        if self._epoll is not None:
+            # (A list made at once: a handler may unregister a file whose event is still to
+            # be handled, and a new file may then get its fd.)
+            return [data[fd] for fd, _ in self._epoll.poll(timeout)]
         if self._selector is not None:
             return [key.data for key, _ in self._selector.select(timeout)]
-        data = self._data
         return [data[f] for f in multiprocessing.connection.wait(list(data), timeout)]
 
     def close(self) -> None:
-        if self._selector is not None:
+        if self._epoll is not None:
+            self._epoll.close()
+        elif self._selector is not None:
             self._selector.close()
         self._data.clear()
+        self._fds.clear()
 
 
 class Wire:
@@ -188,7 +213,16 @@ class Wire:
                 # Nothing is awaited: the server is saying goodbye (or breaking the protocol).
                 raise RemoteProtocolError(f"{session.where} sent bytes nobody asked for")
             replies = self.replies
-            item = session.feed_and_read(link.view[:size])
+            data = link.view[:size]
+            if size > 5 and self.want - len(replies) > 1 and data[:5] == _OK:
+                # The usual reply to ACK + FETCH, +OK then the job, fed as two parts: the
+                # reader takes each whole, without buffering it (bytes cut anywhere are read
+                # alike).
+                item = session.feed_and_read(data[:5])
+                if item is not NEED_DATA:
+                    replies.append(item[1])  # type: ignore[index]
+                data = data[5:]
+            item = session.feed_and_read(data)
             while item is not NEED_DATA:
                 replies.append(item[1])  # type: ignore[index]
                 if len(replies) == self.want:
