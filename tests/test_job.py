@@ -8,6 +8,7 @@ import pytest
 
 import werk
 from werk._job import checked_job, wire_payload
+from werk._protocol.command_lines import pushb
 
 BAD = [
     ("", [1]),
@@ -81,3 +82,94 @@ def test_to_dict_sends_every_option_that_is_set() -> None:
         "custom": {"k": "v"},
         "created_at": "2029-01-01T00:00:00Z",
     }
+
+
+FIELDS = ("jid", "queue", "retry", "reserve_for", "at", "backtrace", "custom")
+OPTIONS: list[dict[str, Any]] = [
+    {},
+    {"queue": "q"},
+    {"queue": "default", "retry": None},
+    {"retry": 0},
+    {"retry": -1},
+    {"reserve_for": 600},
+    {"at": "2030-01-01T00:00:00Z"},
+    {"backtrace": 5},
+    {"custom": {"k": "v"}},
+    {"custom": {}},
+    {"jid": "0123456789", "queue": "q", "retry": 3, "custom": {"a": [1, {"b": None}]}},
+]
+ARGS: list[Any] = [[], [1], (1, "two"), [1.5, None, True, "é", {"a": [1]}], [2**70]]
+
+
+@pytest.mark.parametrize("options", OPTIONS)
+@pytest.mark.parametrize("args", ARGS)
+def test_a_jobs_payload_is_the_one_checked_job_describes(
+    args: Any, options: dict[str, Any]
+) -> None:
+    job = werk.Job("Resize", args, **options)
+    given = {name: options.get(name) for name in FIELDS}
+    given["jid"] = job.jid
+    given["queue"] = options.get("queue", "default")
+    expected = wire_payload(checked_job("Resize", list(args), *given.values()))
+    assert job.to_dict() == expected
+    assert list(job.to_dict()) == list(expected)  # the same key order: the same bytes
+    assert pushb([job.to_dict()]) == pushb([expected])
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("queue", "other"),
+        ("retry", 0),
+        ("reserve_for", 60),
+        ("at", "2030-01-01T00:00:00Z"),
+        ("backtrace", 3),
+        ("custom", {"k": 1}),
+        ("created_at", "2029-01-01T00:00:00Z"),
+        ("jid", "a-jid-of-mine"),
+        ("args", [7]),
+    ],
+)
+def test_a_field_set_after_a_plain_job_is_built_is_sent(name: str, value: Any) -> None:
+    job = werk.Job("Resize", [1])
+    setattr(job, name, value)
+    payload = job.to_dict()
+    assert payload[name] == value
+    assert payload == {
+        "jid": job.jid,
+        "jobtype": "Resize",
+        "args": job.args,
+        **({"queue": job.queue} if job.queue != "default" else {}),
+        "retry": 25 if job.retry is None else job.retry,
+        **{k: getattr(job, k) for k in ("reserve_for", "at", "backtrace") if getattr(job, k)},
+        **({"custom": job.custom} if job.custom else {}),
+        **({"created_at": job.created_at} if job.created_at else {}),
+    }
+
+
+def test_a_plain_jobs_args_are_a_copy_and_a_list() -> None:
+    args = [1, [2]]
+    job = werk.Job("T", args)
+    args.append(3)
+    assert job.args == [1, [2]] and job.args is not args
+    assert werk.Job("T", (1, 2)).args == [1, 2]
+    assert werk.Job("T").args == []
+
+
+class Text(str):
+    pass
+
+
+class Items(list[Any]):
+    pass
+
+
+def test_subclasses_of_str_and_list_take_the_checked_path() -> None:
+    job = werk.Job(Text("T"), Items([1, Text("x")]))
+    assert job.to_dict() == {"jid": job.jid, "jobtype": "T", "args": [1, "x"], "retry": 25}
+    with pytest.raises(werk.JobValidationError) as info:
+        werk.Job(Text(""), [1])
+    assert info.value.field == "jobtype"
+    with pytest.raises(werk.JobValidationError) as info:
+        werk.Job("T", Items([float("inf")]))
+    assert info.value.field == "args"
