@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -173,3 +175,41 @@ def test_subclasses_of_str_and_list_take_the_checked_path() -> None:
     with pytest.raises(werk.JobValidationError) as info:
         werk.Job("T", Items([float("inf")]))
     assert info.value.field == "args"
+
+
+def test_job_keeps_its_documented_signature_and_argument_errors() -> None:
+    params = inspect.signature(werk.Job).parameters
+    assert list(params)[:2] == ["jobtype", "args"]
+    assert all(p.kind is p.KEYWORD_ONLY for p in list(params.values())[2:])
+    assert set(params) >= {"jid", "queue", "retry", "custom", "unique_for", "expires_at"}
+    calls: list[tuple[Callable[[], Any], str]] = [
+        (lambda: werk.Job("T", [1], 3), "takes from 2 to 3 positional arguments but 4"),
+        (lambda: werk.Job("T", [1], nope=1), "got an unexpected keyword argument 'nope'"),
+        (lambda: werk.Job(), "missing 1 required positional argument: 'jobtype'"),
+        (lambda: werk.Job("T", jobtype="U"), "got multiple values for argument 'jobtype'"),
+    ]
+    for call, message in calls:
+        with pytest.raises(TypeError, match=f"^Job.__init__\\(\\) {message}"):
+            call()
+
+
+def test_options_given_as_their_defaults_make_the_same_job() -> None:
+    plain = werk.Job(jobtype="T", args=[1])
+    same = werk.Job("T", [1], jid=None, queue="default", retry=None, custom=None)
+    assert plain.to_dict() == {**same.to_dict(), "jid": plain.jid}
+    assert werk.Job("T", [1], jid="0123456789").jid == "0123456789"
+
+
+class MyJob(werk.Job):
+    __slots__ = ("note",)
+
+    def __init__(self, note: str, *args: Any, **options: Any) -> None:
+        super().__init__(*args, **options)
+        self.note = note
+
+
+def test_a_subclass_calls_either_path_through_super() -> None:
+    assert MyJob("n", "T", [1]).to_dict()["args"] == [1]
+    assert MyJob("n", "T", [1], queue="q").to_dict()["queue"] == "q"
+    with pytest.raises(werk.JobValidationError):
+        MyJob("n", "T", [1], queue="bad queue")
