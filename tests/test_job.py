@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 import werk
-from werk._job import checked_job, wire_payload
+from werk._job import checked_job, plain_payload, wire_payload
 from werk._protocol.command_lines import pushb
 
 BAD = [
@@ -213,3 +213,24 @@ def test_a_subclass_calls_either_path_through_super() -> None:
     assert MyJob("n", "T", [1], queue="q").to_dict()["queue"] == "q"
     with pytest.raises(werk.JobValidationError):
         MyJob("n", "T", [1], queue="bad queue")
+
+
+@pytest.mark.parametrize(
+    ("jobtype", "args"), [*BAD, (Text(""), [1]), ("T", Items([[float("inf")]]))]
+)
+def test_the_push_paths_refuse_what_checked_job_refuses(jobtype: Any, args: Any) -> None:
+    with pytest.raises(werk.JobValidationError) as want:
+        checked_job(jobtype, args, None, "default", *[None] * 5)
+    with pytest.raises(werk.JobValidationError) as got:
+        plain_payload(jobtype, args)
+    assert (got.value.field, str(got.value)) == (want.value.field, str(want.value))
+    with pytest.raises(werk.JobValidationError) as got:
+        werk.Job(jobtype, args)
+    assert (got.value.field, str(got.value)) == (want.value.field, str(want.value))
+
+
+@pytest.mark.parametrize("args", [[], (), [1, "a"], (1, [2, {"k": None}]), Items([1])])
+def test_the_push_paths_send_what_checked_job_describes(args: Any) -> None:
+    payload = plain_payload("T", args)
+    assert payload == wire_payload(checked_job("T", args, payload["jid"], "default", *[None] * 5))
+    assert payload["args"] is args

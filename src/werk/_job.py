@@ -167,8 +167,18 @@ def plain_payload(jobtype: object, args: object) -> dict[str, Any]:
         >>> sorted(plain_payload("Resize", (42,)))
         ['args', 'jid', 'jobtype', 'retry']
     """
-    _check_plain(jobtype, args)
-    return {"jid": new_jid(), "jobtype": jobtype, "args": args, "retry": DEFAULT_RETRY}
+    # _check_plain's rules and new_jid(), inline as in Job's (push and push_bulk of dicts).
+    if type(jobtype) is str and jobtype and (type(args) is list or type(args) is tuple):
+        for item in args:
+            if type(item) not in _PLAIN:
+                _check_json("args", item, 1)
+    else:
+        _check_plain(jobtype, args)
+    try:
+        jid = _jids.pop()
+    except IndexError:
+        jid = _more_jids()
+    return {"jid": jid, "jobtype": jobtype, "args": args, "retry": DEFAULT_RETRY}
 
 
 def _check_plain(jobtype: object, args: object) -> None:
@@ -494,7 +504,7 @@ def _plain_init(self: Job, jobtype: str, args: Sequence[Any] = (), **options: An
         return
     # checked_job's rules for a job with no options (_check_plain's), inline for the usual
     # exact types: a call per check costs more than the check.
-    if type(jobtype) is str and jobtype and type(args) is list:
+    if type(jobtype) is str and jobtype and (type(args) is list or type(args) is tuple):
         for item in args:
             if type(item) not in _PLAIN:
                 _check_json("args", item, 1)
