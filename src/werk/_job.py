@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import base64
-import functools
 import math
 import os
 import re
@@ -356,7 +355,40 @@ class Job:
         expires_in: float | timedelta | None = None,
         expires_at: datetime | str | None = None,
     ) -> None:
-        # The general path; a job without options takes _plain_init's (below).
+        if (
+            jid is None
+            and retry is None
+            and reserve_for is None
+            and at is None
+            and backtrace is None
+            and custom is None
+            and unique_for is None
+            and unique_until is None
+            and expires_in is None
+            and expires_at is None
+            and queue == "default"
+        ):
+            # No options (the commonest job, as in a push_bulk of thousands): only the
+            # jobtype and args to check, the rest is known. _check_plain's rules, inline
+            # for the usual exact types (a call per check costs more than the check).
+            if type(jobtype) is str and jobtype and type(args) is list:
+                for item in args:
+                    if type(item) not in _PLAIN:
+                        _check_json("args", item, 1)
+            else:
+                _check_plain(jobtype, args)
+            try:
+                self.jid = _jids.pop()  # new_jid(), inline
+            except IndexError:
+                self.jid = _more_jids()
+            self.jobtype = jobtype
+            self.queue = "default"
+            self.retry = self.reserve_for = self.at = self.backtrace = self.custom = None
+            self.args = [*args]
+            self.created_at: str | None = None
+            self.enqueued_at: str | None = None
+            self.failure: Failure | None = None
+            return
         if (
             unique_for is not None
             or unique_until is not None
@@ -376,9 +408,9 @@ class Job:
             self.custom,
         ) = checked_job(jobtype, args, jid, queue, retry, reserve_for, at, backtrace, custom)
         self.args = list(args)
-        self.created_at: str | None = None
-        self.enqueued_at: str | None = None
-        self.failure: Failure | None = None
+        self.created_at = None
+        self.enqueued_at = None
+        self.failure = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Job:
@@ -487,38 +519,3 @@ class Job:
         return isinstance(other, Job) and other.to_dict() == self.to_dict()
 
     __hash__ = None  # type: ignore[assignment]
-
-
-# Python 3.11 looks each keyword-only default up in a dict on every call: for Job's eleven
-# options that is about a tenth of a push_bulk of Jobs. The __init__ Job runs takes the
-# options as **options instead; without any (the commonest job) it checks and stores the
-# two fields inline, with some it calls the __init__ above (the documented signature, the
-# same errors, and what type checkers and inspect.signature see).
-_checked_init = Job.__init__
-
-
-@functools.wraps(_checked_init)
-def _plain_init(self: Job, jobtype: str, args: Sequence[Any] = (), **options: Any) -> None:
-    if options:
-        _checked_init(self, jobtype, args, **options)
-        return
-    # checked_job's rules for a job with no options (_check_plain's), inline for the usual
-    # exact types: a call per check costs more than the check.
-    if type(jobtype) is str and jobtype and (type(args) is list or type(args) is tuple):
-        for item in args:
-            if type(item) not in _PLAIN:
-                _check_json("args", item, 1)
-    else:
-        _check_plain(jobtype, args)
-    try:
-        self.jid = _jids.pop()  # new_jid(), inline
-    except IndexError:
-        self.jid = _more_jids()
-    self.jobtype = jobtype
-    self.queue = "default"
-    self.retry = self.reserve_for = self.at = self.backtrace = self.custom = None
-    self.args = [*args]
-    self.created_at = self.enqueued_at = self.failure = None
-
-
-Job.__init__ = _plain_init  # type: ignore[method-assign]
