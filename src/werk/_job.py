@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Final
 
+from werk._enterprise import enterprise_custom
 from werk._errors import JobValidationError
 from werk._protocol.timefmt import format_time, parse_time
 
@@ -99,81 +100,6 @@ def validate_at(at: When | None) -> str | None:
     raise JobValidationError("at", f"must be a datetime, timedelta or str, got {type(at).__name__}")
 
 
-def _seconds(name: str, value: object) -> int | float:
-    # A positive duration as the number Enterprise reads (an int when it is whole).
-    if isinstance(value, timedelta):
-        value = value.total_seconds()
-    elif isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise JobValidationError(
-            name, f"must be a number of seconds or a timedelta, got {type(value).__name__}"
-        )
-    if not (math.isfinite(value) and value > 0):
-        raise JobValidationError(name, f"must be more than 0 seconds, got {value!r}")
-    return int(value) if value == int(value) else value
-
-
-def enterprise_custom(
-    custom: Mapping[str, Any] | None,
-    unique_for: float | timedelta | None,
-    unique_until: str | None,
-    expires_in: float | timedelta | None,
-    expires_at: datetime | str | None,
-) -> dict[str, Any] | None:
-    """``custom`` with the options of unique and expiring jobs written in, as Faktory
-    Enterprise reads them: ``unique_for`` and ``expires_in`` in seconds (a number or a
-    timedelta), ``unique_until`` ``"success"`` or ``"start"``, ``expires_at`` as RFC 3339
-    (an aware datetime or a string with a zone). Raises :class:`~werk.JobValidationError`.
-
-    Example::
-
-        >>> enterprise_custom({"a": 1}, timedelta(minutes=1), "start", None, None)
-        {'a': 1, 'unique_for': 60, 'unique_until': 'start'}
-        >>> enterprise_custom(None, None, None, 0, None)
-        Traceback (most recent call last):
-        ...
-        werk.JobValidationError: expires_in: must be more than 0 seconds, got 0
-    """
-    if custom is not None and not isinstance(custom, Mapping):
-        raise JobValidationError("custom", "must be a mapping")
-    out: dict[str, Any] = dict(custom or {})
-    options: dict[str, Any] = {}
-    if unique_for is not None:
-        options["unique_for"] = _seconds("unique_for", unique_for)
-    if unique_until is not None:
-        if unique_until not in ("success", "start"):
-            raise JobValidationError(
-                "unique_until", f'must be "success" or "start", got {unique_until!r}'
-            )
-        if unique_for is None and "unique_for" not in out:
-            raise JobValidationError("unique_until", "needs unique_for (the lock's time limit)")
-        options["unique_until"] = unique_until
-    if expires_in is not None:
-        options["expires_in"] = _seconds("expires_in", expires_in)
-    if expires_at is not None:
-        if expires_in is not None:
-            raise JobValidationError("expires_at", "give expires_at or expires_in, not both")
-        if isinstance(expires_at, datetime):
-            options["expires_at"] = format_time(expires_at.astimezone(timezone.utc))
-        elif isinstance(expires_at, str):
-            try:
-                parse_time(expires_at)
-            except ValueError:
-                raise JobValidationError(
-                    "expires_at",
-                    f"must be an RFC3339 timestamp with a zone (Z or +HH:MM), got {expires_at!r}",
-                ) from None
-            options["expires_at"] = expires_at
-        else:
-            raise JobValidationError(
-                "expires_at", f"must be a datetime or str, got {type(expires_at).__name__}"
-            )
-    for key in options:
-        if key in out and out[key] != options[key]:
-            raise JobValidationError(key, f"given both as an option and in custom ({out[key]!r})")
-    out.update(options)
-    return out or None
-
-
 def _check_int(name: str, value: object) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise JobValidationError(name, f"must be an int, got {type(value).__name__}")
@@ -240,8 +166,18 @@ def plain_payload(jobtype: object, args: object) -> dict[str, Any]:
         >>> sorted(plain_payload("Resize", (42,)))
         ['args', 'jid', 'jobtype', 'retry']
     """
-    _check_plain(jobtype, args)
-    return {"jid": new_jid(), "jobtype": jobtype, "args": args, "retry": DEFAULT_RETRY}
+    # _check_plain's rules and new_jid(), inline as in Job's (push and push_bulk of dicts).
+    if type(jobtype) is str and jobtype and (type(args) is list or type(args) is tuple):
+        for item in args:
+            if type(item) not in _PLAIN:
+                _check_json("args", item, 1)
+    else:
+        _check_plain(jobtype, args)
+    try:
+        jid = _jids.pop()
+    except IndexError:
+        jid = _more_jids()
+    return {"jid": jid, "jobtype": jobtype, "args": args, "retry": DEFAULT_RETRY}
 
 
 def _check_plain(jobtype: object, args: object) -> None:
@@ -433,13 +369,22 @@ class Job:
             and queue == "default"
         ):
             # No options (the commonest job, as in a push_bulk of thousands): only the
-            # jobtype and args to check, the rest is known.
-            _check_plain(jobtype, args)
-            self.jid = new_jid()
+            # jobtype and args to check, the rest is known. _check_plain's rules, inline
+            # for the usual exact types (a call per check costs more than the check).
+            if type(jobtype) is str and jobtype and type(args) is list:
+                for item in args:
+                    if type(item) not in _PLAIN:
+                        _check_json("args", item, 1)
+            else:
+                _check_plain(jobtype, args)
+            try:
+                self.jid = _jids.pop()  # new_jid(), inline
+            except IndexError:
+                self.jid = _more_jids()
             self.jobtype = jobtype
             self.queue = "default"
             self.retry = self.reserve_for = self.at = self.backtrace = self.custom = None
-            self.args = list(args)
+            self.args = [*args]
             self.created_at: str | None = None
             self.enqueued_at: str | None = None
             self.failure: Failure | None = None
@@ -494,6 +439,21 @@ class Job:
     def to_dict(self) -> dict[str, Any]:
         """The payload to send: ``jid``, ``jobtype``, ``args`` and ``retry`` (25 when unset)
         always; the rest when set."""
+        if (
+            self.queue == "default"
+            and self.retry is None
+            and self.reserve_for is None
+            and not self.at
+            and self.backtrace is None
+            and not self.custom
+            and not self.created_at
+        ):  # no options (push_bulk of thousands): _wire's result without the call
+            return {
+                "jid": self.jid,
+                "jobtype": self.jobtype,
+                "args": self.args,
+                "retry": DEFAULT_RETRY,
+            }
         # The fields one by one: the attrgetter tuple costs more (push_bulk of Jobs).
         return _wire(
             self.jid,

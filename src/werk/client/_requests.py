@@ -198,7 +198,8 @@ class BulkPush(Requests[dict[str, str]]):
     def __init__(self, jobs: Iterable[Job | Mapping[str, Any]]) -> None:
         if not isinstance(jobs, Iterable) or isinstance(jobs, (str, bytes, Mapping)):
             raise _not_jobs(jobs)
-        payloads = [_bulk_item(job) for job in jobs]
+        # A Job's payload without the call to _bulk_item (the commonest item).
+        payloads = [job.to_dict() if type(job) is Job else _bulk_item(job) for job in jobs]
         self.chunks = [
             ([job["jid"] for job in part], command_lines.pushb(part))
             for part in (payloads[n : n + BULK_CHUNK] for n in range(0, len(payloads), BULK_CHUNK))
