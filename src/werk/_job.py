@@ -166,7 +166,17 @@ def plain_payload(jobtype: object, args: object) -> dict[str, Any]:
         >>> sorted(plain_payload("Resize", (42,)))
         ['args', 'jid', 'jobtype', 'retry']
     """
-    # _check_plain's rules and new_jid(), inline as in Job's (push and push_bulk of dicts).
+    return {
+        "jid": _plain_jid(jobtype, args),
+        "jobtype": jobtype,
+        "args": args,
+        "retry": DEFAULT_RETRY,
+    }
+
+
+def _plain_jid(jobtype: object, args: object) -> str:
+    # A job with no options: _check_plain's rules, then new_jid(). Inline for the usual exact
+    # types, because on a push_bulk of thousands a call per check costs more than the check.
     if type(jobtype) is str and jobtype and (type(args) is list or type(args) is tuple):
         for item in args:
             if type(item) not in _PLAIN:
@@ -174,10 +184,9 @@ def plain_payload(jobtype: object, args: object) -> dict[str, Any]:
     else:
         _check_plain(jobtype, args)
     try:
-        jid = _jids.pop()
+        return _jids.pop()
     except IndexError:
-        jid = _more_jids()
-    return {"jid": jid, "jobtype": jobtype, "args": args, "retry": DEFAULT_RETRY}
+        return _more_jids()
 
 
 def _check_plain(jobtype: object, args: object) -> None:
@@ -369,18 +378,8 @@ class Job:
             and queue == "default"
         ):
             # No options (the commonest job, as in a push_bulk of thousands): only the
-            # jobtype and args to check, the rest is known. _check_plain's rules, inline
-            # for the usual exact types (a call per check costs more than the check).
-            if type(jobtype) is str and jobtype and type(args) is list:
-                for item in args:
-                    if type(item) not in _PLAIN:
-                        _check_json("args", item, 1)
-            else:
-                _check_plain(jobtype, args)
-            try:
-                self.jid = _jids.pop()  # new_jid(), inline
-            except IndexError:
-                self.jid = _more_jids()
+            # jobtype and args to check, the rest is known.
+            self.jid = _plain_jid(jobtype, args)
             self.jobtype = jobtype
             self.queue = "default"
             self.retry = self.reserve_for = self.at = self.backtrace = self.custom = None
