@@ -115,11 +115,9 @@ class ChildProcess:
         """Hand over one job (OSError if the child is gone: then it never got the job)."""
         self.channel.send(frame)
 
-    def outcome(self, reply: bytes | None = None) -> tuple[str, str, list[str]] | None:
-        """The job's outcome: None, or (errtype, message, backtrace); from ``reply`` (what
-        ``channel.recv()`` read) or else from the pipe, waiting for it."""
-        if reply is None:
-            reply = self.channel.recv()
+    def outcome(self) -> tuple[str, str, list[str]] | None:
+        """Wait for the job's outcome: None, or (errtype, message, backtrace)."""
+        reply = self.channel.recv()
         if not reply:
             return None
         result: tuple[str, str, list[str]] = pickle.loads(reply)

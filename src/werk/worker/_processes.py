@@ -37,7 +37,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from werk._errors import ConfigurationError
-from werk.client._failure import MAX_BACKTRACE
 from werk.worker._child import PICKLE, READY
 from werk.worker._children import ChildProcess, app_reference
 from werk.worker._host import SlotHost
@@ -53,7 +52,6 @@ log = logging.getLogger("werk.worker.process")
 _monotonic = time.monotonic
 _CHECK_EVERY = 0.02  # seconds between looks at pauses, late replies and the hard stop
 _START_TIMEOUT = 60.0  # seconds a new child has to import the app
-_LIMITS = [bytes((i,)) for i in range(MAX_BACKTRACE + 1)]  # a job frame's first byte
 _dumps = pickle.dumps
 
 
@@ -320,17 +318,15 @@ class ProcessSlots:
             self._ended(wire, RemoteJobError("JobTimeout", "timed out waiting for a child"))
             return
         child = self._idle.pop()
-        limit = run.job.backtrace or self._default_backtrace
-        if not 0 <= limit <= MAX_BACKTRACE:  # (backtrace_limit, inline: once a job)
-            limit = backtrace_limit(run.job, self._default_backtrace)
-        frame = _LIMITS[limit] + _dumps((run.payload, run.ctx.timeout, run.deadline), PICKLE)
+        limit = backtrace_limit(run.job, self._default_backtrace)
+        frame = bytes((limit,)) + _dumps((run.payload, run.ctx.timeout, run.deadline), PICKLE)
         # Its run from before the job is sent: the shutdown deadline ends busy children.
         child.run = run
         child.wire = wire
         try:
             if child.dead:
                 raise BrokenPipeError("its pipe was closed")
-            child.channel.send(frame)
+            child.send(frame)
         except OSError as exc:
             # It died while idle, so the job never reached it: a new child gets it.
             child.run = child.wire = None
@@ -354,8 +350,7 @@ class ProcessSlots:
         wire: Wire = child.wire
         error: BaseException | None = None
         try:
-            reply = child.channel.recv()
-            outcome = None if not reply else child.outcome(reply)
+            outcome = child.outcome()
         except (EOFError, OSError) as exc:
             message = child.describe_death()
             if run.timed_out:
@@ -386,15 +381,13 @@ class ProcessSlots:
         run, context = wire.run, wire.context
         assert run is not None
         wire.run = wire.context = None
+        exc_info = (
+            (None, None, None) if error is None else (type(error), error, error.__traceback__)
+        )
         if context is None:  # (no middleware when it started: see _hand)
-            if error is None:
-                run.__exit__(None, None, None)
-            else:
-                run.__exit__(type(error), error, error.__traceback__)
-        elif error is None:
-            context.run(run.__exit__, None, None, None)
+            run.__exit__(*exc_info)
         else:
-            context.run(run.__exit__, type(error), error, error.__traceback__)
+            context.run(run.__exit__, *exc_info)
         if not wire.done:
             self._advance(wire, wire.slot.ran(run))
 
