@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from tests.server.blocking import parked
 from tests.servers import FETCH_BLOCK
 
 import werk
@@ -47,7 +48,7 @@ def end_parked_fetches(srv: EmbeddedServer) -> None:
     Time moving for nothing would also run the 2 s handshake deadline of a connection just
     opened (a stopping worker's last reports go on a new one) before it could say HELLO.
     """
-    if srv.call(lambda: len(srv.manager.waiting)):
+    if parked(srv):
         srv.advance(FETCH_BLOCK)
 
 

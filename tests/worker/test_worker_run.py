@@ -8,6 +8,7 @@ import threading
 from typing import Any
 
 import pytest
+from tests.server.blocking import parked
 from tests.worker.helpers import running, wait_until
 
 import werk
@@ -148,7 +149,7 @@ def test_thread_and_asyncio_workers_side_by_side(server: EmbeddedServer) -> None
     w2 = werk.Worker(app, concurrency=4, executor="asyncio")
     with w1, w2:
         # Every slot of both is waiting in FETCH before the first job: neither drains it all.
-        wait_until(lambda: server.call(lambda: len(server.manager.waiting)) == 8, what="8 FETCHes")
+        wait_until(lambda: parked(server) == 8, what="8 FETCHes")
         for i in range(100):
             s.push(i)
             a.push(i)
